@@ -1,0 +1,57 @@
+// tlkit command-line front end: parse, dispatch, and map exceptions to exit codes
+// (0 success, 2 bad usage or bad input, 1 internal error). Nothing else lives here.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <stdexcept>
+
+#include "commands.h"
+#include "tlkit/core/metrics.h"
+#ifdef TLKIT_HAVE_TORCH
+#include "tlkit/model/runtime.h"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"tlkit: rank pretrained models for a labelled dataset before fine-tuning them.\n"
+               "Run 'tlkit COMMAND --help' for the options of each command."};
+#ifdef TLKIT_HAVE_TORCH
+  app.set_version_flag("--version", fmt::format("tlkit {} (LibTorch {})", tlkit::version(),
+                                                tlkit::model::torch_version()));
+#else
+  app.set_version_flag("--version", fmt::format("tlkit {} (built without LibTorch)",
+                                                tlkit::version()));
+#endif
+  app.require_subcommand(1, 1);
+  app.fallthrough(false);
+  tlkit::cli::ScoreArgs score_args;
+  CLI::App* score = tlkit::cli::add_score_command(app, score_args);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "tlkit: error: {} (see tlkit{} --help)\n", e.what(),
+               score->parsed() ? " score" : "");
+    return 2;
+  }
+
+  try {
+    if (score->parsed()) return tlkit::cli::run_score(score_args);
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    fmt::print(stderr, "tlkit: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tlkit: internal error: {}\n", e.what());
+    return 1;
+  } catch (...) {
+    fmt::print(stderr, "tlkit: internal error: unknown exception\n");
+    return 1;
+  }
+}

@@ -1,0 +1,126 @@
+// LogME: the logarithm of the maximum evidence of Bayesian linear regression from the features to
+// each target, averaged over targets and divided by N.
+//
+//   You, Liu, Wang, Long. "LogME: Practical Assessment of Pre-trained Models for Transfer
+//   Learning", ICML 2021. Extended in "Ranking and Tuning Pre-trained Models: A New Paradigm for
+//   Exploiting Model Hubs", JMLR 2022 (arXiv 2110.10545).
+//
+// Per target y (length N): prior m ~ N(0, alpha^-1 I_D), likelihood y ~ N(F m, beta^-1 I_N),
+//   L(alpha, beta) = D/2 ln alpha + N/2 ln beta - N/2 ln 2pi - beta/2 ||F m - y||^2
+//                    - alpha/2 ||m||^2 - 1/2 ln|alpha I + beta F^T F|,   m = posterior mean,
+// and LogME = mean over targets of max_{alpha,beta} L / N. Higher is better. Scores are only
+// comparable between models on the same targets; they are log densities, not probabilities.
+//
+// Three modes (docs/logme.md has the derivations and a worked example):
+// * kExact (default): the true maximum of L over alpha, beta > 0, with ln|alpha I + beta F^T F|
+//   over all D eigenvalues. Found by a global search over t = alpha / beta of the profile evidence
+//   (beta eliminated in closed form), so it is correct for N <= D and rank-deficient features.
+//   Where the supremum is a limit (beta -> inf when the target lies in the span of the features
+//   with rank N; alpha -> inf when the features do not help), the limit value is returned and
+//   `boundary` says which.
+// * kThuml: the default `LogME.fit` of github.com/thuml/LogME (fixed-point "Algorithm 3": at most
+//   11 iterations, relative tolerance 1e-3, 1e-5 added in the updates, evidence at the previous t,
+//   eigenvalues with sqrt(sigma) <= 1e-10 dropped). Reproduced, including its inflated score when
+//   rank(F) < D (it sums ln(alpha + beta sigma) over the nonzero eigenvalues only).
+// * kIcml: the ICML 2021 algorithm as in TLlib's `log_maximum_evidence` (MacKay updates, at most
+//   11 iterations, tolerance 1e-2, all D eigenvalues, no epsilon).
+//
+// Computation: float64 throughout; one symmetric eigendecomposition shared by all targets (F^T F
+// by SYRK when N > D, F F^T when N <= D; LAPACK dsyevd); per target only O(rank) scalar work.
+// LogmeAccumulator computes the same from row chunks (sufficient statistics F^T F, F^T Y, Y^T Y,
+// N), so memory does not grow with N.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tlkit/core/matrix_view.h"
+
+namespace tlkit {
+
+enum class LogmeMode { kExact, kThuml, kIcml };
+
+/// "exact", "thuml" or "icml"; throws InputError for anything else.
+LogmeMode parse_logme_mode(const std::string& name);
+const char* to_string(LogmeMode mode);
+
+/// Where the maximum of the evidence was found for one target.
+enum class Boundary {
+  kInterior,       ///< a stationary point with finite alpha, beta
+  kBetaInfinite,   ///< sup at beta -> inf: target in the span of F with rank(F) = N (N <= D)
+  kAlphaInfinite,  ///< sup at alpha -> inf: the features do not explain the target (m = 0)
+  kNoiseFloor,     ///< target an exact linear function of F with rank(F) < N: the evidence is
+                   ///< unbounded; the value at the float64 noise floor of the residual is given
+  kNotApplicable   ///< the reference modes (thuml, icml) do not classify their end point
+};
+const char* to_string(Boundary b);
+
+struct LogmeOptions {
+  LogmeMode mode = LogmeMode::kExact;
+  /// Worker threads for the per-target stage (0: all hardware threads). BLAS threads are set by
+  /// the caller (set_blas_threads).
+  int threads = 0;
+};
+
+/// Per-target results are in target order: ascending label for classification, column order for
+/// regression. alpha or beta is +inf where the maximum is a limit (see Boundary).
+struct LogmeResult {
+  double score = 0.0;                 ///< mean of per_target
+  std::vector<double> per_target;     ///< max evidence / N per target
+  std::vector<double> alpha;          ///< prior precision at the maximum
+  std::vector<double> beta;           ///< noise precision at the maximum
+  std::vector<int> iterations;        ///< fixed-point iterations, or bisection steps (exact)
+  std::vector<bool> converged;        ///< false: iteration cap hit or a non-finite value arose
+  std::vector<Boundary> boundary;
+  std::int64_t n = 0;                 ///< samples
+  std::int64_t d = 0;                 ///< feature dimension
+  std::int64_t rank = 0;              ///< eigenvalues above the mode's cut
+  LogmeMode mode = LogmeMode::kExact;
+  std::vector<std::int64_t> labels;   ///< classification: the distinct labels, ascending
+  bool regression = false;
+};
+
+/// LogME for classification: one-vs-rest 0/1 targets over the distinct labels present.
+/// features: N x D (N >= 2, D >= 1), finite; labels: N integers with at least 2 distinct values.
+LogmeResult logme(const FeatureView& features, const LabelView& labels,
+                  const LogmeOptions& options = {});
+
+/// LogME for regression or multi-label (pass the N x K 0/1 matrix): each column is a target.
+LogmeResult logme(const FeatureView& features, const TargetView& targets,
+                  const LogmeOptions& options = {});
+
+/// Streaming sufficient statistics for LogME: feed row chunks, then ask for the result. The
+/// result equals logme() on the concatenated rows up to rounding (the N <= D case differs only
+/// in how eigenvalues at rounding level are treated, because F F^T is not available). Memory:
+/// D^2 + D*K doubles, independent of N.
+class LogmeAccumulator {
+ public:
+  /// Classification accumulator (targets are the labels seen so far).
+  LogmeAccumulator();
+  ~LogmeAccumulator();
+  LogmeAccumulator(LogmeAccumulator&&) noexcept;
+  LogmeAccumulator& operator=(LogmeAccumulator&&) noexcept;
+
+  /// Adds rows with their labels (classification). All chunks must have the same D.
+  void update(const FeatureView& features, const LabelView& labels);
+  /// Adds rows with their targets (regression). All chunks must have the same D and K.
+  void update(const FeatureView& features, const TargetView& targets);
+  /// Adds another accumulator's statistics (for multi-process reduction).
+  void merge(const LogmeAccumulator& other);
+
+  std::int64_t rows() const;
+  std::int64_t dim() const;
+  LogmeResult result(const LogmeOptions& options = {}) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// Sets the number of BLAS/LAPACK threads (OpenBLAS) and OpenMP threads; 0 means all cores.
+void set_blas_threads(int threads);
+
+}  // namespace tlkit

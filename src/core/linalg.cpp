@@ -1,0 +1,98 @@
+#include "linalg.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace tlkit::detail {
+
+namespace {
+template <typename T>
+void check_finite_typed(const FeatureView& v, std::int64_t row_offset, const char* what) {
+  const T* p = static_cast<const T*>(v.data);
+  for (std::int64_t i = 0; i < v.rows; ++i)
+    for (std::int64_t j = 0; j < v.cols; ++j) {
+      const T x = p[i * v.row_stride + j * v.col_stride];
+      if (!std::isfinite(x))
+        TLKIT_THROW_ARG("{}: non-finite value {} at row {}, column {}", what, x, row_offset + i, j);
+    }
+}
+}  // namespace
+
+void check_finite(const FeatureView& v, std::int64_t row_offset, const char* what) {
+  if (v.dtype == Real::kFloat32)
+    check_finite_typed<float>(v, row_offset, what);
+  else
+    check_finite_typed<double>(v, row_offset, what);
+}
+
+void copy_rows(const FeatureView& v, std::vector<double>& out) {
+  const std::int64_t n = v.rows, d = v.cols;
+  out.resize(static_cast<std::size_t>(n * d));
+  double* dst = out.data();
+  // Fast paths for the contiguous layouts; the strided fallback covers Fortran order.
+  if (v.col_stride == 1 && v.dtype == Real::kFloat32) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* src = static_cast<const float*>(v.data) + i * v.row_stride;
+      for (std::int64_t j = 0; j < d; ++j) dst[i * d + j] = src[j];
+    }
+  } else if (v.col_stride == 1) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double* src = static_cast<const double*>(v.data) + i * v.row_stride;
+      std::copy(src, src + d, dst + i * d);
+    }
+  } else {
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < d; ++j) dst[i * d + j] = v.at(i, j);
+  }
+}
+
+void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram) {
+  if (rows == 0) return;
+  // Row-major B (rows x d) is column-major B^T (d x rows) with ld = d; B^T B = A A^T.
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
+              static_cast<int>(rows), 1.0, b, static_cast<int>(d), 1.0, gram,
+              static_cast<int>(d));
+}
+
+void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel) {
+  // Row-major F (n x d) is column-major A = F^T (d x n); F F^T = A^T A.
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, static_cast<int>(n), static_cast<int>(d), 1.0,
+              f, static_cast<int>(d), 0.0, kernel, static_cast<int>(n));
+}
+
+void symmetrize_from_upper(Eigen::MatrixXd& a) {
+  a.triangularView<Eigen::StrictlyLower>() = a.transpose();
+}
+
+void symmetric_eigen(Eigen::MatrixXd& a, Eigen::VectorXd& w) {
+  const lapack_int n = static_cast<lapack_int>(a.rows());
+  w.resize(n);
+  if (n == 0) return;
+  const lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', n, a.data(), n, w.data());
+  if (info != 0) {
+    // info > 0: the algorithm failed to converge, which for a finite symmetric matrix means the
+    // input was not what we built (a bug) or LAPACK itself failed.
+    throw std::runtime_error(fmt::format("LAPACK dsyevd failed (info = {}) on a {}x{} matrix",
+                                         info, n, n));
+  }
+}
+
+Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+  TLKIT_ASSERT(a.rows() == b.rows());
+  Eigen::MatrixXd c(a.cols(), b.cols());
+  if (c.size() == 0) return c;
+  if (a.rows() == 0) {
+    c.setZero();
+    return c;
+  }
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(a.cols()),
+              static_cast<int>(b.cols()), static_cast<int>(a.rows()), 1.0, a.data(),
+              static_cast<int>(a.rows()), b.data(), static_cast<int>(b.rows()), 0.0, c.data(),
+              static_cast<int>(c.rows()));
+  return c;
+}
+
+}  // namespace tlkit::detail

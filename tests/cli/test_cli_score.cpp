@@ -1,0 +1,164 @@
+// End-to-end tests of `tlkit score`: exit codes, the one-line error contract, output formats, and
+// agreement with the library.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+
+#include "test_support.h"
+#include "tlkit/core/logme.h"
+#include "tlkit/core/npy.h"
+
+namespace tlkit {
+namespace {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the CLI with `args` (shell-quoted by the caller), capturing stdout and stderr.
+CliRun run_cli(const std::string& args) {
+  test::TempDir dir;
+  const std::string err_file = dir.file("stderr");
+  const std::string cmd = std::string(TLKIT_CLI) + " " + args + " 2>" + err_file;
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  std::size_t got;
+  while ((got = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = test::read_bytes(err_file);
+  return r;
+}
+
+std::string fx(const std::string& name) { return test::data_path("logme/" + name); }
+
+std::string score_args(const std::string& c) {
+  return "score --features " + fx(c + "_features.npy") + " --labels " + fx(c + "_labels.npy");
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(CliScore, JsonHasTheDocumentedSchemaAndMatchesTheLibrary) {
+  const CliRun r = run_cli(score_args("tall") + " --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["schema_version"], 1);
+  EXPECT_EQ(j["n"], 200);
+  EXPECT_EQ(j["d"], 16);
+  EXPECT_EQ(j["targets"], 5);
+  const auto& m = j["metrics"]["logme"];
+  for (const char* key : {"score", "per_target", "alpha", "beta", "iterations", "converged", "seconds"})
+    EXPECT_TRUE(m.contains(key)) << key;
+  const NpyArray f = load_npy(fx("tall_features.npy"));
+  const auto y = load_npy(fx("tall_labels.npy")).labels();
+  const LogmeResult lib = logme(f.features(), LabelView{y.data(), static_cast<std::int64_t>(y.size())});
+  EXPECT_EQ(m["score"].get<double>(), lib.score);  // JSON round-trips doubles exactly
+  EXPECT_EQ(lines(r.out), 1);
+}
+
+TEST(CliScore, ModesAndChunkedStreaming) {
+  const auto score_of = [](const std::string& extra) {
+    const CliRun r = run_cli(score_args("tall") + " --format json " + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["metrics"]["logme"]["score"].get<double>();
+  };
+  static const nlohmann::json refs = test::load_json(fx("refs.json"));
+  for (const char* mode : {"exact", "thuml", "icml"}) {
+    const double whole = score_of(std::string("--logme-mode ") + mode);
+    EXPECT_TRUE(test::near_rel(whole, refs["tall"][mode]["score"].get<double>(), 1e-8)) << mode;
+    EXPECT_TRUE(test::near_rel(score_of(std::string("--logme-mode ") + mode + " --chunk-rows 7"),
+                               whole, 1e-9)) << mode;
+  }
+}
+
+TEST(CliScore, NonContiguousLabelsAreSaidInTheOutput) {
+  const CliRun j = run_cli(score_args("noncontig") + " --format json");
+  ASSERT_EQ(j.code, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  EXPECT_EQ(doc["labels"], (std::vector<int>{3, 7, 42}));
+  EXPECT_NE(doc["notes"][0].get<std::string>().find("not contiguous"), std::string::npos);
+  const CliRun t = run_cli(score_args("noncontig"));
+  EXPECT_NE(t.out.find("not contiguous"), std::string::npos) << t.out;
+}
+
+TEST(CliScore, CsvHasAHeaderAndOneRowPerTarget) {
+  const CliRun r = run_cli(score_args("binary") + " --format csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')),
+            "metric,target,label,score,alpha,beta,iterations,converged,boundary");
+  EXPECT_EQ(lines(r.out), 1 + 1 + 2);
+}
+
+TEST(CliScore, RegressionTargetsAndNpzMembers) {
+  const CliRun r = run_cli("score --regression --format json --features " + fx("regression_features.npy") +
+                        " --labels " + fx("regression_targets.npy"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  static const nlohmann::json refs = test::load_json(fx("refs.json"));
+  EXPECT_TRUE(test::near_rel(nlohmann::json::parse(r.out)["metrics"]["logme"]["score"].get<double>(),
+                             refs["regression"]["exact"]["score"].get<double>(), 1e-9));
+  const std::string npz = test::data_path("npy/stored.npz");
+  const CliRun z = run_cli("score --features " + npz + ":features --labels " + npz + ":labels");
+  EXPECT_EQ(z.code, 0) << z.err;  // 3 samples x 4 features, labels {3, 7, 42}: N < D
+}
+
+TEST(CliScore, HelpTeachesAndVersionPrints) {
+  const CliRun h = run_cli("score --help");
+  EXPECT_EQ(h.code, 0);
+  for (const char* s : {"--features", "--labels", "--logme-mode", "--chunk-rows", "logme", "Example"})
+    EXPECT_NE(h.out.find(s), std::string::npos) << s;
+  const CliRun v = run_cli("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.out.find("tlkit 0.1.0"), std::string::npos);
+}
+
+// ---- the error contract: exit 2, one line on stderr naming the input, nothing on stdout -------
+
+void expect_usage_error(const std::string& args, const std::string& needle) {
+  const CliRun r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(CliScore, BadInputsExitTwoWithOneClearLine) {
+  test::TempDir dir;
+  const std::vector<double> nan_f = {1, 2, std::nan(""), 4, 5, 6};
+  save_npy(dir.file("nan.npy"), nan_f.data(), {3, 2});
+  const std::vector<std::int64_t> y3 = {0, 1, 0}, one = {1, 1, 1};
+  save_npy(dir.file("y3.npy"), y3.data(), {3});
+  save_npy(dir.file("one.npy"), one.data(), {3});
+  const std::vector<double> ok_f = {1, 2, 3, 4, 5, 6};
+  save_npy(dir.file("ok.npy"), ok_f.data(), {3, 2});
+  test::write_bytes(dir.file("empty.npy"), "");
+
+  expect_usage_error("score --features " + dir.file("nan.npy") + " --labels " + dir.file("y3.npy"),
+                     "non-finite value nan at row 1, column 0");
+  expect_usage_error("score --features " + dir.file("ok.npy") + " --labels " + dir.file("one.npy"),
+                     "at least 2 classes, found only label 1");
+  expect_usage_error("score --features " + dir.file("ok.npy") + " --labels " + fx("tall_labels.npy"),
+                     "has 3 rows but");
+  expect_usage_error("score --features " + dir.file("empty.npy") + " --labels " + dir.file("y3.npy"),
+                     "empty.npy: empty file");
+  expect_usage_error("score --features " + dir.file("missing.npy") + " --labels " + dir.file("y3.npy"),
+                     "missing.npy: cannot open");
+  expect_usage_error("score --features " + test::data_path("npy/f8_bigendian.npy") + " --labels " +
+                         dir.file("y3.npy"),
+                     "big-endian");
+  expect_usage_error("score --features " + dir.file("ok.npy") + " --labels " +
+                         test::data_path("npy/labels_f8.npy"),
+                     "--regression");
+  expect_usage_error(score_args("tall") + " --metric leap", "unknown metric 'leap'");
+  expect_usage_error(score_args("tall") + " --logme-mode fast", "--logme-mode");
+  expect_usage_error(score_args("tall") + " --bogus", "--bogus");
+  expect_usage_error("score --labels " + fx("tall_labels.npy"), "--features");
+  expect_usage_error("", "subcommand");
+}
+
+}  // namespace
+}  // namespace tlkit
