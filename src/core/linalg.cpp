@@ -63,21 +63,29 @@ void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel
               f, static_cast<int>(d), 0.0, kernel, static_cast<int>(n));
 }
 
-void symmetrize_from_upper(Eigen::MatrixXd& a) {
-  a.triangularView<Eigen::StrictlyLower>() = a.transpose();
-}
-
-void symmetric_eigen(Eigen::MatrixXd& a, Eigen::VectorXd& w) {
+void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen::VectorXd& w,
+                             Eigen::MatrixXd& vtb) {
   const lapack_int n = static_cast<lapack_int>(a.rows());
+  TLKIT_ASSERT(a.cols() == n && b.rows() == n);
   w.resize(n);
+  vtb.resize(n, b.cols());
   if (n == 0) return;
-  const lapack_int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', n, a.data(), n, w.data());
-  if (info != 0) {
-    // info > 0: the algorithm failed to converge, which for a finite symmetric matrix means the
-    // input was not what we built (a bug) or LAPACK itself failed.
-    throw std::runtime_error(fmt::format("LAPACK dsyevd failed (info = {}) on a {}x{} matrix",
-                                         info, n, n));
+  std::vector<double> e(static_cast<std::size_t>(n)), tau(static_cast<std::size_t>(n));
+  lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'U', n, a.data(), n, w.data(), e.data(),
+                                   tau.data());
+  if (info != 0) throw std::runtime_error(fmt::format("LAPACK dsytrd failed (info = {})", info));
+  Eigen::MatrixXd qtb = b;
+  if (qtb.cols() > 0) {
+    info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'U', 'T', n, static_cast<lapack_int>(qtb.cols()),
+                          a.data(), n, tau.data(), qtb.data(), n);
+    if (info != 0) throw std::runtime_error(fmt::format("LAPACK dormtr failed (info = {})", info));
   }
+  Eigen::MatrixXd t_vectors(n, n);
+  info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', n, w.data(), e.data(), t_vectors.data(), n);
+  if (info != 0)
+    throw std::runtime_error(fmt::format("LAPACK dstedc failed to converge (info = {}) on a {}x{} "
+                                         "matrix", info, n, n));
+  vtb = gemm_tn(t_vectors, qtb);
 }
 
 Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {

@@ -593,10 +593,10 @@ LogmeResult LogmeAccumulator::result(const LogmeOptions& options) const {
       TLKIT_CHECK_ARG(yy[c] > 0.0, "targets: column {} is all zeros (its evidence is unbounded)",
                       c);
   }
-  Eigen::MatrixXd v = s.gram;
+  Eigen::MatrixXd a = s.gram;
   Eigen::VectorXd w;
-  detail::symmetric_eigen(v, w);
-  const Eigen::MatrixXd z = detail::gemm_tn(v, fty);  // V^T F^T Y
+  Eigen::MatrixXd z;  // V^T F^T Y
+  detail::symmetric_eigen_project(a, fty, w, z);
   const Spectrum sp = make_spectrum(w, z, yy, s.n, s.d, options.mode, /*kernel_path=*/false);
   LogmeResult r = solve(sp, options);
   r.labels = std::move(labels);
@@ -613,11 +613,11 @@ LogmeResult logme_kernel_path(const FeatureView& f, const Eigen::MatrixXd& y,
   detail::check_finite(f, 0, "features");
   std::vector<double> rows;
   detail::copy_rows(f, rows);
-  Eigen::MatrixXd u(f.rows, f.rows);
-  detail::syrk_kernel(rows.data(), f.rows, f.cols, u.data());
+  Eigen::MatrixXd k(f.rows, f.rows);
+  detail::syrk_kernel(rows.data(), f.rows, f.cols, k.data());
   Eigen::VectorXd w;
-  detail::symmetric_eigen(u, w);
-  const Eigen::MatrixXd x = detail::gemm_tn(u, y);  // U^T Y
+  Eigen::MatrixXd x;  // U^T Y
+  detail::symmetric_eigen_project(k, y, w, x);
   const Eigen::VectorXd yy = y.colwise().squaredNorm().transpose();
   const Spectrum sp = make_spectrum(w, x, yy, f.rows, f.cols, options.mode, /*kernel_path=*/true);
   return solve(sp, options);

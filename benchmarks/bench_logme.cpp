@@ -1,0 +1,123 @@
+// LogME against its floor: one float64 SYRK of F^T F plus one dsyevd of the D x D result.
+//
+//   build/benchmarks/tlkit_bench_logme [--n 20000 --d 2048 --c 100] [google benchmark flags]
+//
+// Data: float32 Gaussian features with class-dependent means (so the spectrum is not degenerate),
+// labels i % C shuffled; fixed seed. Each benchmark reports seconds per run; the ratio to the
+// floor is what docs/benchmarks.md records (tools/run_benchmarks.sh runs this and the NumPy
+// references in one go).
+#include <benchmark/benchmark.h>
+#include <cblas.h>
+#include <lapacke.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "tlkit/core/logme.h"
+
+namespace {
+
+std::int64_t g_n = 20000, g_d = 2048, g_c = 100;
+
+struct Data {
+  std::vector<float> f;
+  std::vector<std::int64_t> y;
+};
+
+const Data& data() {
+  static const Data d = [] {
+    Data out;
+    out.f.resize(static_cast<std::size_t>(g_n * g_d));
+    out.y.resize(static_cast<std::size_t>(g_n));
+    std::mt19937_64 rng(2021);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    std::vector<float> means(static_cast<std::size_t>(g_c * g_d));
+    for (auto& m : means) m = 0.5f * g(rng);
+    for (std::int64_t i = 0; i < g_n; ++i) out.y[i] = i % g_c;
+    std::shuffle(out.y.begin(), out.y.end(), rng);
+    for (std::int64_t i = 0; i < g_n; ++i)
+      for (std::int64_t j = 0; j < g_d; ++j)
+        out.f[i * g_d + j] = g(rng) + means[out.y[i] * g_d + j];
+    return out;
+  }();
+  return d;
+}
+
+void BM_Floor_SyrkPlusSyevd(benchmark::State& state) {
+  const Data& dt = data();
+  std::vector<double> f64(dt.f.begin(), dt.f.end());  // conversion not timed: the floor is BLAS
+  std::vector<double> g(static_cast<std::size_t>(g_d * g_d)), w(static_cast<std::size_t>(g_d));
+  for (auto _ : state) {
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(g_d),
+                static_cast<int>(g_n), 1.0, f64.data(), static_cast<int>(g_d), 0.0, g.data(),
+                static_cast<int>(g_d));
+    LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', static_cast<int>(g_d), g.data(),
+                   static_cast<int>(g_d), w.data());
+    benchmark::DoNotOptimize(w.data());
+  }
+}
+
+void BM_Logme(benchmark::State& state) {
+  const Data& dt = data();
+  tlkit::LogmeOptions opt;
+  opt.mode = static_cast<tlkit::LogmeMode>(state.range(0));
+  for (auto _ : state) {
+    const auto r = tlkit::logme(tlkit::FeatureView::row_major(dt.f.data(), g_n, g_d),
+                                tlkit::LabelView{dt.y.data(), g_n}, opt);
+    benchmark::DoNotOptimize(r.score);
+    state.counters["score"] = r.score;
+  }
+  state.SetLabel(tlkit::to_string(opt.mode));
+}
+
+void BM_LogmeStreaming(benchmark::State& state) {
+  const Data& dt = data();
+  const std::int64_t chunk = state.range(0);
+  for (auto _ : state) {
+    tlkit::LogmeAccumulator acc;
+    for (std::int64_t b = 0; b < g_n; b += chunk) {
+      const std::int64_t cnt = std::min(chunk, g_n - b);
+      acc.update(tlkit::FeatureView::row_major(dt.f.data() + b * g_d, cnt, g_d),
+                 tlkit::LabelView{dt.y.data() + b, cnt});
+    }
+    const auto r = acc.result();
+    benchmark::DoNotOptimize(r.score);
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_Floor_SyrkPlusSyevd)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_Logme)
+    ->Arg(static_cast<int>(tlkit::LogmeMode::kExact))
+    ->Arg(static_cast<int>(tlkit::LogmeMode::kThuml))
+    ->Arg(static_cast<int>(tlkit::LogmeMode::kIcml))
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK(BM_LogmeStreaming)->Arg(1000)->Unit(benchmark::kSecond)->UseRealTime();
+
+int main(int argc, char** argv) {
+  // Our own size flags first; the rest go to Google Benchmark.
+  std::vector<char*> rest = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    auto take = [&](const char* name, std::int64_t& v) {
+      if (std::strcmp(argv[i], name) == 0 && i + 1 < argc) {
+        v = std::atoll(argv[++i]);
+        return true;
+      }
+      return false;
+    };
+    if (take("--n", g_n) || take("--d", g_d) || take("--c", g_c)) continue;
+    rest.push_back(argv[i]);
+  }
+  int rc = static_cast<int>(rest.size());
+  tlkit::set_blas_threads(0);
+  benchmark::Initialize(&rc, rest.data());
+  benchmark::AddCustomContext("shape", std::to_string(g_n) + "x" + std::to_string(g_d) + ", C=" +
+                                           std::to_string(g_c) + ", float32 features");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
