@@ -1,7 +1,9 @@
 // End-to-end tests of `tlkit score`: exit codes, the one-line error contract, output formats, and
 // agreement with the library.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -114,6 +116,52 @@ TEST(CliScore, HelpTeachesAndVersionPrints) {
   const CliRun v = run_cli("--version");
   EXPECT_EQ(v.code, 0);
   EXPECT_NE(v.out.find("tlkit 0.1.0"), std::string::npos);
+}
+
+// Peak resident memory (KiB) of one CLI run, from wait4's rusage; stdout/stderr discarded.
+long peak_rss_kib(const std::vector<std::string>& args) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    static std::string cli = TLKIT_CLI;
+    argv.push_back(cli.data());
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    ::execv(cli.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(pid, &status, 0, &ru);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return ru.ru_maxrss;
+}
+
+// Streaming keeps D^2 + chunk x D doubles, not the N x D matrix: on a 64 MB feature file
+// (500000 x 32 float32) the chunked run's peak memory must stay far below the in-memory run's,
+// which has to hold the whole file.
+TEST(CliScore, ChunkedPeakMemoryDoesNotGrowWithN) {
+  test::TempDir dir;
+  const std::int64_t n = 500000, d = 32;
+  std::vector<std::int64_t> y(n);
+  for (std::int64_t i = 0; i < n; ++i) y[i] = i % 3;
+  std::vector<float> f(static_cast<std::size_t>(n * d));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j)
+      f[i * d + j] = static_cast<float>(std::sin(0.001 * i * (j + 1)) + (y[i] == j % 3 ? 0.5 : 0.0));
+  save_npy(dir.file("f.npy"), f.data(), {n, d});
+  save_npy(dir.file("y.npy"), y.data(), {n});
+  f = {};
+  const long whole = peak_rss_kib({"score", "--features", dir.file("f.npy"), "--labels",
+                                   dir.file("y.npy"), "--format", "json"});
+  const long chunked = peak_rss_kib({"score", "--features", dir.file("f.npy"), "--labels",
+                                     dir.file("y.npy"), "--format", "json", "--chunk-rows", "4096"});
+  const long file_kib = n * d * 4 / 1024;  // 62500 KiB
+  EXPECT_LT(chunked, whole - file_kib / 2) << "chunked " << chunked << " KiB, whole " << whole;
+  RecordProperty("peak_rss_kib_whole", static_cast<int>(whole));
+  RecordProperty("peak_rss_kib_chunked", static_cast<int>(chunked));
 }
 
 // ---- the error contract: exit 2, one line on stderr naming the input, nothing on stdout -------

@@ -61,8 +61,12 @@ void expect_matches(const LogmeResult& r, const nlohmann::json& ref, double rtol
     const auto& a = ref.at("alpha")[i];
     const auto& b = ref.at("beta")[i];
     // null in the reference means +inf (a supremum at a limit).
-    if (a.is_null()) EXPECT_TRUE(std::isinf(r.alpha[i])) << "target " << i;
-    if (b.is_null()) EXPECT_TRUE(std::isinf(r.beta[i])) << "target " << i;
+    if (a.is_null()) {
+      EXPECT_TRUE(std::isinf(r.alpha[i])) << "target " << i;
+    }
+    if (b.is_null()) {
+      EXPECT_TRUE(std::isinf(r.beta[i])) << "target " << i;
+    }
   }
 }
 
@@ -424,6 +428,49 @@ TEST(LogmeErrors, RejectedChunkLeavesAccumulatorUnchanged) {
 TEST(LogmeErrors, UnknownModeName) {
   EXPECT_EQ(error_of([] { parse_logme_mode("fast"); }),
             "logme mode: unknown value 'fast' (expected exact, thuml or icml)");
+}
+
+}  // namespace
+}  // namespace tlkit
+
+// ---- real data: the bundled example (features of 8 kit models on 1000 clothing photos) ---------
+
+namespace tlkit {
+namespace {
+
+double example_score(const std::string& model, LogmeMode mode) {
+  const std::string dir = std::string(TLKIT_EXAMPLES_DIR) + "/clothing-features/";
+  const NpyArray f = load_npy(dir + model + "/features.npy");
+  const auto y = load_npy(dir + "labels.npy").labels();
+  LogmeOptions opt;
+  opt.mode = mode;
+  return logme(f.features(), LabelView{y.data(), static_cast<std::int64_t>(y.size())}, opt).score;
+}
+
+// MobileNet V1 at widths 0.75 > 0.50 > 0.25 (ImageNet top-1 68.4 / 63.3 / 49.8 %): wider ImageNet
+// features should transfer better to clothing photos, and LogME should see it. Margins are large
+// (0.083 / 0.058 / -0.008), so the order is a real property of the data, not of rounding.
+TEST(LogmeRealData, MobileNetWidthsRankInOrder) {
+  const double w075 = example_score("imagenet_mobilenet_v1_075_192", LogmeMode::kExact);
+  const double w050 = example_score("imagenet_mobilenet_v1_050_160", LogmeMode::kExact);
+  const double w025 = example_score("imagenet_mobilenet_v1_025_128", LogmeMode::kExact);
+  EXPECT_GT(w075, w050 + 0.01);
+  EXPECT_GT(w050, w025 + 0.01);
+}
+
+// The thuml defect on real data: the bird model has D = 1280 > N = 1000 features, and the
+// reference code's missing (D - N)/(2N) ln(alpha) terms lift it from last place to first.
+TEST(LogmeRealData, ThumlInflatesTheWideBirdModelToFirstPlace) {
+  const double bird_exact = example_score("inat_bird_mobilenet_v2_224", LogmeMode::kExact);
+  const double bird_thuml = example_score("inat_bird_mobilenet_v2_224", LogmeMode::kThuml);
+  const double best_exact = example_score("imagenet_mobilenet_v1_075_192", LogmeMode::kExact);
+  const double best_thuml = example_score("imagenet_mobilenet_v1_075_192", LogmeMode::kThuml);
+  EXPECT_LT(bird_exact, best_exact);
+  EXPECT_GT(bird_thuml, best_thuml);
+  // On the N > D, full-rank model the three modes agree closely.
+  EXPECT_TRUE(near_rel(best_thuml, best_exact, 1e-3));
+  EXPECT_TRUE(near_rel(example_score("imagenet_mobilenet_v1_075_192", LogmeMode::kIcml),
+                       best_exact, 1e-3));
 }
 
 }  // namespace
