@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <map>
 #include <string>
 
 namespace tlkit::cli {
@@ -11,15 +12,26 @@ namespace tlkit::cli {
 struct ScoreArgs {
   std::string features;
   std::string labels;
+  std::string probs;
   std::string metric = "logme";
-  std::string logme_mode = "exact";
+  std::map<std::string, std::string> params;  // "<metric>.<param>" -> value, from --<metric>-<param>
   std::string format = "table";
   bool regression = false;
   std::int64_t chunk_rows = 0;
   int threads = 0;
+  std::uint64_t seed = 0;
 };
 
 CLI::App* add_score_command(CLI::App& app, ScoreArgs& args);
 int run_score(const ScoreArgs& args);
+
+struct EvaluateArgs {
+  std::string scores;  // CSV: model,metric,score
+  std::string truth;   // CSV: model,accuracy
+  std::string format = "table";
+};
+
+CLI::App* add_evaluate_command(CLI::App& app, EvaluateArgs& args);
+int run_evaluate(const EvaluateArgs& args);
 
 }  // namespace tlkit::cli

@@ -1,29 +1,34 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "commands.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
+#include "tlkit/core/score.h"
 
 namespace tlkit::cli {
 namespace {
 
 std::string metric_help() {
-  std::string s = "Metrics to compute, comma-separated, or 'all'. Known:";
+  std::string s = "Metrics to compute, comma-separated, or 'all' (those whose inputs are given). Known:";
   for (const auto& m : metric_registry())
-    s += fmt::format("\n  {:<8} {} ({}; {} is better)", m.name, m.title, m.paper,
-                     m.higher_is_better ? "higher" : "lower");
+    s += fmt::format("\n  {:<14} {} [{} is better{}]", m.name, m.title,
+                     m.higher_is_better ? "higher" : "lower",
+                     (m.inputs & kNeedsProbs) ? "; needs --probs" : "");
   return s;
 }
 
-struct Scored {
-  LogmeResult logme;
-  double seconds = 0.0;
-};
+std::string flag_for(std::string_view metric, std::string_view param) {
+  std::string f = "--" + std::string(metric) + "-" + std::string(param);
+  std::replace(f.begin() + 2, f.end(), '_', '-');
+  return f;
+}
 
 // Distinct labels are contiguous when they are exactly 0..C-1.
 bool contiguous(const std::vector<std::int64_t>& labels) {
@@ -41,9 +46,24 @@ std::string labels_summary(const std::vector<std::int64_t>& labels) {
   return fmt::format("labels {{{}}}, not contiguous: each distinct label present is a class", s);
 }
 
-Scored compute_logme(const ScoreArgs& a, const LogmeOptions& opt) {
-  Scored out;
-  const NpyArray label_file = load_npy(a.labels);
+std::string fmt_num(double v) {
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return fmt::format("{:.6g}", v);
+}
+
+// Everything the output formats print: the report of score(), or LogME alone for regression and
+// streaming.
+struct Outcome {
+  ScoreReport report;
+  bool regression = false;
+  bool has_logme = false;
+};
+
+Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& opt,
+                                        const NpyArray& label_file) {
+  Outcome out;
+  out.regression = a.regression;
+  out.has_logme = true;
   std::vector<std::int64_t> labels;
   std::vector<double> targets;
   std::int64_t k = 0;
@@ -52,8 +72,8 @@ Scored compute_logme(const ScoreArgs& a, const LogmeOptions& opt) {
   else
     labels = label_file.labels();
   const std::int64_t n_labels = label_file.rows();
-
   const auto t0 = std::chrono::steady_clock::now();
+  LogmeResult r;
   if (a.chunk_rows > 0) {
     NpyRowReader reader(a.features);
     TLKIT_CHECK_ARG(reader.rows() == n_labels, "{} has {} rows but {} has {} entries", a.features,
@@ -67,99 +87,126 @@ Scored compute_logme(const ScoreArgs& a, const LogmeOptions& opt) {
         acc.update(chunk, LabelView{labels.data() + done, chunk.rows});
       done += chunk.rows;
     }
-    out.logme = acc.result(opt);
+    r = acc.result(opt);
   } else {
     const NpyArray features = load_npy(a.features);
     const FeatureView f = features.features();
     TLKIT_CHECK_ARG(f.rows == n_labels, "{} has {} rows but {} has {} entries", a.features, f.rows,
                     a.labels, n_labels);
-    out.logme = a.regression ? logme(f, TargetView{targets.data(), n_labels, k, k, 1}, opt)
-                             : logme(f, LabelView{labels.data(), n_labels}, opt);
+    r = a.regression ? logme(f, TargetView{targets.data(), n_labels, k, k, 1}, opt)
+                     : logme(f, LabelView{labels.data(), n_labels}, opt);
   }
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  MetricValue v;
+  v.name = "logme";
+  v.score = r.score;
+  v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  v.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
+  v.details["rank"] = static_cast<double>(r.rank);
+  out.report.n = r.n;
+  out.report.d = r.d;
+  out.report.labels = r.labels;
+  out.report.metrics.push_back(v);
+  out.report.logme = std::move(r);
   return out;
 }
 
-std::string fmt_num(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  return fmt::format("{:.6g}", v);
-}
-
-std::vector<std::string> notes_for(const LogmeResult& r) {
+std::vector<std::string> notes_for(const Outcome& o) {
   std::vector<std::string> notes;
-  if (!r.regression && !contiguous(r.labels))
+  const ScoreReport& r = o.report;
+  if (!o.regression && !contiguous(r.labels))
     notes.push_back(fmt::format("labels are not contiguous: the {} distinct labels present are "
                                 "the classes, in ascending order", r.labels.size()));
-  if (r.n <= r.d)
+  if (o.has_logme && r.n <= r.d)
     notes.push_back(fmt::format("N = {} <= D = {}: every target lies in the span of the features "
                                 "when they have rank N", r.n, r.d));
+  for (const auto& m : r.metrics)
+    for (const auto& note : m.notes) notes.push_back(m.name + ": " + note);
   return notes;
 }
 
-void print_table(const Scored& s) {
-  const LogmeResult& r = s.logme;
-  const std::size_t t = r.per_target.size();
-  fmt::print("tlkit score: N = {} samples, D = {} features, {} {}{}\n", r.n, r.d, t,
-             r.regression ? "regression targets" : "classes",
-             r.regression ? "" : " (" + labels_summary(r.labels) + ")");
-  for (const auto& note : notes_for(r)) fmt::print("note: {}\n", note);
-  fmt::print("\n{:<8} {:<6} {:>14} {:>10}\n", "metric", "mode", "score", "seconds");
-  fmt::print("{:<8} {:<6} {:>14.6f} {:>10.3f}\n", "logme", to_string(r.mode), r.score, s.seconds);
+void print_table(const Outcome& o) {
+  const ScoreReport& r = o.report;
+  const std::size_t targets = o.regression ? r.logme.per_target.size() : r.labels.size();
+  fmt::print("tlkit score: N = {} samples, D = {} features, {} {}{}\n", r.n, r.d, targets,
+             o.regression ? "regression targets" : "classes",
+             o.regression ? "" : " (" + labels_summary(r.labels) + ")");
+  for (const auto& note : notes_for(o)) fmt::print("note: {}\n", note);
+  fmt::print("\n{:<14} {:>14} {:>10}  {}\n", "metric", "score", "seconds", "");
+  for (const auto& m : r.metrics)
+    fmt::print("{:<14} {:>14.6f} {:>10.3f}  {}\n", m.name, m.score, m.seconds,
+               m.name == "logme" ? std::string("mode ") + to_string(r.logme.mode) : "");
+  if (!o.has_logme) return;
+  const LogmeResult& l = r.logme;
+  const std::size_t t = l.per_target.size();
   if (t > 20) {
-    fmt::print("\n({} per-target values: use --format json or csv)\n", t);
+    fmt::print("\n(logme: {} per-target values: use --format json or csv)\n", t);
     return;
   }
-  fmt::print("\n{:<8} {:>14} {:>12} {:>12} {:>6} {:>10}  {}\n", r.regression ? "target" : "label",
-             "evidence/N", "alpha", "beta", "iters", "converged", "boundary");
+  fmt::print("\nlogme per target:\n{:<8} {:>14} {:>12} {:>12} {:>6} {:>10}  {}\n",
+             o.regression ? "target" : "label", "evidence/N", "alpha", "beta", "iters", "converged",
+             "boundary");
   for (std::size_t c = 0; c < t; ++c)
     fmt::print("{:<8} {:>14.6f} {:>12} {:>12} {:>6} {:>10}  {}\n",
-               r.regression ? std::to_string(c) : std::to_string(r.labels[c]), r.per_target[c],
-               fmt_num(r.alpha[c]), fmt_num(r.beta[c]), r.iterations[c],
-               r.converged[c] ? "yes" : "NO", to_string(r.boundary[c]));
+               o.regression ? std::to_string(c) : std::to_string(l.labels[c]), l.per_target[c],
+               fmt_num(l.alpha[c]), fmt_num(l.beta[c]), l.iterations[c],
+               l.converged[c] ? "yes" : "NO", to_string(l.boundary[c]));
 }
 
-void print_csv(const Scored& s) {
-  const LogmeResult& r = s.logme;
+void print_csv(const Outcome& o) {
+  const ScoreReport& r = o.report;
   fmt::print("metric,target,label,score,alpha,beta,iterations,converged,boundary\n");
-  fmt::print("logme,mean,,{:.17g},,,,,\n", r.score);
-  for (std::size_t c = 0; c < r.per_target.size(); ++c)
+  for (const auto& m : r.metrics)
+    fmt::print("{},mean,,{:.17g},,,,{},\n", m.name, m.score, m.converged ? "true" : "false");
+  if (!o.has_logme) return;
+  const LogmeResult& l = r.logme;
+  for (std::size_t c = 0; c < l.per_target.size(); ++c)
     fmt::print("logme,{},{},{:.17g},{:.17g},{:.17g},{},{},{}\n", c,
-               r.regression ? "" : std::to_string(r.labels[c]), r.per_target[c], r.alpha[c],
-               r.beta[c], r.iterations[c], r.converged[c] ? "true" : "false",
-               to_string(r.boundary[c]));
+               o.regression ? "" : std::to_string(l.labels[c]), l.per_target[c], l.alpha[c],
+               l.beta[c], l.iterations[c], l.converged[c] ? "true" : "false",
+               to_string(l.boundary[c]));
 }
 
-void print_json(const Scored& s) {
-  const LogmeResult& r = s.logme;
-  nlohmann::json m;
-  m["score"] = r.score;
-  m["mode"] = to_string(r.mode);
-  m["per_target"] = r.per_target;
-  // JSON has no infinity: an infinite alpha or beta (a supremum at a limit) is written as null
-  // and explained by "boundary".
-  auto finite_or_null = [](const std::vector<double>& v) {
-    nlohmann::json a = nlohmann::json::array();
-    for (double x : v) a.push_back(std::isfinite(x) ? nlohmann::json(x) : nlohmann::json());
-    return a;
-  };
-  m["alpha"] = finite_or_null(r.alpha);
-  m["beta"] = finite_or_null(r.beta);
-  m["iterations"] = r.iterations;
-  m["converged"] = r.converged;
-  nlohmann::json b = nlohmann::json::array();
-  for (auto x : r.boundary) b.push_back(to_string(x));
-  m["boundary"] = b;
-  m["rank"] = r.rank;
-  m["seconds"] = s.seconds;
+nlohmann::json finite_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+
+void print_json(const Outcome& o) {
+  const ScoreReport& r = o.report;
   nlohmann::json j;
   j["schema_version"] = 1;
   j["n"] = r.n;
   j["d"] = r.d;
-  j["targets"] = r.per_target.size();
-  j["task"] = r.regression ? "regression" : "classification";
-  if (!r.regression) j["labels"] = r.labels;
-  j["notes"] = notes_for(r);
-  j["metrics"]["logme"] = m;
+  j["targets"] = o.regression ? r.logme.per_target.size() : r.labels.size();
+  j["task"] = o.regression ? "regression" : "classification";
+  if (!o.regression) j["labels"] = r.labels;
+  j["notes"] = notes_for(o);
+  j["metrics"] = nlohmann::json::object();
+  for (const auto& m : r.metrics) {
+    nlohmann::json e;
+    e["score"] = finite_or_null(m.score);
+    e["seconds"] = m.seconds;
+    e["converged"] = m.converged;
+    for (const auto& [k, v] : m.details) e[k] = finite_or_null(v);
+    if (m.name == "logme") {
+      const LogmeResult& l = r.logme;
+      e["mode"] = to_string(l.mode);
+      e["per_target"] = l.per_target;
+      // JSON has no infinity: an infinite alpha or beta (a supremum at a limit) is written as
+      // null and explained by "boundary".
+      nlohmann::json al = nlohmann::json::array(), be = nlohmann::json::array(),
+                     bd = nlohmann::json::array();
+      for (std::size_t c = 0; c < l.per_target.size(); ++c) {
+        al.push_back(finite_or_null(l.alpha[c]));
+        be.push_back(finite_or_null(l.beta[c]));
+        bd.push_back(to_string(l.boundary[c]));
+      }
+      e["alpha"] = al;
+      e["beta"] = be;
+      e["iterations"] = l.iterations;
+      e["converged"] = l.converged;
+      e["boundary"] = bd;
+    }
+    j["metrics"][m.name] = e;
+  }
+  j["shared_seconds"] = r.shared_seconds;
   fmt::print("{}\n", j.dump());
 }
 
@@ -169,63 +216,110 @@ CLI::App* add_score_command(CLI::App& app, ScoreArgs& a) {
   CLI::App* cmd = app.add_subcommand(
       "score",
       "Score one model's features on a labelled target dataset with transferability metrics.\n"
-      "Example: tlkit score --features feats.npy --labels labels.npy\n"
+      "Example: tlkit score --features feats.npy --labels labels.npy --metric logme,hscore\n"
       "Features are an N x D float32/float64 .npy (C or Fortran order) or an .npz member\n"
       "(file.npz:name); labels are N integers (any width; need not be contiguous).");
-  cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member")
-      ->required();
+  cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member");
   cmd->add_option("--labels", a.labels,
                   "Labels: N integers (.npy or file.npz:member); with --regression an N or N x K "
                   "float matrix of targets")
       ->required();
+  cmd->add_option("--probs", a.probs,
+                  "Source-class probabilities of the pretrained model's own head, N x Cs, rows "
+                  "summing to 1 (softmax of its logits), for leep and nce");
   cmd->add_option("--metric", a.metric, metric_help())->capture_default_str();
   cmd->add_flag("--regression", a.regression,
                 "Treat --labels as continuous targets (N or N x K); for multi-label pass the "
-                "N x K 0/1 matrix");
-  cmd->add_option("--logme-mode", a.logme_mode,
-                  "exact: the true maximum evidence (default); thuml: github.com/thuml/LogME's "
-                  "default fixed-point code, reproduced; icml: the ICML 2021 algorithm (TLlib)")
-      ->check(CLI::IsMember({"exact", "thuml", "icml"}))
-      ->capture_default_str();
+                "N x K 0/1 matrix (logme only)");
+  for (const auto& m : metric_registry()) {
+    for (const auto& p : m.params) {
+      std::string help = fmt::format("{}: {} (default {})", m.name, p.help, p.default_value);
+      const std::string key = std::string(m.name) + "." + std::string(p.name);
+      cmd->add_option_function<std::string>(
+          flag_for(m.name, p.name), [&a, key](const std::string& v) { a.params[key] = v; }, help);
+    }
+  }
   cmd->add_option("--format", a.format, "Output: table (for people), json (one object), csv")
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
   cmd->add_option("--chunk-rows", a.chunk_rows,
-                  "Stream the features in chunks of this many rows (memory independent of N); "
-                  "0 reads them whole")
+                  "Stream the features in chunks of this many rows (memory independent of N; "
+                  "logme only); 0 reads them whole")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "BLAS/OpenMP threads (0: all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed for metrics with random steps")->capture_default_str();
   return cmd;
 }
 
 int run_score(const ScoreArgs& a) {
   set_blas_threads(a.threads);
-  const std::vector<std::string> metrics = parse_metric_list(a.metric);
-  LogmeOptions opt;
-  opt.mode = parse_logme_mode(a.logme_mode);
-  opt.threads = a.threads;
+  ScoreOptions options;
+  options.threads = a.threads;
+  options.seed = a.seed;
+  for (const auto& [key, value] : a.params) {
+    const auto dot = key.find('.');
+    options.params.set(key.substr(0, dot), key.substr(dot + 1), value);
+  }
+  const unsigned available = (a.features.empty() ? 0u : unsigned{kNeedsFeatures}) |
+                             kNeedsLabels | (a.probs.empty() ? 0u : unsigned{kNeedsProbs});
+  const std::vector<std::string> metrics = parse_metric_list(a.metric, available);
+  TLKIT_CHECK_ARG(!metrics.empty(), "--metric {}: none of these metrics can run on the inputs "
+                  "given (add --features or --probs)", a.metric);
   for (const auto& name : metrics) {
     const MetricInfo& info = find_metric(name);
     TLKIT_CHECK_ARG(!a.regression || info.supports_regression,
                     "--metric {} does not support --regression", name);
     TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming, "--metric {} cannot stream "
                     "(--chunk-rows)", name);
+    TLKIT_CHECK_ARG(!(info.inputs & kNeedsFeatures) || !a.features.empty(),
+                    "--metric {} needs --features", name);
+    TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || !a.probs.empty(),
+                    "--metric {} needs --probs (softmax of the model's own logits)", name);
   }
-  const Scored s = compute_logme(a, opt);
-  std::size_t not_converged = 0;
-  for (bool c : s.logme.converged) not_converged += !c;
-  if (not_converged)
-    fmt::print(stderr, "tlkit: warning: logme did not converge for {} of {} targets\n",
-               not_converged, s.logme.converged.size());
+  const NpyArray label_file = load_npy(a.labels);
+  Outcome out;
+  if (a.regression || a.chunk_rows > 0) {
+    LogmeOptions opt;
+    opt.mode = parse_logme_mode(options.params.text("logme", "mode"));
+    opt.threads = a.threads;
+    out = compute_streaming_or_regression(a, opt, label_file);
+  } else {
+    const std::vector<std::int64_t> labels = label_file.labels();
+    const std::int64_t n = static_cast<std::int64_t>(labels.size());
+    std::optional<NpyArray> features, probs;
+    ScoreInputs in;
+    in.labels = LabelView{labels.data(), n};
+    if (!a.features.empty()) {
+      features = load_npy(a.features);
+      in.features = features->features();
+      TLKIT_CHECK_ARG(in.features.rows == n, "{} has {} rows but {} has {} entries", a.features,
+                      in.features.rows, a.labels, n);
+    }
+    if (!a.probs.empty()) {
+      probs = load_npy(a.probs);
+      in.probs = probs->features();
+      TLKIT_CHECK_ARG(in.probs.rows == n, "{} has {} rows but {} has {} entries", a.probs,
+                      in.probs.rows, a.labels, n);
+    }
+    out.report = score(in, metrics, options);
+    out.has_logme = std::find(metrics.begin(), metrics.end(), "logme") != metrics.end();
+  }
+  if (out.has_logme) {
+    std::size_t not_converged = 0;
+    for (bool c : out.report.logme.converged) not_converged += !c;
+    if (not_converged)
+      fmt::print(stderr, "tlkit: warning: logme did not converge for {} of {} targets\n",
+                 not_converged, out.report.logme.converged.size());
+  }
   if (a.format == "json")
-    print_json(s);
+    print_json(out);
   else if (a.format == "csv")
-    print_csv(s);
+    print_csv(out);
   else
-    print_table(s);
+    print_table(out);
   return 0;
 }
 

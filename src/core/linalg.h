@@ -2,6 +2,7 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -17,6 +18,26 @@ void check_finite(const FeatureView& v, std::int64_t row_offset, const char* wha
 
 /// Copies all rows of `v` into `out` as float64, row-major, rows x cols.
 void copy_rows(const FeatureView& v, std::vector<double>& out);
+
+/// Calls fn(rows, begin, count) for consecutive row blocks of `v` as float64 row-major data,
+/// blocks small enough that the copy stays under ~32 MB (float64 row-major input is passed
+/// through without a copy). Every caller that accumulates statistics uses this one blocking, so
+/// the same data always gives bit-identical sums.
+template <typename Fn>
+void for_row_blocks(const FeatureView& v, std::vector<double>& buffer, Fn&& fn) {
+  const std::int64_t d = std::max<std::int64_t>(v.cols, 1);
+  const std::int64_t block = std::max<std::int64_t>(64, (std::int64_t{4} << 20) / d);
+  for (std::int64_t b = 0; b < v.rows; b += block) {
+    const std::int64_t cnt = std::min(block, v.rows - b);
+    const FeatureView part = v.row_block(b, cnt);
+    if (v.dtype == Real::kFloat64 && v.is_row_major()) {
+      fn(static_cast<const double*>(part.data), b, cnt);
+    } else {
+      copy_rows(part, buffer);
+      fn(static_cast<const double*>(buffer.data()), b, cnt);
+    }
+  }
+}
 
 /// gram (upper triangle, column-major d x d) += B^T B for B row-major rows x d. BLAS dsyrk.
 void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram);

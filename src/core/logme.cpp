@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "linalg.h"
+#include "logme_internal.h"
 
 namespace tlkit {
 namespace {
@@ -447,22 +448,9 @@ struct LogmeAccumulator::State {
     TLKIT_CHECK_ARG(f.cols == d, "features chunk has {} columns, earlier chunks had {}", f.cols, d);
   }
 
-  // Processes rows in blocks small enough that the float64 copy stays under ~32 MB. The caller
-  // has validated the chunk, so the statistics are only touched by good data.
   template <typename RowFn>
   void for_blocks(const FeatureView& f, RowFn&& on_block) {
-    const std::int64_t block = std::max<std::int64_t>(64, (std::int64_t{4} << 20) / d);
-    for (std::int64_t b = 0; b < f.rows; b += block) {
-      const std::int64_t cnt = std::min(block, f.rows - b);
-      const double* rows;
-      if (f.dtype == Real::kFloat64 && f.is_row_major()) {
-        rows = static_cast<const double*>(f.row_block(b, cnt).data);
-      } else {
-        detail::copy_rows(f.row_block(b, cnt), buffer);
-        rows = buffer.data();
-      }
-      on_block(rows, b, cnt);
-    }
+    detail::for_row_blocks(f, buffer, on_block);
   }
 };
 
@@ -593,16 +581,24 @@ LogmeResult LogmeAccumulator::result(const LogmeOptions& options) const {
       TLKIT_CHECK_ARG(yy[c] > 0.0, "targets: column {} is all zeros (its evidence is unbounded)",
                       c);
   }
-  Eigen::MatrixXd a = s.gram;
-  Eigen::VectorXd w;
-  Eigen::MatrixXd z;  // V^T F^T Y
-  detail::symmetric_eigen_project(a, fty, w, z);
-  const Spectrum sp = make_spectrum(w, z, yy, s.n, s.d, options.mode, /*kernel_path=*/false);
-  LogmeResult r = solve(sp, options);
+  LogmeResult r = detail::logme_from_gram(s.gram, fty, yy, s.n, s.d, options);
   r.labels = std::move(labels);
   r.regression = s.kind == State::Kind::kRegression;
   return r;
 }
+
+namespace detail {
+LogmeResult logme_from_gram(const Eigen::MatrixXd& gram_upper, const Eigen::MatrixXd& fty,
+                            const Eigen::VectorXd& yy, std::int64_t n, std::int64_t d,
+                            const LogmeOptions& options) {
+  Eigen::MatrixXd a = gram_upper;
+  Eigen::VectorXd w;
+  Eigen::MatrixXd z;  // V^T F^T Y
+  symmetric_eigen_project(a, fty, w, z);
+  const Spectrum sp = make_spectrum(w, z, yy, n, d, options.mode, /*kernel_path=*/false);
+  return solve(sp, options);
+}
+}  // namespace detail
 
 // ---- in-memory entry points ------------------------------------------------------------------
 namespace {

@@ -1,18 +1,49 @@
 #include "tlkit/core/metrics.h"
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "metric_context.h"
 #include "tlkit/core/error.h"
 
 namespace tlkit {
 
 const std::vector<MetricInfo>& metric_registry() {
   static const std::vector<MetricInfo> kRegistry = {
-      {"logme", "LogME: log maximum evidence of Bayesian linear regression from features to labels",
+      {"logme",
+       "LogME: log maximum evidence of Bayesian linear regression from features to labels",
        "You et al., LogME: Practical Assessment of Pre-trained Models for Transfer Learning, "
        "ICML 2021",
        /*higher_is_better=*/true, kNeedsFeatures | kNeedsLabels, /*supports_regression=*/true,
-       /*streaming=*/true},
+       /*streaming=*/true,
+       {{"mode", "exact",
+         "exact: the true maximum evidence; thuml: github.com/thuml/LogME's default code, "
+         "reproduced; icml: the ICML 2021 algorithm (TLlib)",
+         {"exact", "thuml", "icml"}}},
+       &metrics::logme},
+      {"leep", "LEEP: log expected empirical prediction from source-class probabilities",
+       "Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned "
+       "Representations, ICML 2020",
+       true, kNeedsProbs | kNeedsLabels, false, false, {}, &metrics::leep},
+      {"nce", "NCE: negative conditional entropy of target labels given source argmax labels",
+       "Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
+       true, kNeedsProbs | kNeedsLabels, false, false, {}, &metrics::nce},
+      {"hscore", "H-score: tr(pinv(cov f) cov E[f|y])",
+       "Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer "
+       "Learning, ICIP 2019",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::hscore},
+      {"hscore_shrink", "H-score with a Ledoit-Wolf shrunk feature covariance",
+       "Ibrahim, Ponomareva, Mazumder, Newer is not always better: Rethinking transferability "
+       "metrics, their peculiarities, stability and performance, ECML-PKDD 2022",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::hscore_shrink},
+      {"transrate", "TransRate: coding rate of the features minus that within each class",
+       "Huang et al., Frustratingly Easy Transferability Estimation, ICML 2022",
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"eps", "1e-4", "distortion eps of the coding rate R(Z, eps)", {}},
+        {"weighting", "paper",
+         "class term: paper = sum_c (n_c / n) R(Z_c); tllib = unweighted mean over classes",
+         {"paper", "tllib"}}},
+       &metrics::transrate},
   };
   return kRegistry;
 }
@@ -26,14 +57,15 @@ const MetricInfo& find_metric(std::string_view name) {
   TLKIT_THROW_ARG("--metric: unknown metric '{}' (known: {}, or all)", name, known);
 }
 
-std::vector<std::string> parse_metric_list(const std::string& csv) {
+std::vector<std::string> parse_metric_list(const std::string& csv, unsigned available_inputs) {
   std::vector<std::string> out;
   std::size_t start = 0;
   while (start <= csv.size()) {
     const std::size_t comma = std::min(csv.find(',', start), csv.size());
     const std::string item = csv.substr(start, comma - start);
     if (item == "all") {
-      for (const auto& m : metric_registry()) out.emplace_back(m.name);
+      for (const auto& m : metric_registry())
+        if ((m.inputs & available_inputs) == m.inputs) out.emplace_back(m.name);
     } else {
       TLKIT_CHECK_ARG(!item.empty(), "--metric: empty name in '{}'", csv);
       out.emplace_back(find_metric(item).name);
@@ -44,6 +76,52 @@ std::vector<std::string> parse_metric_list(const std::string& csv) {
   for (auto& m : out)
     if (std::find(unique.begin(), unique.end(), m) == unique.end()) unique.push_back(m);
   return unique;
+}
+
+namespace {
+const MetricParam& find_param(std::string_view metric, std::string_view param) {
+  const MetricInfo& info = find_metric(metric);
+  for (const auto& p : info.params)
+    if (p.name == param) return p;
+  std::string known;
+  for (const auto& p : info.params) known += (known.empty() ? "" : ", ") + std::string(p.name);
+  TLKIT_THROW_ARG("metric {} has no parameter '{}' (parameters: {})", metric, param,
+                  known.empty() ? "none" : known);
+}
+
+bool parse_number(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && std::isfinite(*out);
+}
+}  // namespace
+
+void MetricParams::set(const std::string& metric, const std::string& param,
+                       const std::string& value) {
+  const MetricParam& p = find_param(metric, param);
+  if (p.choices.empty()) {
+    double v;
+    TLKIT_CHECK_ARG(parse_number(value, &v), "--{}-{}: expected a number, got '{}'", metric, param,
+                    value);
+  } else {
+    TLKIT_CHECK_ARG(std::find(p.choices.begin(), p.choices.end(), value) != p.choices.end(),
+                    "--{}-{}: unknown value '{}'", metric, param, value);
+  }
+  values_[metric + "." + param] = value;
+}
+
+std::string MetricParams::text(std::string_view metric, std::string_view param) const {
+  auto it = values_.find(std::string(metric) + "." + std::string(param));
+  if (it != values_.end()) return it->second;
+  return std::string(find_param(metric, param).default_value);
+}
+
+double MetricParams::number(std::string_view metric, std::string_view param) const {
+  double v = 0.0;
+  const std::string s = text(metric, param);
+  TLKIT_ASSERT(parse_number(s, &v));  // validated by set(), or a registry default
+  return v;
 }
 
 const char* version() { return TLKIT_VERSION_STRING; }

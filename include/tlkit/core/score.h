@@ -1,0 +1,57 @@
+// Scoring a model's features with several transferability metrics in one pass.
+//
+// score() computes the requested metrics for one model on one target dataset. Metrics that share
+// work share it: the features are read once into per-class sufficient statistics (sums, the Gram
+// matrix F^T F by SYRK), and one symmetric eigendecomposition of F^T F (LogME) and one of the
+// centred scatter matrix (H-score, shrinkage H-score, TransRate) serve every metric that needs
+// them. Inputs follow the data contract of matrix_view.h.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tlkit/core/logme.h"
+#include "tlkit/core/matrix_view.h"
+#include "tlkit/core/metrics.h"
+
+namespace tlkit {
+
+struct ScoreInputs {
+  FeatureView features;  ///< N x D; may be empty (rows = 0) if only probability metrics are asked
+  LabelView labels;      ///< N class labels (any integers; the distinct values are the classes)
+  FeatureView probs;     ///< N x Cs source-class probabilities (rows = 0: not given)
+};
+
+struct ScoreOptions {
+  MetricParams params;    ///< per-metric parameters (registry defaults otherwise)
+  std::uint64_t seed = 0; ///< for metrics with random steps (nleep, logistic split)
+  int threads = 0;        ///< 0: all cores
+};
+
+/// One metric's result. `details` holds named components (e.g. NCTI's parts, GBC's pair count).
+struct MetricValue {
+  std::string name;
+  double score = 0.0;
+  double seconds = 0.0;   ///< wall time of this metric, including shared work it triggered first
+  bool converged = true;
+  std::map<std::string, double> details;
+  std::vector<std::string> notes;
+};
+
+struct ScoreReport {
+  std::int64_t n = 0;
+  std::int64_t d = 0;
+  std::vector<std::int64_t> labels;  ///< the distinct labels (classes), ascending
+  std::vector<MetricValue> metrics;  ///< in the requested order
+  LogmeResult logme;                 ///< filled when "logme" was requested
+  double shared_seconds = 0.0;       ///< one-pass statistics and decompositions, all metrics
+};
+
+/// Computes `metrics` (registered names) on `inputs`. Throws InputError for invalid input or a
+/// metric whose inputs are missing.
+ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
+                  const ScoreOptions& options = {});
+
+}  // namespace tlkit

@@ -1,0 +1,95 @@
+// Shared, lazily computed statistics of one scoring run (private to tlkit::core).
+//
+// Every metric reads what it needs from here, so one scoring run converts the features to float64
+// and accumulates F^T F once, and decomposes it once, however many metrics use it.
+#pragma once
+
+#include <Eigen/Core>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "linalg.h"
+#include "tlkit/core/score.h"
+
+namespace tlkit {
+
+class MetricContext {
+ public:
+  MetricContext(const ScoreInputs& inputs, const ScoreOptions& options);
+
+  const ScoreInputs& inputs() const { return inputs_; }
+  const ScoreOptions& options() const { return options_; }
+  const MetricParams& params() const { return options_.params; }
+  std::int64_t n() const { return n_; }
+  std::int64_t d() const { return inputs_.features.cols; }
+  std::int64_t num_classes() const { return static_cast<std::int64_t>(labels_.size()); }
+  const std::vector<std::int64_t>& labels() const { return labels_; }  ///< distinct, ascending
+  const std::vector<int>& y() const { return y_; }                     ///< class index per row
+  const std::vector<std::int64_t>& counts() const { return counts_; }  ///< rows per class
+
+  /// Throws InputError if `metric` needs inputs that were not given.
+  void require(unsigned inputs, std::string_view metric) const;
+
+  /// One pass over the features: F^T F (upper triangle), column sums, per-class sums.
+  struct Stats {
+    Eigen::MatrixXd gram;        // D x D, upper triangle
+    Eigen::VectorXd sum;         // D
+    Eigen::MatrixXd class_sums;  // D x C
+  };
+  const Stats& stats();
+
+  /// The centred scatter T = sum (f - mu)(f - mu)^T = F^T F - N mu mu^T, decomposed once:
+  /// eigenvalues (ascending) and the projections P = V^T B of the between-class factor
+  /// B = [sqrt(n_c) (mu_c - mu)] (D x C), so that sum_c n_c (v^T (mu_c - mu))^2 = ||P row||^2.
+  struct Scatter {
+    Eigen::VectorXd mean;
+    Eigen::VectorXd eigenvalues;
+    Eigen::MatrixXd proj;
+    double trace = 0.0;
+  };
+  const Scatter& scatter();
+
+  /// LogME as in logme(), with the mode from params ("logme.mode").
+  const LogmeResult& logme();
+
+  /// Calls fn(rows, begin, count) over float64 row blocks of the features.
+  template <typename Fn>
+  void for_blocks(Fn&& fn) {
+    detail::for_row_blocks(inputs_.features, buffer_, fn);
+  }
+
+  /// Seconds spent in shared work (statistics, decompositions) so far.
+  double shared_seconds() const { return shared_seconds_; }
+
+ private:
+  class SharedTimer;
+
+  const ScoreInputs& inputs_;
+  const ScoreOptions& options_;
+  std::int64_t n_ = 0;
+  std::vector<std::int64_t> labels_;
+  std::vector<int> y_;
+  std::vector<std::int64_t> counts_;
+  std::optional<Stats> stats_;
+  std::optional<Scatter> scatter_;
+  std::optional<LogmeResult> logme_;
+  std::vector<double> buffer_;
+  double shared_seconds_ = 0.0;
+  int shared_depth_ = 0;
+};
+
+// The metric implementations (one registry entry each, src/core/metrics.cpp).
+namespace metrics {
+void logme(MetricContext& ctx, MetricValue& out);
+void leep(MetricContext& ctx, MetricValue& out);
+void nce(MetricContext& ctx, MetricValue& out);
+void hscore(MetricContext& ctx, MetricValue& out);
+void hscore_shrink(MetricContext& ctx, MetricValue& out);
+void transrate(MetricContext& ctx, MetricValue& out);
+}  // namespace metrics
+
+}  // namespace tlkit

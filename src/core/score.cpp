@@ -1,0 +1,173 @@
+#include "tlkit/core/score.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "logme_internal.h"
+#include "metric_context.h"
+
+namespace tlkit {
+
+// Times shared work once even when it nests (scatter() calls stats()).
+class MetricContext::SharedTimer {
+ public:
+  explicit SharedTimer(MetricContext& c) : c_(c), t0_(std::chrono::steady_clock::now()) {
+    ++c_.shared_depth_;
+  }
+  ~SharedTimer() {
+    if (--c_.shared_depth_ == 0)
+      c_.shared_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+ private:
+  MetricContext& c_;
+  std::chrono::steady_clock::time_point t0_;
+};
+
+MetricContext::MetricContext(const ScoreInputs& inputs, const ScoreOptions& options)
+    : inputs_(inputs), options_(options), n_(inputs.labels.size) {
+  std::map<std::int64_t, int> index;
+  for (std::int64_t i = 0; i < n_; ++i) index.emplace(inputs.labels.data[i], 0);
+  for (auto& [label, idx] : index) {
+    idx = static_cast<int>(labels_.size());
+    labels_.push_back(label);
+  }
+  counts_.assign(labels_.size(), 0);
+  y_.resize(static_cast<std::size_t>(n_));
+  for (std::int64_t i = 0; i < n_; ++i) {
+    y_[i] = index[inputs.labels.data[i]];
+    ++counts_[y_[i]];
+  }
+}
+
+void MetricContext::require(unsigned needed, std::string_view metric) const {
+  TLKIT_CHECK_ARG(!(needed & kNeedsFeatures) || inputs_.features.rows > 0,
+                  "--metric {} needs features (--features)", metric);
+  TLKIT_CHECK_ARG(!(needed & kNeedsProbs) || inputs_.probs.rows > 0,
+                  "--metric {} needs source-class probabilities (--probs)", metric);
+}
+
+const MetricContext::Stats& MetricContext::stats() {
+  if (stats_) return *stats_;
+  SharedTimer timer(*this);
+  const std::int64_t d = this->d();
+  Stats s;
+  s.gram = Eigen::MatrixXd::Zero(d, d);
+  s.sum = Eigen::VectorXd::Zero(d);
+  s.class_sums = Eigen::MatrixXd::Zero(d, num_classes());
+  for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    detail::syrk_accumulate_rows(rows, cnt, d, s.gram.data());
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      const Eigen::Map<const Eigen::VectorXd> row(rows + i * d, d);
+      s.class_sums.col(y_[b + i]) += row;
+    }
+  });
+  s.sum = s.class_sums.rowwise().sum();
+  stats_ = std::move(s);
+  return *stats_;
+}
+
+const MetricContext::Scatter& MetricContext::scatter() {
+  if (scatter_) return *scatter_;
+  SharedTimer timer(*this);
+  const Stats& s = stats();
+  const double n = static_cast<double>(n_);
+  Scatter sc;
+  sc.mean = s.sum / n;
+  // T = F^T F - N mu mu^T (upper triangle is all dsytrd reads).
+  Eigen::MatrixXd t = s.gram;
+  t.triangularView<Eigen::Upper>() -= n * sc.mean * sc.mean.transpose();
+  sc.trace = t.diagonal().sum();
+  Eigen::MatrixXd b(d(), num_classes());
+  for (std::int64_t c = 0; c < num_classes(); ++c) {
+    const double nc = static_cast<double>(counts_[c]);
+    b.col(c) = std::sqrt(nc) * (s.class_sums.col(c) / nc - sc.mean);
+  }
+  detail::symmetric_eigen_project(t, b, sc.eigenvalues, sc.proj);
+  scatter_ = std::move(sc);
+  return *scatter_;
+}
+
+const LogmeResult& MetricContext::logme() {
+  if (logme_) return *logme_;
+  SharedTimer timer(*this);
+  LogmeOptions opt;
+  opt.mode = parse_logme_mode(params().text("logme", "mode"));
+  opt.threads = options_.threads;
+  if (n_ > d()) {
+    // The same statistics and decomposition as logme(): F^T F and the per-class sums.
+    const Stats& s = stats();
+    Eigen::VectorXd yy(num_classes());
+    for (std::int64_t c = 0; c < num_classes(); ++c) yy[c] = static_cast<double>(counts_[c]);
+    logme_ = detail::logme_from_gram(s.gram, s.class_sums, yy, n_, d(), opt);
+    logme_->labels = labels_;
+  } else {
+    logme_ = tlkit::logme(inputs_.features, inputs_.labels, opt);
+  }
+  return *logme_;
+}
+
+namespace {
+
+void validate(const ScoreInputs& in) {
+  const std::int64_t n = in.labels.size;
+  TLKIT_CHECK_ARG(n >= 2, "labels: need at least 2 samples, got N = {}", n);
+  if (in.features.rows > 0 || in.features.cols > 0) {
+    TLKIT_CHECK_ARG(in.features.rows == n, "features have {} rows but labels has {} entries",
+                    in.features.rows, n);
+    TLKIT_CHECK_ARG(in.features.cols >= 1, "features: need at least 1 feature column, got D = {}",
+                    in.features.cols);
+    detail::check_finite(in.features, 0, "features");
+  }
+  if (in.probs.rows > 0 || in.probs.cols > 0) {
+    TLKIT_CHECK_ARG(in.probs.rows == n, "probs have {} rows but labels has {} entries",
+                    in.probs.rows, n);
+    TLKIT_CHECK_ARG(in.probs.cols >= 1, "probs: need at least 1 column, got {}", in.probs.cols);
+    detail::check_finite(in.probs, 0, "probs");
+    for (std::int64_t i = 0; i < n; ++i) {
+      double sum = 0.0;
+      for (std::int64_t j = 0; j < in.probs.cols; ++j) {
+        const double p = in.probs.at(i, j);
+        TLKIT_CHECK_ARG(p >= 0.0, "probs: negative value {} at row {}, column {} (pass "
+                        "probabilities, e.g. softmax of the logits)", p, i, j);
+        sum += p;
+      }
+      // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
+      TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4, "probs: row {} sums to {} (expected 1 within "
+                      "1e-4; pass probabilities, e.g. softmax of the logits)", i, sum);
+    }
+  }
+}
+
+}  // namespace
+
+ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
+                  const ScoreOptions& options) {
+  TLKIT_CHECK_ARG(!metrics.empty(), "--metric: no metric requested");
+  validate(inputs);
+  MetricContext ctx(inputs, options);
+  TLKIT_CHECK_ARG(ctx.num_classes() >= 2,
+                  "labels: transferability metrics need at least 2 classes, found only label {}",
+                  ctx.labels().front());
+  for (const auto& name : metrics) ctx.require(find_metric(name).inputs, name);
+  ScoreReport report;
+  report.n = ctx.n();
+  report.d = inputs.features.cols;
+  report.labels = ctx.labels();
+  for (const auto& name : metrics) {
+    const MetricInfo& info = find_metric(name);
+    MetricValue v;
+    v.name = name;
+    const auto t0 = std::chrono::steady_clock::now();
+    info.compute(ctx, v);
+    v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (name == "logme") report.logme = ctx.logme();
+    report.metrics.push_back(std::move(v));
+  }
+  report.shared_seconds = ctx.shared_seconds();
+  return report;
+}
+
+}  // namespace tlkit
