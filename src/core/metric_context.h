@@ -90,6 +90,7 @@ void nce(MetricContext& ctx, MetricValue& out);
 void hscore(MetricContext& ctx, MetricValue& out);
 void hscore_shrink(MetricContext& ctx, MetricValue& out);
 void transrate(MetricContext& ctx, MetricValue& out);
+void knn(MetricContext& ctx, MetricValue& out);
 }  // namespace metrics
 
 }  // namespace tlkit

@@ -44,6 +44,10 @@ const std::vector<MetricInfo>& metric_registry() {
          "class term: paper = sum_c (n_c / n) R(Z_c); tllib = unweighted mean over classes",
          {"paper", "tllib"}}},
        &metrics::transrate},
+      {"knn", "kNN proxy: leave-one-out 1-nearest-neighbour accuracy in percent (O(N^2 D))",
+       "Bolya et al., Scalable Diverse Model Selection for Accessible Transfer Learning, "
+       "NeurIPS 2021 (kNN baseline)",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::knn},
   };
   return kRegistry;
 }
