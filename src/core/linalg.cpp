@@ -63,29 +63,52 @@ void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel
               f, static_cast<int>(d), 0.0, kernel, static_cast<int>(n));
 }
 
-void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen::VectorXd& w,
-                             Eigen::MatrixXd& vtb) {
-  const lapack_int n = static_cast<lapack_int>(a.rows());
-  TLKIT_ASSERT(a.cols() == n && b.rows() == n);
-  w.resize(n);
-  vtb.resize(n, b.cols());
+SymmetricEigen::SymmetricEigen(Eigen::MatrixXd a) : reflectors_(std::move(a)) {
+  const lapack_int n = static_cast<lapack_int>(reflectors_.rows());
+  TLKIT_ASSERT(reflectors_.cols() == n);
+  values_.resize(n);
   if (n == 0) return;
-  std::vector<double> e(static_cast<std::size_t>(n)), tau(static_cast<std::size_t>(n));
-  lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'U', n, a.data(), n, w.data(), e.data(),
-                                   tau.data());
+  std::vector<double> e(static_cast<std::size_t>(n));
+  tau_.resize(static_cast<std::size_t>(n));
+  lapack_int info = LAPACKE_dsytrd(LAPACK_COL_MAJOR, 'U', n, reflectors_.data(), n, values_.data(),
+                                   e.data(), tau_.data());
   if (info != 0) throw std::runtime_error(fmt::format("LAPACK dsytrd failed (info = {})", info));
-  Eigen::MatrixXd qtb = b;
-  if (qtb.cols() > 0) {
-    info = LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'U', 'T', n, static_cast<lapack_int>(qtb.cols()),
-                          a.data(), n, tau.data(), qtb.data(), n);
-    if (info != 0) throw std::runtime_error(fmt::format("LAPACK dormtr failed (info = {})", info));
-  }
-  Eigen::MatrixXd t_vectors(n, n);
-  info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', n, w.data(), e.data(), t_vectors.data(), n);
+  t_vectors_.resize(n, n);
+  info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', n, values_.data(), e.data(), t_vectors_.data(), n);
   if (info != 0)
     throw std::runtime_error(fmt::format("LAPACK dstedc failed to converge (info = {}) on a {}x{} "
                                          "matrix", info, n, n));
-  vtb = gemm_tn(t_vectors, qtb);
+}
+
+Eigen::MatrixXd SymmetricEigen::project(const Eigen::MatrixXd& b) const {
+  const lapack_int n = static_cast<lapack_int>(size());
+  TLKIT_ASSERT(b.rows() == n);
+  if (n == 0 || b.cols() == 0) return Eigen::MatrixXd::Zero(n, b.cols());
+  Eigen::MatrixXd qtb = b;
+  const lapack_int info =
+      LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'U', 'T', n, static_cast<lapack_int>(qtb.cols()),
+                     reflectors_.data(), n, tau_.data(), qtb.data(), n);
+  if (info != 0) throw std::runtime_error(fmt::format("LAPACK dormtr failed (info = {})", info));
+  return gemm_tn(t_vectors_, qtb);
+}
+
+Eigen::MatrixXd SymmetricEigen::vectors(Eigen::Index first, Eigen::Index count) const {
+  const lapack_int n = static_cast<lapack_int>(size());
+  TLKIT_ASSERT(first >= 0 && count >= 0 && first + count <= n);
+  Eigen::MatrixXd v = t_vectors_.middleCols(first, count);
+  if (count == 0) return v;
+  const lapack_int info =
+      LAPACKE_dormtr(LAPACK_COL_MAJOR, 'L', 'U', 'N', n, static_cast<lapack_int>(count),
+                     reflectors_.data(), n, tau_.data(), v.data(), n);
+  if (info != 0) throw std::runtime_error(fmt::format("LAPACK dormtr failed (info = {})", info));
+  return v;
+}
+
+void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen::VectorXd& w,
+                             Eigen::MatrixXd& vtb) {
+  const SymmetricEigen eig(std::move(a));
+  w = eig.values();
+  vtb = eig.project(b);
 }
 
 Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {

@@ -45,11 +45,32 @@ void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, do
 /// kernel (upper triangle, column-major n x n) = F F^T for F row-major n x d. BLAS dsyrk.
 void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel);
 
-/// Eigenvalues `w` (ascending) of the symmetric matrix `a` (upper triangle read; destroyed) and
-/// the projections V^T B of the columns of `b` on its eigenvectors, without forming V:
-/// A = Q T Q^T (dsytrd), T = W diag(w) W^T (dstedc), so V^T B = W^T (Q^T B) (dormtr + dgemm).
+/// A symmetric eigendecomposition A = V diag(values) V^T that never forms V unless asked:
+/// A = Q T Q^T (dsytrd), T = W diag(values) W^T (dstedc). project(B) = V^T B = W^T (Q^T B) costs
+/// a dormtr on B and a GEMM, and vectors() builds only the columns of V that are asked for.
 /// Skipping the back-transformation of all n eigenvectors makes this ~40% cheaper than dsyevd
-/// with vectors for n = 2048 and B with 100 columns.
+/// with vectors for n = 2048 when B has 100 columns.
+class SymmetricEigen {
+ public:
+  SymmetricEigen() = default;
+  /// Decomposes the symmetric matrix whose upper triangle `a` holds (a is consumed).
+  explicit SymmetricEigen(Eigen::MatrixXd a);
+  const Eigen::VectorXd& values() const { return values_; }  ///< ascending
+  Eigen::Index size() const { return values_.size(); }
+  /// V^T B for B with size() rows.
+  Eigen::MatrixXd project(const Eigen::MatrixXd& b) const;
+  /// Columns [first, first + count) of V (eigenvectors of values()[first...]).
+  Eigen::MatrixXd vectors(Eigen::Index first, Eigen::Index count) const;
+
+ private:
+  Eigen::MatrixXd reflectors_;  // dsytrd output (upper)
+  std::vector<double> tau_;
+  Eigen::MatrixXd t_vectors_;   // W
+  Eigen::VectorXd values_;
+};
+
+/// Eigenvalues `w` (ascending) of the symmetric matrix `a` (upper triangle read; destroyed) and
+/// V^T B, without forming V (see SymmetricEigen).
 void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen::VectorXd& w,
                              Eigen::MatrixXd& vtb);
 

@@ -47,11 +47,19 @@ class MetricContext {
   /// B = [sqrt(n_c) (mu_c - mu)] (D x C), so that sum_c n_c (v^T (mu_c - mu))^2 = ||P row||^2.
   struct Scatter {
     Eigen::VectorXd mean;
-    Eigen::VectorXd eigenvalues;
+    Eigen::VectorXd eigenvalues;  // of T, ascending
     Eigen::MatrixXd proj;
     double trace = 0.0;
+    detail::SymmetricEigen eig;
   };
   const Scatter& scatter();
+
+  /// The k principal directions of the features (eigenvectors of T for its k largest
+  /// eigenvalues, largest first), D x k.
+  Eigen::MatrixXd principal_directions(std::int64_t k);
+
+  /// Centred features projected on `directions` (D x k): (F - mu) V, N x k.
+  Eigen::MatrixXd project_centred(const Eigen::MatrixXd& directions);
 
   /// LogME as in logme(), with the mode from params ("logme.mode").
   const LogmeResult& logme();
@@ -91,6 +99,7 @@ void hscore(MetricContext& ctx, MetricValue& out);
 void hscore_shrink(MetricContext& ctx, MetricValue& out);
 void transrate(MetricContext& ctx, MetricValue& out);
 void knn(MetricContext& ctx, MetricValue& out);
+void gbc(MetricContext& ctx, MetricValue& out);
 }  // namespace metrics
 
 }  // namespace tlkit

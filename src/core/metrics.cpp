@@ -44,6 +44,18 @@ const std::vector<MetricInfo>& metric_registry() {
          "class term: paper = sum_c (n_c / n) R(Z_c); tllib = unweighted mean over classes",
          {"paper", "tllib"}}},
        &metrics::transrate},
+      {"gbc", "GBC: Gaussian Bhattacharyya coefficient between classes (negated overlap)",
+       "Pandy et al., Transferability Estimation using Bhattacharyya Class Separability, CVPR 2022",
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"gaussian", "spherical", "per-class covariance: spherical or diagonal",
+         {"spherical", "diagonal"}},
+        {"pca_dims", "64", "project the features on this many principal directions first (0: none)",
+         {}},
+        {"log_term", "dims",
+         "spherical log-variance term: dims = the Bhattacharyya distance (counted once per "
+         "dimension); once = google-research's gbc.py (counted once)",
+         {"dims", "once"}}},
+       &metrics::gbc},
       {"knn", "kNN proxy: leave-one-out 1-nearest-neighbour accuracy in percent (O(N^2 D))",
        "Bolya et al., Scalable Diverse Model Selection for Accessible Transfer Learning, "
        "NeurIPS 2021 (kNN baseline)",

@@ -176,3 +176,55 @@ void transrate(MetricContext& ctx, MetricValue& out) {
 }
 
 }  // namespace tlkit::metrics
+
+namespace tlkit::metrics {
+
+// GBC (Pandy et al. 2022): -sum over ordered class pairs i != j of exp(-D_B(i, j)), D_B the
+// Bhattacharyya distance between per-class Gaussians with diagonal (or spherical: the mean of
+// the diagonal) population variances floored at 1e-4, on the features projected on their
+// `pca_dims` principal directions (0: the raw features).
+//   D_B = 1/8 sum_d (mu1 - mu2)^2 / s + 1/2 sum_d [ln s - 1/2 ln s1 - 1/2 ln s2],  s = (s1 + s2)/2.
+// For spherical Gaussians the bracket is the same in every dimension, so it counts D times
+// (log_term = dims, the Bhattacharyya distance of the two Gaussians); google-research's gbc.py
+// adds it once (log_term = once).
+void gbc(MetricContext& ctx, MetricValue& out) {
+  const std::int64_t pca = static_cast<std::int64_t>(ctx.params().number("gbc", "pca_dims"));
+  const bool spherical = ctx.params().text("gbc", "gaussian") == "spherical";
+  const bool log_once = ctx.params().text("gbc", "log_term") == "once";
+  Eigen::MatrixXd z;
+  if (pca > 0 && pca < ctx.d()) {
+    z = ctx.project_centred(ctx.principal_directions(pca));
+  } else {
+    z.resize(ctx.n(), ctx.d());
+    ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+      z.middleRows(b, cnt) =
+          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+              rows, cnt, ctx.d());
+    });
+  }
+  const std::int64_t k = z.cols(), classes = ctx.num_classes();
+  Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(k, classes), var = Eigen::MatrixXd::Zero(k, classes);
+  for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();
+  for (std::int64_t c = 0; c < classes; ++c) mean.col(c) /= static_cast<double>(ctx.counts()[c]);
+  for (std::int64_t i = 0; i < ctx.n(); ++i)
+    var.col(ctx.y()[i]) += (z.row(i).transpose() - mean.col(ctx.y()[i])).cwiseAbs2();
+  for (std::int64_t c = 0; c < classes; ++c) {
+    var.col(c) /= static_cast<double>(ctx.counts()[c]);
+    var.col(c) = var.col(c).cwiseMax(1e-4);
+    if (spherical) var.col(c).setConstant(var.col(c).mean());
+  }
+  const double log_weight = spherical && log_once ? 1.0 / static_cast<double>(k) : 1.0;
+  double total = 0.0;
+  for (std::int64_t a = 0; a < classes; ++a)
+    for (std::int64_t b = a + 1; b < classes; ++b) {
+      const Eigen::ArrayXd s = 0.5 * (var.col(a) + var.col(b)).array();
+      const double quad = ((mean.col(a) - mean.col(b)).array().square() / s).sum() / 8.0;
+      const double logs =
+          (s.log() - 0.5 * var.col(a).array().log() - 0.5 * var.col(b).array().log()).sum();
+      total += 2.0 * std::exp(-(quad + 0.5 * log_weight * logs));  // (a, b) and (b, a)
+    }
+  out.score = -total;
+  out.details["dims"] = static_cast<double>(k);
+}
+
+}  // namespace tlkit::metrics

@@ -85,9 +85,32 @@ const MetricContext::Scatter& MetricContext::scatter() {
     const double nc = static_cast<double>(counts_[c]);
     b.col(c) = std::sqrt(nc) * (s.class_sums.col(c) / nc - sc.mean);
   }
-  detail::symmetric_eigen_project(t, b, sc.eigenvalues, sc.proj);
+  sc.eig = detail::SymmetricEigen(std::move(t));
+  sc.eigenvalues = sc.eig.values();
+  sc.proj = sc.eig.project(b);
   scatter_ = std::move(sc);
   return *scatter_;
+}
+
+Eigen::MatrixXd MetricContext::principal_directions(std::int64_t k) {
+  const Scatter& sc = scatter();
+  k = std::min<std::int64_t>(k, sc.eig.size());
+  // Ascending eigenvalues: the k largest are the last k columns; reverse to largest first.
+  return sc.eig.vectors(sc.eig.size() - k, k).rowwise().reverse();
+}
+
+Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions) {
+  const Scatter& sc = scatter();
+  const std::int64_t d = this->d(), k = directions.cols();
+  Eigen::MatrixXd z(n_, k);
+  Eigen::MatrixXd block;
+  for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    block = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+        rows, cnt, d);
+    block.rowwise() -= sc.mean.transpose();
+    z.middleRows(b, cnt).noalias() = block * directions;
+  });
+  return z;
 }
 
 const LogmeResult& MetricContext::logme() {
