@@ -100,6 +100,7 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out);
 void transrate(MetricContext& ctx, MetricValue& out);
 void knn(MetricContext& ctx, MetricValue& out);
 void gbc(MetricContext& ctx, MetricValue& out);
+void sfda(MetricContext& ctx, MetricValue& out);
 }  // namespace metrics
 
 }  // namespace tlkit

@@ -56,6 +56,10 @@ const std::vector<MetricInfo>& metric_registry() {
          "dimension); once = google-research's gbc.py (counted once)",
          {"dims", "once"}}},
        &metrics::gbc},
+      {"sfda", "SFDA: self-challenging Fisher discriminant analysis (mean p(y|x) after ConfMix)",
+       "Shao et al., Not All Models Are Equal: Predicting Model Transferability in a "
+       "Self-challenging Fisher Space, ECCV 2022",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::sfda},
       {"knn", "kNN proxy: leave-one-out 1-nearest-neighbour accuracy in percent (O(N^2 D))",
        "Bolya et al., Scalable Diverse Model Selection for Accessible Transfer Learning, "
        "NeurIPS 2021 (kNN baseline)",
