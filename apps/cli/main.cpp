@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
   tlkit::cli::ScoreArgs score_args;
   CLI::App* score = tlkit::cli::add_score_command(app, score_args);
+  tlkit::cli::EvaluateArgs evaluate_args;
+  CLI::App* evaluate = tlkit::cli::add_evaluate_command(app, evaluate_args);
 
   try {
     app.parse(argc, argv);
@@ -37,12 +39,15 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "tlkit: error: {} (see tlkit{} --help)\n", e.what(),
-               score->parsed() ? " score" : "");
+               score->parsed()      ? " score"
+               : evaluate->parsed() ? " evaluate"
+                                    : "");
     return 2;
   }
 
   try {
     if (score->parsed()) return tlkit::cli::run_score(score_args);
+    if (evaluate->parsed()) return tlkit::cli::run_evaluate(evaluate_args);
     return 2;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "tlkit: error: {}\n", e.what());
