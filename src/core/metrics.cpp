@@ -31,7 +31,12 @@ const std::vector<MetricInfo>& metric_registry() {
       {"hscore", "H-score: tr(pinv(cov f) cov E[f|y])",
        "Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer "
        "Learning, ICIP 2019",
-       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::hscore},
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"variant", "paper",
+         "paper: tr(pinv(cov f) cov g) (TLlib); google: google-research's element-wise "
+         "sum of pinv(cov f, rcond 1e-5) * cov g, which only equals it for diagonal covariances",
+         {"paper", "google"}}},
+       &metrics::hscore},
       {"hscore_shrink", "H-score with a Ledoit-Wolf shrunk feature covariance",
        "Ibrahim, Ponomareva, Mazumder, Newer is not always better: Rethinking transferability "
        "metrics, their peculiarities, stability and performance, ECML-PKDD 2022",
@@ -44,12 +49,22 @@ const std::vector<MetricInfo>& metric_registry() {
          "class term: paper = sum_c (n_c / n) R(Z_c); tllib = unweighted mean over classes",
          {"paper", "tllib"}}},
        &metrics::transrate},
+      {"nleep", "NLEEP: LEEP on Gaussian-mixture posteriors of the PCA-reduced features (iterative)",
+       "Li et al., Ranking Neural Checkpoints, CVPR 2021",
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"variance", "0.8", "PCA keeps the fewest directions explaining more than this fraction", {}},
+        {"components_per_class", "5", "mixture components per target class", {}},
+        {"log", "yes", "yes: LEEP with the log (the paper); no: without (TencentARC/SFDA's code)",
+         {"yes", "no"}}},
+       &metrics::nleep},
       {"gbc", "GBC: Gaussian Bhattacharyya coefficient between classes (negated overlap)",
        "Pandy et al., Transferability Estimation using Bhattacharyya Class Separability, CVPR 2022",
        true, kNeedsFeatures | kNeedsLabels, false, false,
        {{"gaussian", "spherical", "per-class covariance: spherical or diagonal",
          {"spherical", "diagonal"}},
-        {"pca_dims", "64", "project the features on this many principal directions first (0: none)",
+        {"pca_dims", "0",
+         "project the features on this many principal directions first (0: none; the authors' "
+         "experiments use 64)",
          {}},
         {"log_term", "dims",
          "spherical log-variance term: dims = the Bhattacharyya distance (counted once per "
@@ -60,10 +75,24 @@ const std::vector<MetricInfo>& metric_registry() {
        "Shao et al., Not All Models Are Equal: Predicting Model Transferability in a "
        "Self-challenging Fisher Space, ECCV 2022",
        true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::sfda},
+      {"parc", "PARC: Spearman correlation of feature and label dissimilarity matrices (x100, O(N^2))",
+       "Bolya, Mittapalli, Hoffman, Scalable Diverse Model Selection for Accessible Transfer "
+       "Learning, NeurIPS 2021",
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"pca_dims", "32", "principal directions kept before comparing samples (0: none)", {}}},
+       &metrics::parc},
       {"knn", "kNN proxy: leave-one-out 1-nearest-neighbour accuracy in percent (O(N^2 D))",
        "Bolya et al., Scalable Diverse Model Selection for Accessible Transfer Learning, "
        "NeurIPS 2021 (kNN baseline)",
        true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::knn},
+      {"logistic",
+       "Linear-probe proxy: held-out accuracy (percent) of multinomial logistic regression on a "
+       "class-stratified half (--seed picks the half)",
+       "Bolya et al., NeurIPS 2021 (SplitLogistic baseline), fitted to convergence",
+       true, kNeedsFeatures | kNeedsLabels, false, false,
+       {{"c", "1", "inverse L2 regularisation strength (sklearn's C)", {}},
+        {"max_iterations", "1000", "L-BFGS iteration cap (converged: false when reached)", {}}},
+       &metrics::logistic},
   };
   return kRegistry;
 }

@@ -11,24 +11,44 @@ namespace tlkit::metrics {
 namespace {
 
 // Source-class statistics for LEEP and NCE: joint[c][z] = sum_{i in c} theta_iz / N.
-Eigen::MatrixXd empirical_joint(MetricContext& ctx, bool hard) {
-  const FeatureView& p = ctx.inputs().probs;
-  Eigen::MatrixXd joint = Eigen::MatrixXd::Zero(ctx.num_classes(), p.cols);
-  const double inv_n = 1.0 / static_cast<double>(ctx.n());
-  for (std::int64_t i = 0; i < ctx.n(); ++i) {
+Eigen::MatrixXd empirical_joint(const FeatureView& p, const std::vector<int>& y,
+                                std::int64_t classes, bool hard) {
+  Eigen::MatrixXd joint = Eigen::MatrixXd::Zero(classes, p.cols);
+  const double inv_n = 1.0 / static_cast<double>(p.rows);
+  for (std::int64_t i = 0; i < p.rows; ++i) {
     if (hard) {
       std::int64_t z = 0;  // argmax, first index on ties (numpy's rule)
       for (std::int64_t j = 1; j < p.cols; ++j)
         if (p.at(i, j) > p.at(i, z)) z = j;
-      joint(ctx.y()[i], z) += inv_n;
+      joint(y[i], z) += inv_n;
     } else {
-      for (std::int64_t j = 0; j < p.cols; ++j) joint(ctx.y()[i], j) += p.at(i, j) * inv_n;
+      for (std::int64_t j = 0; j < p.cols; ++j) joint(y[i], j) += p.at(i, j) * inv_n;
     }
   }
   return joint;
 }
 
 }  // namespace
+
+// LEEP = mean_i ln sum_z theta_iz P(y_i | z), P(y | z) = joint(y, z) / sum_y joint(y, z).
+// A source class z that no sample puts any mass on has no P(. | z); its theta_iz are all 0, so
+// the term is 0 (the reference code would divide 0 by 0). log = false gives the mean of the
+// expected empirical prediction itself (TencentARC/SFDA's NLEEP variant).
+double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log) {
+  const Eigen::MatrixXd joint = empirical_joint(p, y, classes, /*hard=*/false);
+  const Eigen::RowVectorXd pz = joint.colwise().sum();
+  Eigen::MatrixXd cond = joint;
+  for (Eigen::Index z = 0; z < cond.cols(); ++z)
+    cond.col(z) = pz[z] > 0.0 ? Eigen::VectorXd(joint.col(z) / pz[z])
+                              : Eigen::VectorXd::Zero(cond.rows());
+  double total = 0.0;
+  for (std::int64_t i = 0; i < p.rows; ++i) {
+    double eep = 0.0;
+    for (std::int64_t z = 0; z < p.cols; ++z) eep += p.at(i, z) * cond(y[i], z);
+    total += log ? std::log(eep) : eep;
+  }
+  return total / static_cast<double>(p.rows);
+}
 
 void logme(MetricContext& ctx, MetricValue& out) {
   const LogmeResult& r = ctx.logme();
@@ -37,29 +57,14 @@ void logme(MetricContext& ctx, MetricValue& out) {
   out.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
 }
 
-// LEEP = mean_i ln sum_z theta_iz P(y_i | z), P(y | z) = joint(y, z) / sum_y joint(y, z).
-// A source class z that no sample puts any mass on has no P(. | z); its theta_iz are all 0, so
-// the term is 0 (the reference code would divide 0 by 0).
 void leep(MetricContext& ctx, MetricValue& out) {
-  const Eigen::MatrixXd joint = empirical_joint(ctx, /*hard=*/false);
-  const Eigen::RowVectorXd pz = joint.colwise().sum();
-  Eigen::MatrixXd cond = joint;
-  for (Eigen::Index z = 0; z < cond.cols(); ++z)
-    cond.col(z) = pz[z] > 0.0 ? Eigen::VectorXd(joint.col(z) / pz[z])
-                              : Eigen::VectorXd::Zero(cond.rows());
-  const FeatureView& p = ctx.inputs().probs;
-  double total = 0.0;
-  for (std::int64_t i = 0; i < ctx.n(); ++i) {
-    double eep = 0.0;
-    for (std::int64_t z = 0; z < p.cols; ++z) eep += p.at(i, z) * cond(ctx.y()[i], z);
-    total += std::log(eep);
-  }
-  out.score = total / static_cast<double>(ctx.n());
+  out.score = leep_value(ctx.inputs().probs, ctx.y(), ctx.num_classes(), /*log=*/true);
 }
 
 // NCE = -H(Y | Z) = sum_z P(z) sum_y P(y | z) ln P(y | z), Z = argmax of the source probabilities.
 void nce(MetricContext& ctx, MetricValue& out) {
-  const Eigen::MatrixXd joint = empirical_joint(ctx, /*hard=*/true);
+  const Eigen::MatrixXd joint =
+      empirical_joint(ctx.inputs().probs, ctx.y(), ctx.num_classes(), /*hard=*/true);
   double neg_h = 0.0;
   for (Eigen::Index z = 0; z < joint.cols(); ++z) {
     const double pz = joint.col(z).sum();
@@ -77,6 +82,22 @@ void nce(MetricContext& ctx, MetricValue& out) {
 // rcond = 1e-15: eigenvalues with |lambda| <= 1e-15 max |lambda| are dropped.
 void hscore(MetricContext& ctx, MetricValue& out) {
   const auto& sc = ctx.scatter();
+  if (ctx.params().text("hscore", "variant") == "google") {
+    // sum_d pinv(cov f)_dd (cov g)_dd with rcond 1e-5; both covariances carry 1 / (N - 1).
+    const double cut = 1e-5 * sc.eigenvalues.cwiseAbs().maxCoeff();
+    const Eigen::MatrixXd v = sc.eig.vectors(0, sc.eig.size());
+    Eigen::VectorXd pinv_diag = Eigen::VectorXd::Zero(ctx.d());
+    for (Eigen::Index i = 0; i < sc.eigenvalues.size(); ++i)
+      if (std::abs(sc.eigenvalues[i]) > cut) pinv_diag += v.col(i).cwiseAbs2() / sc.eigenvalues[i];
+    const auto& st = ctx.stats();
+    Eigen::VectorXd b_diag = Eigen::VectorXd::Zero(ctx.d());
+    for (std::int64_t c = 0; c < ctx.num_classes(); ++c) {
+      const double nc = static_cast<double>(ctx.counts()[c]);
+      b_diag += nc * (st.class_sums.col(c) / nc - sc.mean).cwiseAbs2();
+    }
+    out.score = pinv_diag.dot(b_diag);  // the (N - 1) factors cancel
+    return;
+  }
   const double cut = 1e-15 * sc.eigenvalues.cwiseAbs().maxCoeff();
   double h = 0.0;
   for (Eigen::Index i = 0; i < sc.eigenvalues.size(); ++i) {
@@ -192,8 +213,9 @@ void gbc(MetricContext& ctx, MetricValue& out) {
   const bool spherical = ctx.params().text("gbc", "gaussian") == "spherical";
   const bool log_once = ctx.params().text("gbc", "log_term") == "once";
   Eigen::MatrixXd z;
-  if (pca > 0 && pca < ctx.d()) {
-    z = ctx.project_centred(ctx.principal_directions(pca));
+  if (pca > 0 && std::min(pca, ctx.n() - 1) < ctx.d()) {
+    // Beyond rank N - 1 the centred data has only rounding-level components.
+    z = ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
   } else {
     z.resize(ctx.n(), ctx.d());
     ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {

@@ -1,6 +1,7 @@
 // Proxy metrics that fit or compare samples directly: leave-one-out 1-NN accuracy (knn).
 // Formulas and the reference implementations: docs/metrics/.
 #include <cblas.h>
+#include <lbfgs.h>
 
 #include <algorithm>
 #include <cmath>
@@ -49,6 +50,206 @@ void knn(MetricContext& ctx, MetricValue& out) {
     }
   }
   out.score = 100.0 * static_cast<double>(correct) / static_cast<double>(n);
+}
+
+}  // namespace tlkit::metrics
+
+namespace tlkit::metrics {
+namespace {
+
+// Average ranks (1-based) of `v` with ties averaged, as scipy.stats.rankdata.
+std::vector<double> average_ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> order(v.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (std::size_t s = 0; s < order.size();) {
+    std::size_t e = s + 1;
+    while (e < order.size() && v[order[e]] == v[order[s]]) ++e;
+    const double r = 0.5 * static_cast<double>(s + e + 1);  // mean of positions s+1..e
+    for (std::size_t t = s; t < e; ++t) ranks[order[t]] = r;
+    s = e;
+  }
+  return ranks;
+}
+
+}  // namespace
+
+// PARC (Bolya et al. 2021): 100 x Spearman correlation between the upper triangles of the
+// feature dissimilarity matrix 1 - corrcoef(rows of standardised PCA scores) and the label
+// dissimilarity matrix 1 - corrcoef(one-hot rows), which is exactly 0 for a pair of the same class
+// and 1 + 1/(C - 1) otherwise. Exact PCA (sign: the largest-magnitude score of each component
+// positive, sklearn's convention, which PARC depends on). O(N^2) memory and time.
+void parc(MetricContext& ctx, MetricValue& out) {
+  const std::int64_t n = ctx.n();
+  const std::int64_t dims = static_cast<std::int64_t>(ctx.params().number("parc", "pca_dims"));
+  const std::int64_t pairs = n * (n - 1) / 2;
+  // Two doubles per pair (value and rank) plus sorting indices.
+  TLKIT_CHECK_ARG(pairs <= (std::int64_t{1} << 27),
+                  "parc: N = {} gives {} sample pairs, more than this implementation holds in "
+                  "memory (at most ~16000 samples); subsample the data (e.g. --per-class)", n,
+                  pairs);
+  Eigen::MatrixXd z;
+  if (dims > 0) {
+    const std::int64_t k = std::min({dims, n - 1, ctx.d()});
+    z = ctx.project_centred(ctx.principal_directions(k));
+    for (Eigen::Index j = 0; j < z.cols(); ++j) {
+      Eigen::Index arg;
+      z.col(j).cwiseAbs().maxCoeff(&arg);
+      if (z(arg, j) < 0) z.col(j) *= -1.0;
+    }
+  } else {
+    z.resize(n, ctx.d());
+    ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+      z.middleRows(b, cnt) =
+          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+              rows, cnt, ctx.d());
+    });
+  }
+  // StandardScaler: columns to mean 0, std 1 (1/N; a constant column keeps scale 1).
+  for (Eigen::Index j = 0; j < z.cols(); ++j) {
+    z.col(j).array() -= z.col(j).mean();
+    const double sd = std::sqrt(z.col(j).squaredNorm() / static_cast<double>(n));
+    if (sd > 0) z.col(j) /= sd;
+  }
+  // corrcoef of rows: centre and normalise each row across the components.
+  for (Eigen::Index i = 0; i < z.rows(); ++i) {
+    z.row(i).array() -= z.row(i).mean();
+    const double nrm = z.row(i).norm();
+    if (nrm > 0) z.row(i) /= nrm;
+  }
+  const Eigen::MatrixXd corr = z * z.transpose();
+  std::vector<double> rdm_f;
+  std::vector<char> same;
+  rdm_f.reserve(static_cast<std::size_t>(pairs));
+  same.reserve(static_cast<std::size_t>(pairs));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = i + 1; j < n; ++j) {
+      rdm_f.push_back(1.0 - corr(i, j));
+      same.push_back(ctx.y()[i] == ctx.y()[j]);
+    }
+  const std::vector<double> rf = average_ranks(rdm_f);
+  // Ranks of the two-valued label RDM: same-class pairs (value 0) share the lowest rank block.
+  const double n_same = static_cast<double>(std::count(same.begin(), same.end(), 1));
+  const double m = static_cast<double>(pairs);
+  const double rank_same = 0.5 * (1.0 + n_same), rank_diff = n_same + 0.5 * (1.0 + m - n_same);
+  const double mean_r = 0.5 * (m + 1.0);
+  double sxy = 0.0, sxx = 0.0, syy = 0.0;
+  for (std::size_t p = 0; p < rf.size(); ++p) {
+    const double dx = rf[p] - mean_r, dy = (same[p] ? rank_same : rank_diff) - mean_r;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  TLKIT_CHECK_ARG(syy > 0 && sxx > 0, "parc: undefined (all sample pairs have the same class "
+                  "relation or the same feature dissimilarity)");
+  out.score = 100.0 * sxy / std::sqrt(sxx * syy);
+}
+
+}  // namespace tlkit::metrics
+
+namespace tlkit::metrics {
+namespace {
+
+struct LogisticProblem {
+  const Eigen::MatrixXd* x;  // n x d (row i = sample)
+  const std::vector<int>* y;
+  std::int64_t classes;
+  double c_reg;
+};
+
+// 0.5 ||W||^2 + c sum_i -ln softmax(x_i W + b)_{y_i}; theta = [W (d x C, column-major), b (C)].
+lbfgsfloatval_t logistic_objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatval_t* grad,
+                                   const int, const lbfgsfloatval_t) {
+  const auto& p = *static_cast<const LogisticProblem*>(inst);
+  const std::int64_t d = p.x->cols(), c = p.classes;
+  const Eigen::Map<const Eigen::MatrixXd> w(theta, d, c);
+  const Eigen::Map<const Eigen::VectorXd> b(theta + d * c, c);
+  Eigen::MatrixXd logits = (*p.x) * w;
+  logits.rowwise() += b.transpose();
+  double loss = 0.5 * w.squaredNorm();
+  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
+    const double mx = logits.row(i).maxCoeff();
+    logits.row(i) = (logits.row(i).array() - mx).exp();
+    const double sum = logits.row(i).sum();
+    loss += p.c_reg * (std::log(sum) + mx - (std::log(logits(i, (*p.y)[i])) + mx));
+    logits.row(i) /= sum;                     // softmax
+    logits(i, (*p.y)[i]) -= 1.0;              // d loss / d logits
+  }
+  logits *= p.c_reg;
+  Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);
+  Eigen::Map<Eigen::VectorXd> gb(grad + d * c, c);
+  gw = w + p.x->transpose() * logits;
+  gb = logits.colwise().sum().transpose();
+  return loss;
+}
+
+}  // namespace
+
+// Held-out accuracy (percent) of multinomial logistic regression: within each class, rows in
+// order alternate between training and test (positions 0, 2, ... train for an even seed, 1, 3,
+// ... for an odd one; a class with one sample always trains); softmax over all classes with an
+// unpenalised intercept, minimising 0.5 ||W||^2 + C sum cross-entropy (C = 1, sklearn's
+// objective) on the raw features, by L-BFGS (liblbfgs) to convergence.
+void logistic(MetricContext& ctx, MetricValue& out) {
+  const std::int64_t n = ctx.n(), d = ctx.d(), classes = ctx.num_classes();
+  const int parity = static_cast<int>(ctx.options().seed % 2);
+  std::vector<char> train(static_cast<std::size_t>(n), 0);
+  std::vector<std::int64_t> seen(static_cast<std::size_t>(classes), 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const int c = ctx.y()[i];
+    train[i] = (seen[c]++ % 2) == parity || ctx.counts()[c] == 1;
+  }
+  const std::int64_t n_train = std::count(train.begin(), train.end(), 1);
+  TLKIT_CHECK_ARG(n_train < n, "logistic: the split leaves no test samples (N = {})", n);
+  Eigen::MatrixXd xtr(n_train, d), xte(n - n_train, d);
+  std::vector<int> ytr, yte;
+  ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      const Eigen::Map<const Eigen::RowVectorXd> row(rows + i * d, d);
+      if (train[b + i]) {
+        xtr.row(static_cast<Eigen::Index>(ytr.size())) = row;
+        ytr.push_back(ctx.y()[b + i]);
+      } else {
+        xte.row(static_cast<Eigen::Index>(yte.size())) = row;
+        yte.push_back(ctx.y()[b + i]);
+      }
+    }
+  });
+  LogisticProblem prob{&xtr, &ytr, classes, ctx.params().number("logistic", "c")};
+  const int dim = static_cast<int>(d * classes + classes);
+  lbfgsfloatval_t* theta = lbfgs_malloc(dim);
+  TLKIT_ASSERT(theta != nullptr);
+  std::fill(theta, theta + dim, 0.0);
+  lbfgs_parameter_t param;
+  lbfgs_parameter_init(&param);
+  param.m = 20;
+  param.epsilon = 1e-9;
+  param.max_iterations = static_cast<int>(ctx.params().number("logistic", "max_iterations"));
+  lbfgsfloatval_t fx = 0;
+  const int ret = lbfgs(dim, theta, &fx, logistic_objective, nullptr, &prob, &param);
+  // A line search that can no longer improve at the optimum reports a rounding error; accept it
+  // when the gradient is small relative to the objective's scale.
+  std::vector<double> grad(static_cast<std::size_t>(dim));
+  logistic_objective(&prob, theta, grad.data(), dim, 0);
+  const double gnorm = Eigen::Map<Eigen::VectorXd>(grad.data(), dim).norm();
+  out.converged = ret == LBFGS_SUCCESS || ret == LBFGS_ALREADY_MINIMIZED ||
+                  gnorm <= 1e-6 * std::max(1.0, std::abs(fx));
+  if (!out.converged) out.notes.push_back(fmt::format("L-BFGS stopped with status {}", ret));
+  const Eigen::Map<const Eigen::MatrixXd> w(theta, d, classes);
+  const Eigen::Map<const Eigen::VectorXd> b(theta + d * classes, classes);
+  Eigen::MatrixXd logits = xte * w;
+  logits.rowwise() += b.transpose();
+  std::int64_t correct = 0;
+  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
+    Eigen::Index arg;
+    logits.row(i).maxCoeff(&arg);  // first maximum on ties
+    correct += arg == yte[i];
+  }
+  lbfgs_free(theta);
+  out.score = 100.0 * static_cast<double>(correct) / static_cast<double>(logits.rows());
+  out.details["train_samples"] = static_cast<double>(n_train);
+  out.details["test_samples"] = static_cast<double>(n - n_train);
 }
 
 }  // namespace tlkit::metrics
