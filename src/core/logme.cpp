@@ -595,7 +595,14 @@ LogmeResult logme_from_gram(const Eigen::MatrixXd& gram_upper, const Eigen::Matr
   Eigen::VectorXd w;
   Eigen::MatrixXd z;  // V^T F^T Y
   symmetric_eigen_project(a, fty, w, z);
-  const Spectrum sp = make_spectrum(w, z, yy, n, d, options.mode, /*kernel_path=*/false);
+  return logme_from_projection(w, z, yy, n, d, options);
+}
+
+LogmeResult logme_from_projection(const Eigen::VectorXd& eigenvalues, const Eigen::MatrixXd& vtfty,
+                                  const Eigen::VectorXd& yy, std::int64_t n, std::int64_t d,
+                                  const LogmeOptions& options) {
+  const Spectrum sp = make_spectrum(eigenvalues, vtfty, yy, n, d, options.mode,
+                                    /*kernel_path=*/false);
   return solve(sp, options);
 }
 }  // namespace detail

@@ -14,4 +14,10 @@ LogmeResult logme_from_gram(const Eigen::MatrixXd& gram_upper, const Eigen::Matr
                             const Eigen::VectorXd& yy, std::int64_t n, std::int64_t d,
                             const LogmeOptions& options);
 
+/// The same from the eigenvalues of F^T F (ascending) and V^T F^T Y, when the caller has already
+/// decomposed F^T F.
+LogmeResult logme_from_projection(const Eigen::VectorXd& eigenvalues, const Eigen::MatrixXd& vtfty,
+                                  const Eigen::VectorXd& yy, std::int64_t n, std::int64_t d,
+                                  const LogmeOptions& options);
+
 }  // namespace tlkit::detail

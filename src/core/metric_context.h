@@ -42,6 +42,17 @@ class MetricContext {
   };
   const Stats& stats();
 
+  /// N > D only: F^T F decomposed once (LogME's decomposition) with the projections of the
+  /// per-class sums, V^T S (D x C). Covariance-based metrics use it through rank-one updates
+  /// (T = F^T F - N mu mu^T) when it is well conditioned, saving a second decomposition.
+  struct GramEigen {
+    Eigen::VectorXd values;    // ascending
+    Eigen::MatrixXd proj;      // V^T S
+    Eigen::VectorXd mean;      // V^T mu
+    bool well_conditioned = false;  // smallest eigenvalue > 1e-10 x largest
+  };
+  const GramEigen* gram_eigen();  // nullptr when N <= D
+
   /// The centred scatter T = sum (f - mu)(f - mu)^T = F^T F - N mu mu^T, decomposed once:
   /// eigenvalues (ascending) and the projections P = V^T B of the between-class factor
   /// B = [sqrt(n_c) (mu_c - mu)] (D x C), so that sum_c n_c (v^T (mu_c - mu))^2 = ||P row||^2.
@@ -84,6 +95,7 @@ class MetricContext {
   std::vector<std::int64_t> counts_;
   std::optional<Stats> stats_;
   std::optional<Scatter> scatter_;
+  std::optional<GramEigen> gram_eigen_;
   std::optional<LogmeResult> logme_;
   std::vector<double> buffer_;
   double shared_seconds_ = 0.0;

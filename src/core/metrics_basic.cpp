@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "metric_context.h"
 
@@ -80,9 +81,59 @@ void nce(MetricContext& ctx, MetricValue& out) {
 // H-score = tr(pinv(cov f) cov g), g_i = mean of f over y_i's class (both covariances with the
 // same normalisation, which cancels): tr(pinv(T) B) in T's eigenbasis. pinv as numpy's with
 // rcond = 1e-15: eigenvalues with |lambda| <= 1e-15 max |lambda| are dropped.
+namespace {
+
+// The between-class deviations d_c = mu_c - mu in the eigenbasis of F^T F, and the pieces of
+// T^-1 = (F^T F - N mu mu^T)^-1 by Sherman-Morrison: G^-1 + N G^-1 mu mu^T G^-1 / kappa.
+struct GramBasis {
+  Eigen::MatrixXd dev;     // D x C: V^T (mu_c - mu)
+  Eigen::VectorXd counts;  // n_c
+};
+
+GramBasis gram_basis(MetricContext& ctx, const MetricContext::GramEigen& g) {
+  GramBasis b;
+  b.counts.resize(ctx.num_classes());
+  b.dev.resize(g.proj.rows(), ctx.num_classes());
+  for (std::int64_t c = 0; c < ctx.num_classes(); ++c) {
+    b.counts[c] = static_cast<double>(ctx.counts()[c]);
+    b.dev.col(c) = g.proj.col(c) / b.counts[c] - g.mean;
+  }
+  return b;
+}
+
+// sum_c n_c d_c^T (diag(dg) - s m m^T)^-1 d_c, or NaN if that matrix is not safely positive
+// definite (then the caller decomposes T itself).
+double between_quadratic(const Eigen::VectorXd& dg, double s, const Eigen::VectorXd& m,
+                         const GramBasis& b) {
+  const Eigen::VectorXd inv = dg.cwiseInverse();
+  const double kappa = 1.0 - s * m.dot(inv.cwiseProduct(m));
+  if (!(kappa > 1e-8)) return std::numeric_limits<double>::quiet_NaN();
+  const Eigen::VectorXd inv_m = inv.cwiseProduct(m);
+  double total = 0.0;
+  for (Eigen::Index c = 0; c < b.dev.cols(); ++c) {
+    const double quad = b.dev.col(c).cwiseAbs2().dot(inv);
+    const double cross = b.dev.col(c).dot(inv_m);
+    total += b.counts[c] * (quad + s * cross * cross / kappa);
+  }
+  return total;
+}
+
+}  // namespace
+
 void hscore(MetricContext& ctx, MetricValue& out) {
+  const bool google = ctx.params().text("hscore", "variant") == "google";
+  // Fast path: tr(T^-1 B) from LogME's decomposition of F^T F when it is well conditioned (then
+  // T is invertible and pinv(T) = T^-1); otherwise T's own eigendecomposition below.
+  if (const auto* g = google ? nullptr : ctx.gram_eigen(); g && g->well_conditioned) {
+    const double h = between_quadratic(g->values, static_cast<double>(ctx.n()), g->mean,
+                                       gram_basis(ctx, *g));
+    if (std::isfinite(h)) {
+      out.score = h;
+      return;
+    }
+  }
   const auto& sc = ctx.scatter();
-  if (ctx.params().text("hscore", "variant") == "google") {
+  if (google) {
     // sum_d pinv(cov f)_dd (cov g)_dd with rcond 1e-5; both covariances carry 1 / (N - 1).
     const double cut = 1e-5 * sc.eigenvalues.cwiseAbs().maxCoeff();
     const Eigen::MatrixXd v = sc.eig.vectors(0, sc.eig.size());
@@ -112,28 +163,54 @@ void hscore(MetricContext& ctx, MetricValue& out) {
 // cov g = B / (N - 1) as np.cov computes it (TLlib's regularized_h_score). a is sklearn's
 // ledoit_wolf_shrinkage on the centred data, computed here from T and sum_i ||f_i - mu||^4.
 void hscore_shrink(MetricContext& ctx, MetricValue& out) {
-  const auto& sc = ctx.scatter();
   const std::int64_t d = ctx.d();
   const double n = static_cast<double>(ctx.n()), p = static_cast<double>(d);
+  const auto* g = ctx.gram_eigen();
+  const bool fast = g && g->well_conditioned;
+  // tr T, ||T||_F^2 and the mean: from F^T F's eigenbasis (T = G - N mu mu^T) or from T.
+  double trace, frob2;
+  Eigen::VectorXd mean;
+  if (fast) {
+    const double mm = g->mean.squaredNorm();
+    trace = g->values.sum() - n * mm;
+    frob2 = g->values.squaredNorm() - 2.0 * n * g->mean.dot(g->values.cwiseProduct(g->mean)) +
+            n * n * mm * mm;
+    mean = ctx.stats().sum / n;
+  } else {
+    const auto& sc = ctx.scatter();
+    trace = sc.trace;
+    frob2 = sc.eigenvalues.squaredNorm();
+    mean = sc.mean;
+  }
   double alpha = 0.0;
   if (d > 1) {
     double beta_sum = 0.0;  // sum_i ||x_i||^4, x_i = f_i - mu
     ctx.for_blocks([&](const double* rows, std::int64_t, std::int64_t cnt) {
       for (std::int64_t i = 0; i < cnt; ++i) {
-        const double sq =
-            (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - sc.mean).squaredNorm();
+        const double sq = (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - mean).squaredNorm();
         beta_sum += sq * sq;
       }
     });
-    // delta_ = ||X^T X||_F^2 / n^2 = sum of squared eigenvalues of T / n^2.
-    const double delta_raw = sc.eigenvalues.squaredNorm() / (n * n);
-    const double mu = sc.trace / (n * p);
+    const double delta_raw = frob2 / (n * n);  // ||X^T X||_F^2 / n^2
+    const double mu = trace / (n * p);
     double beta = (beta_sum / n - delta_raw) / (p * n);
-    const double delta = (delta_raw - 2.0 * mu * (sc.trace / n) + p * mu * mu) / p;
+    const double delta = (delta_raw - 2.0 * mu * (trace / n) + p * mu * mu) / p;
     beta = std::min(beta, delta);
     alpha = beta == 0.0 ? 0.0 : beta / delta;
   }
-  const double mu = sc.trace / (n * p);
+  out.details["shrinkage"] = alpha;
+  const double mu = trace / (n * p);
+  if (fast) {
+    // Sigma_a = (1 - a)/N (G - N mu mu^T) + a mu I = diag((1 - a) sigma / N + a mu) - (1 - a) m m^T.
+    Eigen::VectorXd dg = (1.0 - alpha) * g->values / n;
+    dg.array() += alpha * mu;
+    const double h = between_quadratic(dg, 1.0 - alpha, g->mean, gram_basis(ctx, *g));
+    if (std::isfinite(h)) {
+      out.score = h * (1.0 - alpha) / (n - 1.0);
+      return;
+    }
+  }
+  const auto& sc = ctx.scatter();
   double h = 0.0;
   Eigen::VectorXd shrunk = (1.0 - alpha) * sc.eigenvalues / n;
   shrunk.array() += alpha * mu;
@@ -141,7 +218,6 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out) {
   for (Eigen::Index i = 0; i < shrunk.size(); ++i)
     if (std::abs(shrunk[i]) > cut) h += sc.proj.row(i).squaredNorm() / shrunk[i];
   out.score = h * (1.0 - alpha) / (n - 1.0);
-  out.details["shrinkage"] = alpha;
 }
 
 // TransRate (Huang et al. 2022): R(Z) - class term, R(Z, eps) = 1/2 logdet(I + Z^T Z / (n eps))
@@ -149,13 +225,27 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out) {
 // of Z, n = n_c) from a Cholesky factorisation of the smaller of Z_c Z_c^T and Z_c^T Z_c
 // (logdet(I + A^T A s) = logdet(I + A A^T s)).
 void transrate(MetricContext& ctx, MetricValue& out) {
-  const auto& sc = ctx.scatter();
   const double eps = ctx.params().number("transrate", "eps");
   const std::string weighting = ctx.params().text("transrate", "weighting");
   const std::int64_t d = ctx.d(), n_all = ctx.n();
-  double r_all = 0.0;
-  for (Eigen::Index i = 0; i < sc.eigenvalues.size(); ++i)
-    r_all += 0.5 * std::log1p(std::max(sc.eigenvalues[i], 0.0) / (static_cast<double>(n_all) * eps));
+  const double ne = static_cast<double>(n_all) * eps;
+  double r_all = std::numeric_limits<double>::quiet_NaN();
+  Eigen::VectorXd mean;
+  if (const auto* g = ctx.gram_eigen()) {
+    // I + Z^T Z / (N eps) = A - mu mu^T / eps with A = I + G / (N eps) diagonal in G's basis:
+    // logdet = sum ln A_ii + ln(1 - m^T A^-1 m / eps) (matrix determinant lemma; A >= I).
+    const Eigen::VectorXd a = (g->values.cwiseMax(0.0) / ne).array() + 1.0;
+    const double lemma = 1.0 - g->mean.cwiseAbs2().dot(a.cwiseInverse()) / eps;
+    if (lemma > 1e-8) r_all = 0.5 * (a.array().log().sum() + std::log(lemma));
+    mean = ctx.stats().sum / static_cast<double>(n_all);
+  }
+  if (!std::isfinite(r_all)) {
+    const auto& sc = ctx.scatter();
+    r_all = 0.0;
+    for (Eigen::Index i = 0; i < sc.eigenvalues.size(); ++i)
+      r_all += 0.5 * std::log1p(std::max(sc.eigenvalues[i], 0.0) / ne);
+    mean = sc.mean;
+  }
 
   // Gather each class's centred rows (row-major), one class at a time to bound memory.
   const std::int64_t classes = ctx.num_classes();
@@ -169,7 +259,7 @@ void transrate(MetricContext& ctx, MetricValue& out) {
     zc.resize(static_cast<std::size_t>(nc * d));
     for (std::int64_t r = 0; r < nc; ++r)
       for (std::int64_t j = 0; j < d; ++j)
-        zc[r * d + j] = ctx.inputs().features.at(rows[r], j) - sc.mean[j];
+        zc[r * d + j] = ctx.inputs().features.at(rows[r], j) - mean[j];
     const double scale = 1.0 / (static_cast<double>(nc) * eps);
     const std::int64_t m = std::min(nc, d);
     Eigen::MatrixXd a(m, m);
@@ -212,38 +302,57 @@ void gbc(MetricContext& ctx, MetricValue& out) {
   const std::int64_t pca = static_cast<std::int64_t>(ctx.params().number("gbc", "pca_dims"));
   const bool spherical = ctx.params().text("gbc", "gaussian") == "spherical";
   const bool log_once = ctx.params().text("gbc", "log_term") == "once";
-  Eigen::MatrixXd z;
+  // Per-class means and population variances (two passes: sums, then squared deviations).
+  Eigen::MatrixXd mean, var;
+  const std::int64_t classes = ctx.num_classes();
+  auto finish_means = [&]() {
+    for (std::int64_t c = 0; c < classes; ++c) mean.col(c) /= static_cast<double>(ctx.counts()[c]);
+  };
   if (pca > 0 && std::min(pca, ctx.n() - 1) < ctx.d()) {
     // Beyond rank N - 1 the centred data has only rounding-level components.
-    z = ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
+    const Eigen::MatrixXd z = ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
+    mean = Eigen::MatrixXd::Zero(z.cols(), classes);
+    var = Eigen::MatrixXd::Zero(z.cols(), classes);
+    for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();
+    finish_means();
+    for (std::int64_t i = 0; i < ctx.n(); ++i)
+      var.col(ctx.y()[i]) += (z.row(i).transpose() - mean.col(ctx.y()[i])).cwiseAbs2();
   } else {
-    z.resize(ctx.n(), ctx.d());
+    const std::int64_t d = ctx.d();
+    mean = ctx.stats().class_sums;
+    finish_means();
+    var = Eigen::MatrixXd::Zero(d, classes);
     ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-      z.middleRows(b, cnt) =
-          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-              rows, cnt, ctx.d());
+      for (std::int64_t i = 0; i < cnt; ++i) {
+        const int c = ctx.y()[b + i];
+        var.col(c) += (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - mean.col(c)).cwiseAbs2();
+      }
     });
   }
-  const std::int64_t k = z.cols(), classes = ctx.num_classes();
-  Eigen::MatrixXd mean = Eigen::MatrixXd::Zero(k, classes), var = Eigen::MatrixXd::Zero(k, classes);
-  for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();
-  for (std::int64_t c = 0; c < classes; ++c) mean.col(c) /= static_cast<double>(ctx.counts()[c]);
-  for (std::int64_t i = 0; i < ctx.n(); ++i)
-    var.col(ctx.y()[i]) += (z.row(i).transpose() - mean.col(ctx.y()[i])).cwiseAbs2();
+  const std::int64_t k = mean.rows();
   for (std::int64_t c = 0; c < classes; ++c) {
     var.col(c) /= static_cast<double>(ctx.counts()[c]);
     var.col(c) = var.col(c).cwiseMax(1e-4);
     if (spherical) var.col(c).setConstant(var.col(c).mean());
   }
-  const double log_weight = spherical && log_once ? 1.0 / static_cast<double>(k) : 1.0;
+  // Spherical: every dimension has the class's scalar variance, so D_B needs only ||dmu||^2 and
+  // scalar logs; diagonal: per-dimension logs (the classes' own logs computed once).
+  const Eigen::MatrixXd log_var = var.array().log().matrix();
   double total = 0.0;
   for (std::int64_t a = 0; a < classes; ++a)
     for (std::int64_t b = a + 1; b < classes; ++b) {
-      const Eigen::ArrayXd s = 0.5 * (var.col(a) + var.col(b)).array();
-      const double quad = ((mean.col(a) - mean.col(b)).array().square() / s).sum() / 8.0;
-      const double logs =
-          (s.log() - 0.5 * var.col(a).array().log() - 0.5 * var.col(b).array().log()).sum();
-      total += 2.0 * std::exp(-(quad + 0.5 * log_weight * logs));  // (a, b) and (b, a)
+      double db;
+      if (spherical) {
+        const double s = 0.5 * (var(0, a) + var(0, b));
+        const double logs = std::log(s) - 0.5 * (log_var(0, a) + log_var(0, b));
+        db = (mean.col(a) - mean.col(b)).squaredNorm() / (8.0 * s) +
+             0.5 * (log_once ? 1.0 : static_cast<double>(k)) * logs;
+      } else {
+        const Eigen::ArrayXd s = 0.5 * (var.col(a) + var.col(b)).array();
+        db = ((mean.col(a) - mean.col(b)).array().square() / s).sum() / 8.0 +
+             0.5 * (s.log().sum() - 0.5 * (log_var.col(a).sum() + log_var.col(b).sum()));
+      }
+      total += 2.0 * std::exp(-db);  // (a, b) and (b, a)
     }
   out.score = -total;
   out.details["dims"] = static_cast<double>(k);

@@ -53,6 +53,17 @@ void fit_lda(const Eigen::MatrixXd& sw, const Eigen::MatrixXd& means /* D x C */
   intercept = -0.5 * (means.transpose() * coef_t).diagonal() + log_priors;
 }
 
+// scores (cnt x C, row-major) = X (cnt x D, row-major) coef_t (D x C, column-major), by BLAS.
+void class_scores(const double* x, std::int64_t cnt, std::int64_t d, const Eigen::MatrixXd& coef_t,
+                  RowMatrix& scores) {
+  const std::int64_t c = coef_t.cols();
+  scores.resize(cnt, c);
+  // coef_t column-major D x C is row-major C x D: scores = X (C x D)^T.
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cnt), static_cast<int>(c),
+              static_cast<int>(d), 1.0, x, static_cast<int>(d), coef_t.data(), static_cast<int>(d),
+              0.0, scores.data(), static_cast<int>(c));
+}
+
 void softmax_rows(RowMatrix& s) {
   for (Eigen::Index i = 0; i < s.rows(); ++i) {
     s.row(i).array() -= s.row(i).maxCoeff();
@@ -77,8 +88,7 @@ void sfda(MetricContext& ctx, MetricValue& out) {
 
   // S_w = sum_c prior_c cov_c (bias 1) = (F^T F - sum_c S_c S_c^T / n_c) / N.
   Eigen::MatrixXd sw = st.gram.selfadjointView<Eigen::Upper>();
-  for (std::int64_t c = 0; c < classes; ++c)
-    sw.noalias() -= st.class_sums.col(c) * st.class_sums.col(c).transpose() / counts[c];
+  sw.noalias() -= st.class_sums * counts.cwiseInverse().asDiagonal() * st.class_sums.transpose();
   sw /= n;
   const double lambda = std::max(std::exp(-5.0 * power_estimate(sw)), 1e-10);
   out.details["shrinkage"] = lambda;
@@ -87,35 +97,30 @@ void sfda(MetricContext& ctx, MetricValue& out) {
   Eigen::VectorXd intercept;
   fit_lda(shrink(sw, lambda), means, log_priors, coef_t, intercept);
 
-  // p_i: the first classifier's probability of the true class, softened by a second softmax.
   // Outer means m_c: the unweighted mean of the other classes' means.
-  Eigen::VectorXd p(n_int);
-  RowMatrix scores;
-  ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    const Eigen::Map<const RowMatrix> x(rows, cnt, d);
-    scores = x * coef_t;
-    scores.rowwise() += intercept.transpose();
-    softmax_rows(scores);
-    softmax_rows(scores);  // the reference's "soften the probability using softmax"
-    for (std::int64_t i = 0; i < cnt; ++i) p[b + i] = scores(i, ctx.y()[b + i]);
-  });
   const Eigen::VectorXd mean_sum = means.rowwise().sum();
   Eigen::MatrixXd outer(d, classes);
   for (std::int64_t c = 0; c < classes; ++c)
     outer.col(c) = (mean_sum - means.col(c)) / static_cast<double>(classes - 1);
 
-  // ConfMix x'_i = m_c + p_i (x_i - m_c), c = y_i. Its within-class scatter needs one weighted
-  // Gram pass: sum_i p_i^2 x_i x_i^T, with per-class sums of p^2 x, p x, p^2 and p.
+  // One pass: p_i, the first classifier's probability of the true class softened by a second
+  // softmax, and, for ConfMix x'_i = m_c + p_i (x_i - m_c) (c = y_i), the weighted Gram
+  // sum_i p_i^2 x_i x_i^T with per-class sums of p^2 x, p x, p^2 and p.
+  Eigen::VectorXd p(n_int);
+  RowMatrix scores, scaled;
   Eigen::MatrixXd gw = Eigen::MatrixXd::Zero(d, d), a = Eigen::MatrixXd::Zero(d, classes),
                   bsum = Eigen::MatrixXd::Zero(d, classes);
   Eigen::VectorXd q = Eigen::VectorXd::Zero(classes), r = Eigen::VectorXd::Zero(classes);
-  RowMatrix scaled;
   ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    const Eigen::Map<const RowMatrix> x(rows, cnt, d);
-    scaled = x;
+    class_scores(rows, cnt, d, coef_t, scores);
+    scores.rowwise() += intercept.transpose();
+    softmax_rows(scores);
+    softmax_rows(scores);  // the reference's "soften the probability using softmax"
+    scaled = Eigen::Map<const RowMatrix>(rows, cnt, d);
     for (std::int64_t i = 0; i < cnt; ++i) {
       const int c = ctx.y()[b + i];
-      const double pi = p[b + i];
+      const double pi = scores(i, c);
+      p[b + i] = pi;
       scaled.row(i) *= pi;
       a.col(c) += pi * scaled.row(i).transpose();
       bsum.col(c) += scaled.row(i).transpose();
@@ -124,17 +129,16 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     }
     detail::syrk_accumulate_rows(scaled.data(), cnt, d, gw.data());
   });
+  // sum_c [sum p^2 u u^T - n_c ubar ubar^T], u = x - m_c, ubar = mean of p u over the class:
+  // Gw - A M^T - M A^T + M diag(q) M^T - U diag(n) U^T, as matrix products.
   Eigen::MatrixXd sw2 = gw.selfadjointView<Eigen::Upper>();
-  Eigen::MatrixXd means2(d, classes);
-  for (std::int64_t c = 0; c < classes; ++c) {
-    const Eigen::VectorXd m = outer.col(c);
-    // sum p^2 u u^T with u = x - m, minus n_c ubar ubar^T with ubar = mean of p u.
-    sw2.noalias() -= a.col(c) * m.transpose() + m * a.col(c).transpose();
-    sw2.noalias() += q[c] * m * m.transpose();
-    const Eigen::VectorXd ubar = (bsum.col(c) - r[c] * m) / counts[c];
-    sw2.noalias() -= counts[c] * ubar * ubar.transpose();
-    means2.col(c) = m + ubar;
-  }
+  Eigen::MatrixXd ubar(d, classes);
+  for (std::int64_t c = 0; c < classes; ++c) ubar.col(c) = (bsum.col(c) - r[c] * outer.col(c)) / counts[c];
+  sw2.noalias() -= a * outer.transpose();
+  sw2.noalias() -= outer * a.transpose();
+  sw2.noalias() += outer * q.asDiagonal() * outer.transpose();
+  sw2.noalias() -= ubar * counts.asDiagonal() * ubar.transpose();
+  const Eigen::MatrixXd means2 = outer + ubar;
   sw2 /= n;
   fit_lda(shrink(sw2, lambda), means2, log_priors, coef_t, intercept);
 
@@ -142,8 +146,7 @@ void sfda(MetricContext& ctx, MetricValue& out) {
   const Eigen::MatrixXd outer_coef = outer.transpose() * coef_t;  // C x C: m_c . coef_k
   double total = 0.0;
   ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    const Eigen::Map<const RowMatrix> x(rows, cnt, d);
-    scores = x * coef_t;
+    class_scores(rows, cnt, d, coef_t, scores);
     for (std::int64_t i = 0; i < cnt; ++i) {
       const int c = ctx.y()[b + i];
       const double pi = p[b + i];

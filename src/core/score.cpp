@@ -69,6 +69,21 @@ const MetricContext::Stats& MetricContext::stats() {
   return *stats_;
 }
 
+const MetricContext::GramEigen* MetricContext::gram_eigen() {
+  if (n_ <= d()) return nullptr;
+  if (gram_eigen_) return &*gram_eigen_;
+  SharedTimer timer(*this);
+  const Stats& s = stats();
+  GramEigen g;
+  const detail::SymmetricEigen eig(s.gram);
+  g.values = eig.values();
+  g.proj = eig.project(s.class_sums);
+  g.mean = g.proj.rowwise().sum() / static_cast<double>(n_);
+  g.well_conditioned = g.values.size() > 0 && g.values[0] > 1e-10 * g.values.maxCoeff();
+  gram_eigen_ = std::move(g);
+  return &*gram_eigen_;
+}
+
 const MetricContext::Scatter& MetricContext::scatter() {
   if (scatter_) return *scatter_;
   SharedTimer timer(*this);
@@ -121,10 +136,10 @@ const LogmeResult& MetricContext::logme() {
   opt.threads = options_.threads;
   if (n_ > d()) {
     // The same statistics and decomposition as logme(): F^T F and the per-class sums.
-    const Stats& s = stats();
+    const GramEigen& g = *gram_eigen();
     Eigen::VectorXd yy(num_classes());
     for (std::int64_t c = 0; c < num_classes(); ++c) yy[c] = static_cast<double>(counts_[c]);
-    logme_ = detail::logme_from_gram(s.gram, s.class_sums, yy, n_, d(), opt);
+    logme_ = detail::logme_from_projection(g.values, g.proj, yy, n_, d(), opt);
     logme_->labels = labels_;
   } else {
     logme_ = tlkit::logme(inputs_.features, inputs_.labels, opt);
