@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "tlkit/core/correlation.h"
+#include "tlkit/core/zoo.h"
 #include "tlkit/core/csv.h"
 #include "tlkit/core/error.h"
 
@@ -244,8 +245,23 @@ CLI::App* add_evaluate_command(CLI::App& app, EvaluateArgs& a) {
 
 int run_evaluate(const EvaluateArgs& a) {
   const Truth truth = read_truth(a.truth);
-  const std::vector<MetricScores> metrics = read_scores(a.scores, truth, a.truth);
+  std::vector<MetricScores> metrics = read_scores(a.scores, truth, a.truth);
   std::vector<std::string> notes;
+  // Zoo-level metrics (ETran) from their per-model components, when the scores file has them.
+  std::map<std::string, std::map<std::string, double>> per_model;
+  for (const auto& m : metrics)
+    for (std::size_t i = 0; i < m.models.size(); ++i) per_model[m.models[i]][m.name] = m.scores[i];
+  for (const auto& [name, by_model] : combine_zoo_metrics(per_model)) {
+    MetricScores combined{name, {}, {}};
+    for (const auto& model : truth.models)  // truth order, like the other metrics' models
+      if (auto it = by_model.find(model); it != by_model.end()) {
+        combined.models.push_back(model);
+        combined.scores.push_back(it->second);
+      }
+    notes.push_back(fmt::format("{} combines its per-model components across the {} models that "
+                                "have them (min-max normalised)", name, combined.models.size()));
+    metrics.push_back(std::move(combined));
+  }
   std::vector<MetricEval> evals;
   for (const auto& m : metrics) evals.push_back(evaluate_metric(m, truth, a, &notes));
   sort_by_weighted_tau(&evals);

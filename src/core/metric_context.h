@@ -116,6 +116,8 @@ void sfda(MetricContext& ctx, MetricValue& out);
 void parc(MetricContext& ctx, MetricValue& out);
 void logistic(MetricContext& ctx, MetricValue& out);
 void nleep(MetricContext& ctx, MetricValue& out);
+void etran_lda(MetricContext& ctx, MetricValue& out);
+void etran_energy(MetricContext& ctx, MetricValue& out);
 
 /// LEEP of probabilities `p` (N x Cs) for class indices y; log = false: without the log.
 double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log);

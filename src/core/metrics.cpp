@@ -75,6 +75,15 @@ const std::vector<MetricInfo>& metric_registry() {
        "Shao et al., Not All Models Are Equal: Predicting Model Transferability in a "
        "Self-challenging Fisher Space, ECCV 2022",
        true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::sfda},
+      {"etran_lda",
+       "ETran component: mean p(y|x) of the reference's LDA (a nearest-class-mean softmax); "
+       "tlkit evaluate combines it with etran_energy across the zoo",
+       "Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::etran_lda},
+      {"etran_energy",
+       "ETran component: mean of the lowest 0.5 % of logsumexp over each feature row (N >= 200)",
+       "Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::etran_energy},
       {"parc", "PARC: Spearman correlation of feature and label dissimilarity matrices (x100, O(N^2))",
        "Bolya, Mittapalli, Hoffman, Scalable Diverse Model Selection for Accessible Transfer "
        "Learning, NeurIPS 2021",

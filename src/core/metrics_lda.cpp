@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "metric_context.h"
 
@@ -157,6 +159,61 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     for (std::int64_t i = 0; i < cnt; ++i) total += scores(i, ctx.y()[b + i]);
   });
   out.score = total / n;
+}
+
+}  // namespace tlkit::metrics
+
+namespace tlkit::metrics {
+
+// ETran's per-model components (Gholami et al., ICCV 2023, as mgholamikn/ETran computes them);
+// the zoo-level ETran = 0.85 minmax(etran_lda) + 0.15 minmax(etran_energy) is formed by
+// `tlkit evaluate` from the two columns.
+//
+// etran_lda: mean p(y_i | x_i) of the reference's "LDA", which takes eigh of the non-symmetric
+// inv(S_w) S_b; eigh returns an orthonormal V, so coef = M V V^T = M and the classifier is
+// softmax_c(x . mu_c - |mu_c|^2 / 2 + ln prior_c), a nearest-class-mean rule.
+void etran_lda(MetricContext& ctx, MetricValue& out) {
+  const auto& st = ctx.stats();
+  const std::int64_t d = ctx.d(), classes = ctx.num_classes();
+  Eigen::MatrixXd means = st.class_sums;
+  Eigen::VectorXd intercept(classes);
+  for (std::int64_t c = 0; c < classes; ++c) {
+    const double nc = static_cast<double>(ctx.counts()[c]);
+    means.col(c) /= nc;
+    intercept[c] = -0.5 * means.col(c).squaredNorm() + std::log(nc / static_cast<double>(ctx.n()));
+  }
+  RowMatrix scores;
+  double total = 0.0;
+  ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    class_scores(rows, cnt, d, means, scores);
+    scores.rowwise() += intercept.transpose();
+    softmax_rows(scores);
+    for (std::int64_t i = 0; i < cnt; ++i) total += scores(i, ctx.y()[b + i]);
+  });
+  out.score = total / static_cast<double>(ctx.n());
+}
+
+// etran_energy: the mean of the lowest 0.5 % of e_i = logsumexp_d(x_id) over the feature rows
+// (the reference's Energy_Score(X_features, 0.5, 'bot'): int(0.5 * 10) * N // 1000 rows, so it
+// is undefined below N = 200).
+void etran_energy(MetricContext& ctx, MetricValue& out) {
+  const std::int64_t n = ctx.n(), d = ctx.d();
+  const std::int64_t m = 5 * n / 1000;
+  if (m == 0) {  // undefined, not an error: the other metrics of the run still count
+    out.score = std::numeric_limits<double>::quiet_NaN();
+    out.notes.push_back(fmt::format("undefined for N = {} < 200 (its bottom 0.5 % is empty)", n));
+    return;
+  }
+  std::vector<double> e(static_cast<std::size_t>(n));
+  ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    for (std::int64_t i = 0; i < cnt; ++i) {
+      const Eigen::Map<const Eigen::ArrayXd> x(rows + i * d, d);
+      const double mx = x.maxCoeff();
+      e[b + i] = mx + std::log((x - mx).exp().sum());
+    }
+  });
+  std::partial_sort(e.begin(), e.begin() + m, e.end());
+  out.score = std::accumulate(e.begin(), e.begin() + m, 0.0) / static_cast<double>(m);
 }
 
 }  // namespace tlkit::metrics

@@ -85,10 +85,13 @@ void parc(MetricContext& ctx, MetricValue& out) {
   const std::int64_t dims = static_cast<std::int64_t>(ctx.params().number("parc", "pca_dims"));
   const std::int64_t pairs = n * (n - 1) / 2;
   // Two doubles per pair (value and rank) plus sorting indices.
-  TLKIT_CHECK_ARG(pairs <= (std::int64_t{1} << 27),
-                  "parc: N = {} gives {} sample pairs, more than this implementation holds in "
-                  "memory (at most ~16000 samples); subsample the data (e.g. --per-class)", n,
-                  pairs);
+  if (pairs > (std::int64_t{1} << 27)) {  // a limit of this implementation, not bad input
+    out.score = std::numeric_limits<double>::quiet_NaN();
+    out.notes.push_back(fmt::format("not computed: N = {} gives {} sample pairs, more than this "
+                                    "implementation holds in memory (at most ~16000 samples); "
+                                    "subsample the data", n, pairs));
+    return;
+  }
   Eigen::MatrixXd z;
   if (dims > 0) {
     const std::int64_t k = std::min({dims, n - 1, ctx.d()});

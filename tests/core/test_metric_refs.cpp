@@ -59,6 +59,8 @@ const std::vector<Key>& keys() {
       {"knn", "knn", {}},
       {"parc", "parc", {}},
       {"logistic", "logistic", {}},
+      {"etran:lda", "etran_lda", {}},
+      {"etran:energy", "etran_energy", {}},
       {"logistic:seed1", "logistic", {}},
   };
   return k;
