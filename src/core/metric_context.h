@@ -17,6 +17,11 @@
 
 namespace tlkit {
 
+/// NCTI's per-model components (src/core/metrics_ncti.cpp).
+struct metrics_ncti_parts {
+  double seli = 0.0, ncc = 0.0, vc = 0.0, shrinkage = 0.0;
+};
+
 class MetricContext {
  public:
   MetricContext(const ScoreInputs& inputs, const ScoreOptions& options);
@@ -81,6 +86,9 @@ class MetricContext {
     detail::for_row_blocks(inputs_.features, buffer_, fn);
   }
 
+  /// Storage for NCTI's components, computed once for its three registry entries.
+  std::optional<metrics_ncti_parts>& ncti_cache() { return ncti_; }
+
   /// Seconds spent in shared work (statistics, decompositions) so far.
   double shared_seconds() const { return shared_seconds_; }
 
@@ -97,6 +105,7 @@ class MetricContext {
   std::optional<Scatter> scatter_;
   std::optional<GramEigen> gram_eigen_;
   std::optional<LogmeResult> logme_;
+  std::optional<metrics_ncti_parts> ncti_;
   std::vector<double> buffer_;
   double shared_seconds_ = 0.0;
   int shared_depth_ = 0;
@@ -118,6 +127,11 @@ void logistic(MetricContext& ctx, MetricValue& out);
 void nleep(MetricContext& ctx, MetricValue& out);
 void etran_lda(MetricContext& ctx, MetricValue& out);
 void etran_energy(MetricContext& ctx, MetricValue& out);
+void ncti_seli(MetricContext& ctx, MetricValue& out);
+void ncti_ncc(MetricContext& ctx, MetricValue& out);
+void ncti_vc(MetricContext& ctx, MetricValue& out);
+using NctiParts = metrics_ncti_parts;
+const NctiParts& ncti_parts(MetricContext& ctx);
 
 /// LEEP of probabilities `p` (N x Cs) for class indices y; log = false: without the log.
 double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log);

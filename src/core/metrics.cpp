@@ -84,6 +84,20 @@ const std::vector<MetricInfo>& metric_registry() {
        "ETran component: mean of the lowest 0.5 % of logsumexp over each feature row (N >= 200)",
        "Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
        true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::etran_energy},
+      {"ncti_seli",
+       "NCTI component: nuclear norm of the centred LDA projection of the 64-d PCA features "
+       "(tlkit evaluate combines the three NCTI components across the zoo)",
+       "Wang et al., How Far Pre-trained Models Are from Neural Collapse on the Target Dataset "
+       "Informs their Transferability, ICCV 2023",
+       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::ncti_seli},
+      {"ncti_ncc", "NCTI component: mean LDA probability of the true class",
+       "Wang et al., ICCV 2023", true, kNeedsFeatures | kNeedsLabels, false, false, {},
+       &metrics::ncti_ncc},
+      {"ncti_vc",
+       "NCTI component: log of the summed nuclear norms of each class's probability rows "
+       "(enters NCTI negatively)",
+       "Wang et al., ICCV 2023", false, kNeedsFeatures | kNeedsLabels, false, false, {},
+       &metrics::ncti_vc},
       {"parc", "PARC: Spearman correlation of feature and label dissimilarity matrices (x100, O(N^2))",
        "Bolya, Mittapalli, Hoffman, Scalable Diverse Model Selection for Accessible Transfer "
        "Learning, NeurIPS 2021",

@@ -8,6 +8,7 @@ namespace tlkit {
 const std::vector<ZooMetric>& zoo_metrics() {
   static const std::vector<ZooMetric> kZoo = {
       {"etran", {{"etran_lda", 0.85}, {"etran_energy", 0.15}}},
+      {"ncti", {{"ncti_seli", 1.0}, {"ncti_ncc", 1.0}, {"ncti_vc", -1.0}}},
   };
   return kZoo;
 }

@@ -60,6 +60,9 @@ const std::vector<Key>& keys() {
       {"parc", "parc", {}},
       {"logistic", "logistic", {}},
       {"etran:lda", "etran_lda", {}},
+      {"ncti:seli", "ncti_seli", {}},
+      {"ncti:ncc", "ncti_ncc", {}},
+      {"ncti:vc", "ncti_vc", {}},
       {"etran:energy", "etran_energy", {}},
       {"logistic:seed1", "logistic", {}},
   };

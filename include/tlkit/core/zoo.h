@@ -1,6 +1,8 @@
 // Metrics defined relative to a zoo of models: each model gets per-model components from
-// score(), and the metric's value is formed across the zoo by min-max normalising each
-// component (ETran, Gholami et al., ICCV 2023: 0.85 minmax(etran_lda) + 0.15 minmax(etran_energy)).
+// score(), and the metric's value is formed across the zoo by min-max normalising each component
+// and adding them with weights:
+//   ETran (Gholami et al., ICCV 2023) = 0.85 minmax(etran_lda) + 0.15 minmax(etran_energy)
+//   NCTI (Wang et al., ICCV 2023)     = minmax(ncti_seli) + minmax(ncti_ncc) - minmax(ncti_vc)
 #pragma once
 
 #include <map>
