@@ -10,6 +10,7 @@
 
 #include "test_support.h"
 #include "tlkit/core/logme.h"
+#include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 
 namespace tlkit {
@@ -206,6 +207,57 @@ TEST(CliScore, BadInputsExitTwoWithOneClearLine) {
   expect_usage_error(score_args("tall") + " --bogus", "--bogus");
   expect_usage_error("score --labels " + fx("tall_labels.npy"), "--features");
   expect_usage_error("", "subcommand");
+}
+
+}  // namespace
+}  // namespace tlkit
+
+// ---- several metrics in one run (issue 3) ------------------------------------------------------
+namespace tlkit {
+namespace {
+
+std::string mfx(const std::string& name) { return test::data_path("metrics/" + name); }
+
+TEST(CliScoreMetrics, AllMetricsInOneJsonObject) {
+  const CliRun r = run_cli("score --features " + mfx("tall_features.npy") + " --labels " +
+                           mfx("tall_labels.npy") + " --probs " + mfx("tall_probs.npy") +
+                           " --metric all --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  const auto refs = test::load_json(mfx("refs.json"))["cases"]["tall"]["values"];
+  for (const auto& m : metric_registry()) {
+    const std::string name(m.name);
+    ASSERT_TRUE(j["metrics"].contains(name)) << name;
+    EXPECT_TRUE(j["metrics"][name].contains("seconds")) << name;
+  }
+  for (const char* name : {"leep", "nce", "hscore", "transrate", "sfda", "gbc", "knn"})
+    EXPECT_TRUE(test::near_rel(j["metrics"][name]["score"].get<double>(),
+                               refs[name].get<double>(), 1e-9)) << name;
+}
+
+TEST(CliScoreMetrics, RegistryFlagsReachTheMetrics) {
+  const std::string base = "score --features " + mfx("tall_features.npy") + " --labels " +
+                           mfx("tall_labels.npy") + " --format json --metric transrate";
+  const auto refs = test::load_json(mfx("refs.json"))["cases"]["tall"]["values"];
+  const CliRun r = run_cli(base + " --transrate-weighting tllib");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(test::near_rel(nlohmann::json::parse(r.out)["metrics"]["transrate"]["score"].get<double>(),
+                             refs["transrate:tllib"].get<double>(), 1e-9));
+  expect_usage_error(base + " --transrate-weighting fair", "--transrate-weighting: unknown value 'fair'");
+  expect_usage_error(base + " --transrate-eps abc", "--transrate-eps: expected a number, got 'abc'");
+}
+
+TEST(CliScoreMetrics, ProbabilityMetricsWithoutFeatures) {
+  const CliRun r = run_cli("score --labels " + mfx("tall_labels.npy") + " --probs " +
+                           mfx("tall_probs.npy") + " --metric leep,nce --format csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("leep,mean,,"), std::string::npos);
+  expect_usage_error("score --features " + mfx("tall_features.npy") + " --labels " +
+                         mfx("tall_labels.npy") + " --metric leep",
+                     "--metric leep needs --probs");
+  expect_usage_error("score --features " + mfx("tall_features.npy") + " --labels " +
+                         mfx("tall_labels.npy") + " --metric hscore --chunk-rows 10",
+                     "--metric hscore cannot stream");
 }
 
 }  // namespace
