@@ -172,13 +172,17 @@ bool parse_number(const std::string& s, double* out) {
 void MetricParams::set(const std::string& metric, const std::string& param,
                        const std::string& value) {
   const MetricParam& p = find_param(metric, param);
+  // Messages name the option as the CLI spells it (--gbc-pca-dims for gbc.pca_dims).
+  std::string flag = "--" + metric + "-" + param;
+  std::replace(flag.begin() + 2, flag.end(), '_', '-');
   if (p.choices.empty()) {
     double v;
-    TLKIT_CHECK_ARG(parse_number(value, &v), "--{}-{}: expected a number, got '{}'", metric, param,
-                    value);
+    TLKIT_CHECK_ARG(parse_number(value, &v), "{}: expected a number, got '{}'", flag, value);
   } else {
+    std::string allowed;
+    for (const auto& c : p.choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c);
     TLKIT_CHECK_ARG(std::find(p.choices.begin(), p.choices.end(), value) != p.choices.end(),
-                    "--{}-{}: unknown value '{}'", metric, param, value);
+                    "{}: unknown value '{}' (expected {})", flag, value, allowed);
   }
   values_[metric + "." + param] = value;
 }
