@@ -9,36 +9,17 @@
 #include <map>
 #include <string>
 
-#include "test_support.h"
+#include "cli_support.h"
 #include "tlkit/core/correlation.h"
 #include "tlkit/core/csv.h"
 
 namespace tlkit {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using test::CliRun;
+using test::run_cli;
 
-// Runs the CLI with `args` (shell-quoted by the caller), capturing stdout and stderr.
-CliRun run_cli(const std::string& args) {
-  test::TempDir dir;
-  const std::string err_file = dir.file("stderr");
-  const std::string cmd = std::string(TLKIT_CLI) + " " + args + " 2>" + err_file;
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  std::size_t got;
-  while ((got = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = test::read_bytes(err_file);
-  return r;
-}
-
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) { return test::count_lines(s); }
 
 std::string quote(const std::string& s) { return "'" + s + "'"; }
 

@@ -8,7 +8,7 @@
 #include <array>
 #include <cstdio>
 
-#include "test_support.h"
+#include "cli_support.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
@@ -16,27 +16,8 @@
 namespace tlkit {
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs the CLI with `args` (shell-quoted by the caller), capturing stdout and stderr.
-CliRun run_cli(const std::string& args) {
-  test::TempDir dir;
-  const std::string err_file = dir.file("stderr");
-  const std::string cmd = std::string(TLKIT_CLI) + " " + args + " 2>" + err_file;
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  std::size_t got;
-  while ((got = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = test::read_bytes(err_file);
-  return r;
-}
+using test::CliRun;
+using test::run_cli;
 
 std::string fx(const std::string& name) { return test::data_path("logme/" + name); }
 
@@ -44,7 +25,7 @@ std::string score_args(const std::string& c) {
   return "score --features " + fx(c + "_features.npy") + " --labels " + fx(c + "_labels.npy");
 }
 
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+int lines(const std::string& s) { return test::count_lines(s); }
 
 TEST(CliScore, JsonHasTheDocumentedSchemaAndMatchesTheLibrary) {
   const CliRun r = run_cli(score_args("tall") + " --format json");

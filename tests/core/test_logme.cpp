@@ -367,14 +367,7 @@ TEST(LogmeEdges, ExactLinearTargetWithRankBelowNStaysFinite) {
 
 // ---- bad input ---------------------------------------------------------------------------------
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "<no InputError>";
-}
+std::string error_of(const std::function<void()>& fn) { return test::input_error_of(fn); }
 
 TEST(LogmeErrors, NonFiniteFeatureNamesItsPosition) {
   auto labels = test::make_labels(20, 2, 1);

@@ -15,14 +15,7 @@ using test::data_path;
 
 std::string npy(const std::string& name) { return data_path("npy/" + name); }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "<no InputError>";
-}
+std::string error_of(const std::function<void()>& fn) { return test::input_error_of(fn); }
 
 #define EXPECT_ERROR_HAS(stmt, text) \
   EXPECT_NE(error_of([&] { stmt; }).find(text), std::string::npos) << error_of([&] { stmt; })

@@ -203,14 +203,7 @@ TEST_F(ScoreInvariance, Float32AndFortranInputsAgree) {
 
 // ---- bad input -------------------------------------------------------------------------------
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "<no InputError>";
-}
+std::string error_of(const std::function<void()>& fn) { return test::input_error_of(fn); }
 
 TEST(ScoreErrors, ProbabilitiesMustBeProbabilities) {
   const std::vector<std::int64_t> y = {0, 1, 0};

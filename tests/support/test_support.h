@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,17 @@ inline std::vector<std::int64_t> make_labels(std::int64_t n, std::int64_t classe
   std::mt19937_64 rng(seed);
   std::shuffle(y.begin(), y.end(), rng);
   return y;
+}
+
+/// The message of the tlkit::InputError that `fn` throws, or "<no InputError>".
+template <typename Fn>
+std::string input_error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "<no InputError>";
 }
 
 }  // namespace tlkit::test

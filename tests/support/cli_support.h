@@ -1,0 +1,43 @@
+// Running the tlkit executable from tests (TLKIT_CLI is its path, set by tests/CMakeLists.txt).
+#pragma once
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <string>
+
+#include "test_support.h"
+
+namespace tlkit::test {
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs `tlkit <args>` (args shell-quoted by the caller), capturing stdout, stderr and the exit
+/// code.
+inline CliRun run_cli(const std::string& args) {
+  TempDir dir;
+  const std::string err_file = dir.file("stderr");
+  const std::string cmd = std::string(TLKIT_CLI) + " " + args + " 2>" + err_file;
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  std::size_t got;
+  while ((got = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), got);
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.err = read_bytes(err_file);
+  return r;
+}
+
+/// Number of lines (newline characters) in `s`.
+inline int count_lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+}  // namespace tlkit::test
