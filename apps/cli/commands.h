@@ -34,4 +34,27 @@ struct EvaluateArgs {
 CLI::App* add_evaluate_command(CLI::App& app, EvaluateArgs& args);
 int run_evaluate(const EvaluateArgs& args);
 
+// tlkit extract (built only with LibTorch: extract_command.cpp).
+struct ExtractArgs {
+  std::string model;
+  std::string data;
+  std::string split;
+  int input_size = 0;
+  std::string out;
+  int batch = 32;
+  int threads = 0;
+  int decode_threads = 0;
+  std::int64_t per_class = 0;
+  std::int64_t limit = 0;
+  std::uint64_t seed = 0;
+  std::string on_bad_image = "fail";
+  std::string features_output = "0";
+  std::string logits_output = "auto";
+  std::string optimize = "freeze";
+  bool quiet = false;
+};
+
+CLI::App* add_extract_command(CLI::App& app, ExtractArgs& args);
+int run_extract(const ExtractArgs& args);
+
 }  // namespace tlkit::cli

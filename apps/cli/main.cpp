@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   CLI::App* score = tlkit::cli::add_score_command(app, score_args);
   tlkit::cli::EvaluateArgs evaluate_args;
   CLI::App* evaluate = tlkit::cli::add_evaluate_command(app, evaluate_args);
+#ifdef TLKIT_HAVE_TORCH
+  tlkit::cli::ExtractArgs extract_args;
+  CLI::App* extract = tlkit::cli::add_extract_command(app, extract_args);
+#endif
 
   try {
     app.parse(argc, argv);
@@ -38,6 +42,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+#ifdef TLKIT_HAVE_TORCH
+    if (extract->parsed()) {
+      fmt::print(stderr, "tlkit: error: {} (see tlkit extract --help)\n", e.what());
+      return 2;
+    }
+#endif
     fmt::print(stderr, "tlkit: error: {} (see tlkit{} --help)\n", e.what(),
                score->parsed()      ? " score"
                : evaluate->parsed() ? " evaluate"
@@ -48,6 +58,9 @@ int main(int argc, char** argv) {
   try {
     if (score->parsed()) return tlkit::cli::run_score(score_args);
     if (evaluate->parsed()) return tlkit::cli::run_evaluate(evaluate_args);
+#ifdef TLKIT_HAVE_TORCH
+    if (extract->parsed()) return tlkit::cli::run_extract(extract_args);
+#endif
     return 2;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "tlkit: error: {}\n", e.what());

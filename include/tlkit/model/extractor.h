@@ -1,0 +1,89 @@
+// Feature extraction: a TorchScript image model over a labelled image dataset, decoding on a pool
+// of threads while the model runs, and the output directory `tlkit extract` writes
+// (docs/extract.md): features.npy, logits.npy, labels.npy, files.txt, meta.json (written last,
+// so a directory with meta.json is complete).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tlkit/model/image_dataset.h"
+#include "tlkit/model/torchscript_model.h"
+
+namespace tlkit::model {
+
+enum class BadImagePolicy { kFail, kSkip };
+/// "fail" or "skip"; throws tlkit::InputError otherwise.
+BadImagePolicy parse_bad_image_policy(const std::string& s);
+
+struct ExtractOptions {
+  std::string model;   ///< TorchScript file
+  std::string data;    ///< folder of class sub-folders, or a path,label CSV
+  std::string split;   ///< sub-folder of `data` holding the class folders (empty: none)
+  int input_size = 0;  ///< S: images are resized and cropped to S x S
+  int batch = 32;
+  int threads = 0;         ///< LibTorch intra-op threads (0: all cores)
+  int decode_threads = 0;  ///< image decoding threads (0: half the cores, at least 1)
+  SubsampleOptions sample;
+  BadImagePolicy on_bad_image = BadImagePolicy::kFail;
+  ModelOptions model_options;
+  /// Called on the calling thread after each batch with (images done, images in all).
+  std::function<void(std::int64_t, std::int64_t)> progress;
+};
+
+struct SkippedImage {
+  std::string path;
+  std::string reason;  ///< the decoder's message, naming the path
+};
+
+struct ExtractTimings {
+  double list_s = 0;        ///< listing and subsampling the dataset
+  double load_model_s = 0;  ///< torch::jit::load
+  double optimize_s = 0;    ///< freeze / optimize_for_inference
+  double extract_s = 0;     ///< decoding + inference, wall clock
+  double inference_s = 0;   ///< in forward
+  double decode_s = 0;      ///< decoding, summed over the decode threads
+  double wait_s = 0;        ///< the model waiting for decoded images
+};
+
+struct ExtractResult {
+  ImageListing listing;              ///< after subsampling; listing.samples are the images tried
+  std::int64_t listed = 0;           ///< images before subsampling
+  std::vector<ImageSample> samples;  ///< the rows of the outputs (listing minus skipped)
+  std::vector<SkippedImage> skipped;
+  std::int64_t n = 0;
+  std::int64_t features_dim = 0;
+  std::vector<float> features;  ///< n x features_dim, row-major
+  bool has_logits = false;
+  std::int64_t logits_dim = 0;
+  std::vector<float> logits;  ///< n x logits_dim
+  std::vector<std::int64_t> labels;
+  std::int64_t nonfinite_features = 0;              ///< NaN/inf values in the features (a warning)
+  Optimization optimization = Optimization::kNone;  ///< what the model ran with at the end
+  std::vector<std::string> model_notes;             ///< TorchScriptModel::notes()
+  int threads = 0;
+  int decode_threads = 0;
+  ExtractTimings timings;
+  double images_per_second = 0;  ///< images / extract_s
+};
+
+/// Lists options.data (subsampled), loads options.model and extracts.
+ExtractResult extract_features(const ExtractOptions& options);
+
+/// Extracts with a loaded model over a listing (for many models over one dataset). Uses options'
+/// input_size, batch, threads, decode_threads, on_bad_image and progress.
+ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& model,
+                               const ExtractOptions& options);
+
+/// "tlkit-features/<model file name without extension>".
+std::string default_output_dir(const std::string& model_path);
+
+/// Writes the outputs of `result` into `dir` (created if needed), each file atomically: first
+/// removes a previous meta.json, then writes features.npy, logits.npy (or removes a stale one),
+/// labels.npy, files.txt, and meta.json last.
+void write_extract_outputs(const ExtractResult& result, const ExtractOptions& options,
+                           const std::string& dir);
+
+}  // namespace tlkit::model

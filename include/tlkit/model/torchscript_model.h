@@ -1,0 +1,82 @@
+// A TorchScript image model run for features, behind a header without LibTorch.
+//
+// The model contract (the kit's, docs/extract.md): forward(x) with x float32 [N, 3, S, S], RGB in
+// [0, 1], the model's own normalisation inside it; it returns a tuple (features, logits, ...) or a
+// single tensor (features). Each output used must be a floating-point tensor whose first dimension
+// is N; further dimensions are flattened ([N, D, 1, 1] -> [N, D]), as the Python tool does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tlkit::model {
+
+/// ModelOptions::logits_output: index 1 when forward returns a tuple of 2 or more, else none.
+inline constexpr int kAutoOutput = -2;
+/// ModelOptions::logits_output: no logits.
+inline constexpr int kNoOutput = -1;
+
+/// What is done to a model after loading it.
+enum class Optimization {
+  kNone,    ///< run the module as loaded
+  kFreeze,  ///< torch::jit::freeze (parameters become constants, conv-BN folded)
+  kFull,    ///< freeze + torch::jit::optimize_for_inference (oneDNN convolutions, fusions)
+};
+const char* to_string(Optimization o);
+/// "none", "freeze" or "full"; throws tlkit::InputError otherwise.
+Optimization parse_optimization(const std::string& s);
+
+struct ModelOptions {
+  int features_output = 0;          ///< tuple element holding the features (0 for one tensor)
+  int logits_output = kAutoOutput;  ///< tuple element holding the logits, kAutoOutput, kNoOutput
+  /// kFreeze (the default) is trusted: it changes results by float32 rounding only. LibTorch
+  /// 1.13's optimize_for_inference gives wrong features for some models, so with kFull the first
+  /// batch of each input shape runs both the optimised module and the module as loaded; when
+  /// their outputs differ (beyond float32 rounding) or the optimised one fails, it falls back to
+  /// kFreeze (compared the same way) and then kNone, with a note. kFull pays off for
+  /// ResNet-style models and is slower for depthwise-convolution ones (docs/extract.md).
+  Optimization optimization = Optimization::kFreeze;
+};
+
+/// One batch's outputs, row-major float32.
+struct ModelOutputs {
+  std::int64_t n = 0;
+  std::int64_t features_dim = 0;
+  std::vector<float> features;  ///< n x features_dim
+  bool has_logits = false;
+  std::int64_t logits_dim = 0;
+  std::vector<float> logits;  ///< n x logits_dim
+};
+
+class TorchScriptModel {
+ public:
+  /// Loads `path` on the CPU in eval mode. Throws tlkit::InputError naming the file when it does
+  /// not exist or is not a TorchScript archive, or when an output index is negative.
+  TorchScriptModel(const std::string& path, const ModelOptions& options = {});
+  ~TorchScriptModel();
+  TorchScriptModel(TorchScriptModel&&) noexcept;
+  TorchScriptModel& operator=(TorchScriptModel&&) noexcept;
+
+  /// Runs forward without autograd on `n` contiguous [3, height, width] float32 images. Throws
+  /// tlkit::InputError naming the model when forward fails or breaks the contract (an output index
+  /// out of range, a non-tensor or non-float output, a first dimension other than n).
+  ModelOutputs forward(const float* nchw, std::int64_t n, int height, int width);
+
+  const std::string& path() const;
+  const ModelOptions& options() const;
+  /// What forward runs now: the optimisation asked for, or less after a fallback.
+  Optimization optimization() const;
+  /// Warnings for people: an optimisation that failed or disagreed with the model as loaded
+  /// (and what was run instead), LibTorch's own warnings (collected, not printed).
+  std::vector<std::string> notes() const;
+  double load_seconds() const;
+  double optimize_seconds() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tlkit::model

@@ -1,0 +1,253 @@
+// Feature extraction over an image dataset (no LibTorch or OpenCV headers here: the model and the
+// decoder are behind tlkit/model/torchscript_model.h and image_dataset.h).
+#include "tlkit/model/extractor.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "batch_loader.h"
+#include "sha256.h"
+#include "tlkit/core/error.h"
+#include "tlkit/core/metrics.h"
+#include "tlkit/core/npy.h"
+#include "tlkit/model/runtime.h"
+
+namespace tlkit::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Decoded batches in flight: the one the model runs and two being decoded.
+constexpr int kPrefetchBatches = 3;
+
+int default_decode_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
+}
+
+void append(std::vector<float>& to, const std::vector<float>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
+
+}  // namespace
+
+BadImagePolicy parse_bad_image_policy(const std::string& s) {
+  if (s == "fail") return BadImagePolicy::kFail;
+  if (s == "skip") return BadImagePolicy::kSkip;
+  TLKIT_THROW_ARG("--on-bad-image {}: expected skip or fail", s);
+}
+
+ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& model,
+                               const ExtractOptions& o) {
+  TLKIT_CHECK_ARG(o.input_size > 0, "--input-size must be positive, got {}", o.input_size);
+  TLKIT_CHECK_ARG(o.input_size <= 8192, "--input-size {} is too large (at most 8192)",
+                  o.input_size);
+  TLKIT_CHECK_ARG(o.batch > 0, "--batch must be positive, got {}", o.batch);
+  TLKIT_CHECK_ARG(o.threads >= 0, "--threads must be >= 0, got {}", o.threads);
+  TLKIT_CHECK_ARG(o.decode_threads >= 0, "--decode-threads must be >= 0, got {}", o.decode_threads);
+  TLKIT_CHECK_ARG(!listing.samples.empty(), "{}: no images to extract features from",
+                  listing.source);
+
+  ExtractResult r;
+  r.listing = listing;
+  r.listed = static_cast<std::int64_t>(listing.samples.size());
+  set_torch_threads(o.threads);
+  r.threads = torch_threads();
+  r.decode_threads = o.decode_threads > 0 ? o.decode_threads : default_decode_threads();
+
+  const std::vector<ImageSample>& samples = listing.samples;
+  const int s = o.input_size;
+  const std::int64_t item = 3LL * s * s;
+  const auto total = static_cast<std::int64_t>(samples.size());
+  const auto t0 = Clock::now();
+  BatchLoader loader(total, o.batch, item, r.decode_threads, kPrefetchBatches,
+                     [&samples, s](std::int64_t i, float* out) {
+                       load_image(samples[static_cast<std::size_t>(i)].path, s, out);
+                     });
+  for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+    auto tw = Clock::now();
+    BatchLoader::Batch& batch = loader.wait(b);
+    r.timings.wait_s += seconds_since(tw);
+    // Move the decoded images to the front of the buffer, in order.
+    std::int64_t good = 0;
+    for (std::int64_t j = 0; j < batch.size; ++j) {
+      const std::string& error = batch.errors[static_cast<std::size_t>(j)];
+      const ImageSample& sample = samples[static_cast<std::size_t>(batch.begin + j)];
+      if (!error.empty()) {
+        if (o.on_bad_image == BadImagePolicy::kFail)
+          TLKIT_THROW_ARG("{} (--on-bad-image skip skips such images)", error);
+        r.skipped.push_back({sample.path, error});
+        continue;
+      }
+      if (good != j)
+        std::memcpy(batch.data.data() + good * item, batch.data.data() + j * item,
+                    static_cast<std::size_t>(item) * sizeof(float));
+      r.samples.push_back(sample);
+      r.labels.push_back(sample.label);
+      ++good;
+    }
+    if (good > 0) {
+      const auto ti = Clock::now();
+      const ModelOutputs out = model.forward(batch.data.data(), good, s, s);
+      r.timings.inference_s += seconds_since(ti);
+      if (r.n == 0) {
+        r.features_dim = out.features_dim;
+        r.has_logits = out.has_logits;
+        r.logits_dim = out.logits_dim;
+        r.features.reserve(static_cast<std::size_t>(total * out.features_dim));
+        if (out.has_logits) r.logits.reserve(static_cast<std::size_t>(total * out.logits_dim));
+      }
+      TLKIT_CHECK_ARG(out.features_dim == r.features_dim && out.has_logits == r.has_logits &&
+                          out.logits_dim == r.logits_dim,
+                      "{}: the outputs changed shape between batches: features {} then {}, "
+                      "logits {} then {}",
+                      model.path(), r.features_dim, out.features_dim, r.logits_dim, out.logits_dim);
+      append(r.features, out.features);
+      if (out.has_logits) append(r.logits, out.logits);
+      r.n += good;
+    }
+    loader.release(b);
+    if (o.progress) o.progress(batch.begin + batch.size, total);
+  }
+  r.timings.extract_s = seconds_since(t0);
+  r.timings.decode_s = loader.decode_seconds();
+  TLKIT_CHECK_ARG(r.n > 0, "{}: none of the {} images could be decoded (first: {})", listing.source,
+                  total, r.skipped.empty() ? "" : r.skipped.front().reason);
+  for (float v : r.features) r.nonfinite_features += !std::isfinite(v);
+  r.optimization = model.optimization();
+  r.model_notes = model.notes();
+  r.timings.load_model_s = model.load_seconds();
+  r.timings.optimize_s = model.optimize_seconds();
+  r.images_per_second = r.timings.extract_s > 0 ? r.n / r.timings.extract_s : 0.0;
+  return r;
+}
+
+ExtractResult extract_features(const ExtractOptions& options) {
+  const auto t0 = Clock::now();
+  const ImageListing all = list_images(options.data, options.split);
+  const ImageListing listing = subsample(all, options.sample);
+  const double list_s = seconds_since(t0);
+  TorchScriptModel model(options.model, options.model_options);
+  ExtractResult r = extract_features(listing, model, options);
+  r.listed = static_cast<std::int64_t>(all.samples.size());
+  r.timings.list_s = list_s;
+  return r;
+}
+
+std::string default_output_dir(const std::string& model_path) {
+  return (fs::path("tlkit-features") / fs::path(model_path).stem()).string();
+}
+
+void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
+                           const std::string& dir) {
+  TLKIT_ASSERT(r.n == static_cast<std::int64_t>(r.samples.size()) &&
+               r.features.size() == static_cast<std::size_t>(r.n * r.features_dim));
+  const auto t0 = Clock::now();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  TLKIT_CHECK_ARG(!ec && fs::is_directory(dir), "--out {}: cannot create the folder: {}", dir,
+                  ec ? ec.message() : "a file is in the way");
+  const fs::path d = dir;
+  // An old meta.json goes first: from here until the new one is written the folder is incomplete.
+  fs::remove(d / "meta.json", ec);
+  if (ec)
+    throw std::runtime_error(
+        fmt::format("{}: cannot remove: {}", (d / "meta.json").string(), ec.message()));
+  save_npy((d / "features.npy").string(), r.features.data(), {r.n, r.features_dim});
+  if (r.has_logits) {
+    save_npy((d / "logits.npy").string(), r.logits.data(), {r.n, r.logits_dim});
+  } else {
+    fs::remove(d / "logits.npy", ec);
+  }
+  save_npy((d / "labels.npy").string(), r.labels.data(), {r.n});
+  const std::string files_txt = listing_text(r.samples);
+  write_file_atomic((d / "files.txt").string(), files_txt);
+
+  using nlohmann::json;
+  json meta;
+  meta["schema_version"] = 1;
+  meta["tool"] = "tlkit extract";
+  meta["tlkit_version"] = tlkit::version();
+  meta["torch_version"] = torch_version();
+  meta["model"] = {
+      {"name", fs::path(o.model).stem().string()},
+      {"file", fs::absolute(o.model).lexically_normal().string()},
+      {"sha256", file_sha256(o.model)},
+      {"bytes", fs::file_size(o.model, ec)},
+      {"features_output", o.model_options.features_output},
+      {"logits_output",
+       r.has_logits
+           ? json(o.model_options.logits_output == kAutoOutput ? 1 : o.model_options.logits_output)
+           : json()},
+      {"optimize_requested", to_string(o.model_options.optimization)},
+      {"optimize", to_string(r.optimization)},
+  };
+  meta["model"]["notes"] = r.model_notes;
+  json classes = json::array();
+  for (const auto& c : r.listing.classes) classes.push_back(c);
+  meta["data"] = {
+      {"source", fs::absolute(r.listing.source).lexically_normal().string()},
+      {"format", r.listing.format},
+      {"split", r.listing.split},
+      {"classes", classes},
+      {"num_classes", r.listing.classes.size()},
+      {"listed", r.listed},
+      {"selected", r.listing.samples.size()},
+      {"per_class", o.sample.per_class},
+      {"limit", o.sample.limit},
+      {"seed", o.sample.seed},
+      {"sampling", "mt19937_64 Fisher-Yates per class, then over the rest (v1)"},
+      {"listing_sha256", listing_sha256(r.listing.samples)},
+      {"files_sha256", sha256_hex(files_txt)},
+      {"notes", r.listing.notes},
+  };
+  meta["preprocessing"] = {
+      {"input_size", o.input_size},
+      {"decode", "OpenCV imdecode, IMREAD_COLOR, EXIF orientation ignored"},
+      {"color", "RGB (grayscale replicated, alpha dropped)"},
+      {"resize", "shorter side to input_size, Pillow-compatible bilinear (antialiased)"},
+      {"crop", "centre input_size x input_size"},
+      {"scale", "float32 x / 255 in [0, 1], no mean/std (inside the model)"},
+      {"layout", "NCHW"},
+  };
+  json skipped = json::array();
+  for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+  meta["outputs"] = {
+      {"n", r.n},
+      {"features_dim", r.features_dim},
+      {"logits_dim", r.has_logits ? json(r.logits_dim) : json()},
+      {"files",
+       r.has_logits
+           ? json::array({"features.npy", "logits.npy", "labels.npy", "files.txt", "meta.json"})
+           : json::array({"features.npy", "labels.npy", "files.txt", "meta.json"})},
+      {"nonfinite_features", r.nonfinite_features},
+      {"skipped", skipped},
+  };
+  meta["run"] = {
+      {"batch", o.batch},
+      {"threads", r.threads},
+      {"decode_threads", r.decode_threads},
+      {"images_per_second", r.images_per_second},
+      {"seconds",
+       {{"list", r.timings.list_s},
+        {"load_model", r.timings.load_model_s},
+        {"optimize", r.timings.optimize_s},
+        {"extract", r.timings.extract_s},
+        {"inference", r.timings.inference_s},
+        {"decode_summed", r.timings.decode_s},
+        {"wait_for_decode", r.timings.wait_s},
+        {"write_arrays", seconds_since(t0)}}},
+  };
+  write_file_atomic((d / "meta.json").string(), meta.dump(1) + "\n");
+}
+
+}  // namespace tlkit::model

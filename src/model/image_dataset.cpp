@@ -1,0 +1,304 @@
+// Listing and subsampling of labelled image datasets (no OpenCV, no LibTorch here; decoding and
+// preprocessing are in image_preprocess.cpp).
+#include "tlkit/model/image_dataset.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "sha256.h"
+#include "tlkit/core/error.h"
+
+namespace tlkit::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_image_extension(const std::string& name) {
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* ext : {".jpg", ".jpeg", ".png"}) {
+    const std::size_t n = std::char_traits<char>::length(ext);
+    if (lower.size() >= n && lower.compare(lower.size() - n, n, ext) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> sorted_entries(const fs::path& dir, bool want_dirs) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  TLKIT_CHECK_ARG(!ec, "{}: cannot list the folder: {}", dir.string(), ec.message());
+  for (const fs::directory_entry& e : it) {
+    std::error_code ec2;
+    const bool is_dir = e.is_directory(ec2);  // follows symbolic links, like os.path.isdir
+    if (is_dir == want_dirs) out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return s.substr(b, e - b);
+}
+
+// One CSV record per call (RFC 4180: quoted fields may hold commas, quotes as "" and newlines).
+// Returns false at the end of the text; `line` is the 1-based line where the record starts.
+bool next_csv_record(const std::string& text, std::size_t& pos, std::size_t& line,
+                     std::vector<std::string>& fields, const std::string& origin) {
+  fields.clear();
+  if (pos >= text.size()) return false;
+  std::string field;
+  bool quoted = false, was_quoted = false;
+  const std::size_t start_line = line;
+  while (pos < text.size()) {
+    const char c = text[pos++];
+    if (quoted) {
+      if (c == '"') {
+        if (pos < text.size() && text[pos] == '"') {
+          field.push_back('"');
+          ++pos;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field.push_back(c);
+      }
+    } else if (c == '"' && !was_quoted && trim(field).empty()) {
+      quoted = was_quoted = true;
+      field.clear();
+    } else if (c == ',') {
+      fields.push_back(was_quoted ? field : trim(field));
+      field.clear();
+      was_quoted = false;
+    } else if (c == '\n') {
+      ++line;
+      break;
+    } else if (c != '\r') {
+      field.push_back(c);
+    }
+  }
+  TLKIT_CHECK_ARG(!quoted, "{}:{}: unterminated quoted field", origin, start_line);
+  fields.push_back(was_quoted ? field : trim(field));
+  return true;
+}
+
+bool parse_int64(const std::string& s, std::int64_t* out) {
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (b != e && *b == '+') ++b;
+  const auto r = std::from_chars(b, e, *out);
+  return b != e && r.ec == std::errc() && r.ptr == e;
+}
+
+// uniform(b) over [0, b): rejection sampling on the raw 64-bit draws (documented in the header).
+std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
+  const std::uint64_t threshold = (0 - bound) % bound;
+  for (;;) {
+    const std::uint64_t r = rng();
+    if (r >= threshold) return r % bound;
+  }
+}
+
+void fisher_yates(std::vector<std::size_t>& v, std::mt19937_64& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(uniform_below(rng, i));
+    std::swap(v[i - 1], v[j]);
+  }
+}
+
+}  // namespace
+
+ImageListing list_image_folder(const std::string& root, const std::string& split) {
+  ImageListing out;
+  out.source = root;
+  out.split = split;
+  out.format = "folder";
+  std::error_code ec;
+  TLKIT_CHECK_ARG(fs::is_directory(root, ec),
+                  "{}: not a folder (expected a folder of class "
+                  "sub-folders or a CSV file of path,label rows)",
+                  root);
+  fs::path dir = root;
+  if (!split.empty()) {
+    dir /= split;
+    if (!fs::is_directory(dir, ec)) {
+      const std::vector<std::string> found = sorted_entries(root, true);
+      TLKIT_THROW_ARG("{}: no split folder '{}' (sub-folders: {})", root, split,
+                      found.empty() ? "none" : join(found));
+    }
+  }
+  out.classes = sorted_entries(dir, true);
+  TLKIT_CHECK_ARG(!out.classes.empty(), "{}: no class sub-folders (expected {}<class>/<image>.jpg)",
+                  dir.string(), split.empty() ? "" : split + "/");
+  const std::string prefix = split.empty() ? "" : split + "/";
+  bool nested = false;
+  for (std::size_t label = 0; label < out.classes.size(); ++label) {
+    const std::string& cls = out.classes[label];
+    std::size_t count = 0;
+    for (const std::string& file : sorted_entries(dir / cls, false)) {
+      if (!has_image_extension(file)) continue;
+      out.samples.push_back({(dir / cls / file).string(), prefix + cls + "/" + file,
+                             static_cast<std::int64_t>(label)});
+      ++count;
+    }
+    if (count == 0) {
+      out.notes.push_back(fmt::format("class '{}' (label {}) has no images", cls, label));
+      nested = nested || !sorted_entries(dir / cls, true).empty();
+    }
+  }
+  if (out.samples.empty()) {
+    if (split.empty() && nested)
+      TLKIT_THROW_ARG(
+          "{}: no .jpg/.jpeg/.png files in the class folders, which hold folders: "
+          "if these are splits, pass --split (one of: {})",
+          root, join(out.classes));
+    TLKIT_THROW_ARG("{}: no .jpg/.jpeg/.png files in the class folders ({})", dir.string(),
+                    join(out.classes));
+  }
+  return out;
+}
+
+ImageListing list_image_csv(const std::string& csv_path) {
+  std::ifstream in(csv_path, std::ios::binary);
+  TLKIT_CHECK_ARG(in.good(), "{}: cannot open the CSV file", csv_path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
+
+  ImageListing out;
+  out.source = csv_path;
+  out.format = "csv";
+  const fs::path base = fs::path(csv_path).parent_path();
+  std::vector<std::string> fields;
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::vector<std::size_t> row_lines;
+  std::size_t pos = 0, line = 1;
+  bool first = true;
+  for (std::size_t at = line; next_csv_record(text, pos, line, fields, csv_path); at = line) {
+    if (fields.size() == 1 && fields[0].empty()) continue;  // blank line
+    TLKIT_CHECK_ARG(fields.size() == 2, "{}:{}: expected 2 fields 'path,label', found {}", csv_path,
+                    at, fields.size());
+    if (first) {
+      first = false;
+      std::string a = fields[0], b = fields[1];
+      for (auto* s : {&a, &b})
+        std::transform(s->begin(), s->end(), s->begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (a == "path" && b == "label") continue;  // header
+    }
+    TLKIT_CHECK_ARG(!fields[0].empty(), "{}:{}: empty path", csv_path, at);
+    TLKIT_CHECK_ARG(!fields[1].empty(), "{}:{}: empty label for '{}'", csv_path, at, fields[0]);
+    rows.emplace_back(fields[0], fields[1]);
+    row_lines.push_back(at);
+  }
+  TLKIT_CHECK_ARG(!rows.empty(), "{}: no path,label rows", csv_path);
+
+  bool integer_labels = true;
+  std::vector<std::int64_t> values(rows.size());
+  for (std::size_t i = 0; i < rows.size() && integer_labels; ++i)
+    integer_labels = parse_int64(rows[i].second, &values[i]);
+  if (!integer_labels) {
+    std::set<std::string> names;
+    for (const auto& r : rows) names.insert(r.second);
+    out.classes.assign(names.begin(), names.end());
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      values[i] = std::lower_bound(out.classes.begin(), out.classes.end(), rows[i].second) -
+                  out.classes.begin();
+  }
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const fs::path p = rows[i].first;
+    out.samples.push_back(
+        {p.is_absolute() ? p.string() : (base / p).string(), rows[i].first, values[i]});
+  }
+  return out;
+}
+
+ImageListing list_images(const std::string& data, const std::string& split) {
+  std::error_code ec;
+  if (fs::is_regular_file(data, ec)) {
+    TLKIT_CHECK_ARG(split.empty(), "{}: a CSV listing has no splits (got --split {})", data, split);
+    return list_image_csv(data);
+  }
+  TLKIT_CHECK_ARG(fs::exists(data, ec), "{}: no such file or folder", data);
+  return list_image_folder(data, split);
+}
+
+ImageListing subsample(const ImageListing& listing, const SubsampleOptions& options) {
+  TLKIT_CHECK_ARG(options.per_class >= 0, "per-class count must be >= 0, got {}",
+                  options.per_class);
+  TLKIT_CHECK_ARG(options.limit >= 0, "limit must be >= 0, got {}", options.limit);
+  if (options.per_class == 0 && options.limit == 0) return listing;
+  const std::vector<ImageSample>& s = listing.samples;
+  std::mt19937_64 rng(options.seed);
+  std::vector<char> keep(s.size(), 1);
+  ImageListing out = listing;
+  if (options.per_class > 0) {
+    std::map<std::int64_t, std::vector<std::size_t>> by_label;
+    for (std::size_t i = 0; i < s.size(); ++i) by_label[s[i].label].push_back(i);
+    for (auto& [label, idx] : by_label) {
+      std::stable_sort(idx.begin(), idx.end(),
+                       [&](std::size_t a, std::size_t b) { return s[a].name < s[b].name; });
+      fisher_yates(idx, rng);
+      for (std::size_t k = static_cast<std::size_t>(options.per_class); k < idx.size(); ++k)
+        keep[idx[k]] = 0;
+      if (idx.size() < static_cast<std::size_t>(options.per_class))
+        out.notes.push_back(fmt::format("label {} has only {} samples (per-class {})", label,
+                                        idx.size(), options.per_class));
+    }
+  }
+  if (options.limit > 0) {
+    std::vector<std::size_t> rest;
+    for (std::size_t i = 0; i < s.size(); ++i)
+      if (keep[i]) rest.push_back(i);
+    if (rest.size() > static_cast<std::size_t>(options.limit)) {
+      fisher_yates(rest, rng);
+      for (std::size_t k = static_cast<std::size_t>(options.limit); k < rest.size(); ++k)
+        keep[rest[k]] = 0;
+    }
+  }
+  out.samples.clear();
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (keep[i]) out.samples.push_back(s[i]);
+  return out;
+}
+
+std::string listing_text(const std::vector<ImageSample>& samples) {
+  std::string text;
+  for (const ImageSample& s : samples) text += fmt::format("{}\t{}\n", s.name, s.label);
+  return text;
+}
+
+std::string listing_sha256(const std::vector<ImageSample>& samples) {
+  return sha256_hex(listing_text(samples));
+}
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TLKIT_CHECK_ARG(in.good(), "{}: cannot open the file", path);
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.update(buf.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  TLKIT_CHECK_ARG(in.eof(), "{}: read error", path);
+  return h.hex();
+}
+
+}  // namespace tlkit::model

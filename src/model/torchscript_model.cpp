@@ -1,0 +1,319 @@
+// TorchScript models for feature extraction. The only TU of tlkit::model that includes
+// <torch/script.h> (about 12 s and 0.7 GB to compile).
+#include "tlkit/model/torchscript_model.h"
+
+#include <torch/script.h>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+#include "tlkit/core/error.h"
+
+namespace tlkit::model {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One line from a LibTorch error: TorchScript interpreter errors carry a TorchScript traceback
+// and end with "<Error>: <message>"; operator errors start with the message.
+std::string one_line(const std::exception& e) {
+  const auto* c10e = dynamic_cast<const c10::Error*>(&e);
+  const std::string msg = c10e ? c10e->what_without_backtrace() : e.what();
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start <= msg.size()) {
+    std::size_t end = msg.find('\n', start);
+    if (end == std::string::npos) end = msg.size();
+    std::string line = msg.substr(start, end - start);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\r')) line.pop_back();
+    if (!line.empty()) lines.push_back(line);
+    start = end + 1;
+  }
+  if (lines.empty()) return "unknown error";
+  const bool traceback = msg.find("Traceback of TorchScript") != std::string::npos ||
+                         msg.find("The following operation failed") != std::string::npos;
+  return traceback ? lines.back() : lines.front();
+}
+
+std::string shape_string(const at::Tensor& t) {
+  std::string s = "[";
+  for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+}  // namespace
+
+const char* to_string(Optimization o) {
+  switch (o) {
+    case Optimization::kNone:
+      return "none";
+    case Optimization::kFreeze:
+      return "freeze";
+    case Optimization::kFull:
+      return "full";
+  }
+  return "?";
+}
+
+Optimization parse_optimization(const std::string& s) {
+  if (s == "none") return Optimization::kNone;
+  if (s == "freeze") return Optimization::kFreeze;
+  if (s == "full") return Optimization::kFull;
+  TLKIT_THROW_ARG("--optimize {}: expected none, freeze or full", s);
+}
+
+// Collects LibTorch's warnings (TORCH_WARN) while a model runs, instead of LibTorch printing them
+// to stderr through glog; they become notes of the run.
+class WarningCollector : public c10::WarningHandler {
+ public:
+  void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    std::lock_guard<std::mutex> lk(mu_);
+    const std::string line = msg.substr(0, msg.find('\n'));
+    if (seen_.insert(line).second && seen_.size() <= 5) lines_.push_back(line);
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::string> seen_;
+  std::vector<std::string> lines_;
+};
+
+struct Selected {
+  at::Tensor features;
+  at::Tensor logits;  // undefined when there are none
+};
+
+struct TorchScriptModel::Impl {
+  std::string path;
+  ModelOptions options;
+  torch::jit::Module loaded;     // as loaded, in eval mode
+  torch::jit::Module optimized;  // what forward runs while `applied` is not kNone
+  Optimization applied = Optimization::kNone;
+  bool check = false;  // compare with `loaded` on the first batch of each shape (for kFull)
+  std::set<std::array<std::int64_t, 3>> verified;  // input shapes checked against `loaded`
+  std::vector<std::string> notes;
+  WarningCollector warnings;
+  double load_s = 0.0;
+  double optimize_s = 0.0;
+
+  at::Tensor output(const c10::IValue& out, int index, bool required, std::int64_t n,
+                    const char* what, int height, int width) const;
+  Selected select(const c10::IValue& out, std::int64_t n, int height, int width) const;
+  Selected run(torch::jit::Module& m, const at::Tensor& input) const;
+  void optimize(Optimization o);
+  std::string mismatch(const Selected& ref, const Selected& got) const;
+};
+
+void TorchScriptModel::Impl::optimize(Optimization o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    torch::jit::Module m = torch::jit::freeze(loaded);
+    if (o == Optimization::kFull) m = torch::jit::optimize_for_inference(m);
+    optimized = m;
+    applied = o;
+  } catch (const std::exception& e) {
+    notes.push_back(fmt::format("--optimize {} failed ({}): running the model {}", to_string(o),
+                                one_line(e), o == Optimization::kFull ? "frozen" : "as loaded"));
+    if (o == Optimization::kFull)
+      optimize(Optimization::kFreeze);
+    else
+      applied = Optimization::kNone;
+  }
+  optimize_s += seconds_since(t0);
+}
+
+TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& options)
+    : impl_(std::make_unique<Impl>()) {
+  TLKIT_CHECK_ARG(options.features_output >= 0, "--features-output must be >= 0, got {}",
+                  options.features_output);
+  TLKIT_CHECK_ARG(options.logits_output >= kAutoOutput,
+                  "--logits-output must be an index >= 0, auto or none, got {}",
+                  options.logits_output);
+  std::error_code ec;
+  TLKIT_CHECK_ARG(std::filesystem::is_regular_file(path, ec), "{}: no such model file", path);
+  impl_->path = path;
+  impl_->options = options;
+  const auto t0 = std::chrono::steady_clock::now();
+  c10::Warning::WarningHandlerGuard guard(&impl_->warnings);
+  try {
+    impl_->loaded = torch::jit::load(path, torch::kCPU);
+  } catch (const std::exception& e) {
+    TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", path, one_line(e));
+  }
+  impl_->loaded.eval();
+  TLKIT_CHECK_ARG(impl_->loaded.find_method("forward").has_value(),
+                  "{}: the TorchScript module has no forward method", path);
+  impl_->load_s = seconds_since(t0);
+  impl_->check = options.optimization == Optimization::kFull;
+  if (options.optimization != Optimization::kNone) impl_->optimize(options.optimization);
+}
+
+TorchScriptModel::~TorchScriptModel() = default;
+TorchScriptModel::TorchScriptModel(TorchScriptModel&&) noexcept = default;
+TorchScriptModel& TorchScriptModel::operator=(TorchScriptModel&&) noexcept = default;
+
+at::Tensor TorchScriptModel::Impl::output(const c10::IValue& out, int index, bool required,
+                                          std::int64_t n, const char* what, int height,
+                                          int width) const {
+  std::vector<c10::IValue> elements;
+  if (out.isTuple())
+    elements = out.toTupleRef().elements().vec();
+  else if (out.isList())
+    elements = out.toListRef().vec();
+  else
+    elements = {out};
+  const bool single = !out.isTuple() && !out.isList();
+  if (index >= static_cast<int>(elements.size())) {
+    if (!required) return {};
+    TLKIT_THROW_ARG(
+        "{}: --{}-output {} but forward returns {}", path, what, index,
+        single ? "one tensor (use index 0)"
+               : fmt::format("{} outputs (indices 0..{})", elements.size(), elements.size() - 1));
+  }
+  const c10::IValue& v = elements[static_cast<std::size_t>(index)];
+  if (!v.isTensor()) {
+    if (!required) return {};
+    TLKIT_THROW_ARG("{}: output {} ({}) is a {}, not a tensor", path, index, what, v.tagKind());
+  }
+  at::Tensor t = v.toTensor();
+  if (t.is_mkldnn()) t = t.to_dense();
+  TLKIT_CHECK_ARG(t.is_floating_point(), "{}: output {} ({}) has dtype {}, expected floating point",
+                  path, index, what, std::string(c10::toString(t.scalar_type())));
+  TLKIT_CHECK_ARG(t.dim() >= 1 && t.size(0) == n,
+                  "{}: output {} ({}) has shape {} for an input of shape [{}, 3, {}, {}]: its "
+                  "first dimension must be the batch size {}",
+                  path, index, what, shape_string(t), n, height, width, n);
+  t = t.reshape({n, -1});
+  TLKIT_CHECK_ARG(t.size(1) > 0, "{}: output {} ({}) has no values per image (shape {})", path,
+                  index, what, shape_string(v.toTensor()));
+  return t.to(torch::kFloat32).contiguous();
+}
+
+Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n, int height,
+                                        int width) const {
+  Selected s;
+  s.features = output(out, options.features_output, true, n, "features", height, width);
+  if (options.logits_output == kAutoOutput) {
+    if (out.isTuple() || out.isList()) s.logits = output(out, 1, false, n, "logits", height, width);
+  } else if (options.logits_output >= 0) {
+    s.logits = output(out, options.logits_output, true, n, "logits", height, width);
+  }
+  return s;
+}
+
+Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const at::Tensor& input) const {
+  const std::int64_t n = input.size(0);
+  const int h = static_cast<int>(input.size(2)), w = static_cast<int>(input.size(3));
+  c10::IValue out;
+  try {
+    out = m.forward({input});
+  } catch (const std::exception& e) {
+    const std::string msg = one_line(e);
+    if (msg.find("allocate memory") != std::string::npos)
+      throw std::runtime_error(fmt::format("{}: forward: {}", path, msg));
+    TLKIT_THROW_ARG("{}: forward failed on an input of shape [{}, 3, {}, {}]: {}", path, n, h, w,
+                    msg);
+  }
+  return select(out, n, h, w);
+}
+
+// Empty when `got` matches `ref`: |got - ref| <= 1e-3 |ref| + 1e-4 max|ref| element-wise (freezing
+// and oneDNN change float32 rounding, about 1e-6 relative; a wrong optimisation is far off).
+std::string TorchScriptModel::Impl::mismatch(const Selected& ref, const Selected& got) const {
+  const std::pair<const char*, std::pair<at::Tensor, at::Tensor>> pairs[] = {
+      {"features", {ref.features, got.features}}, {"logits", {ref.logits, got.logits}}};
+  for (const auto& [what, t] : pairs) {
+    const auto& [a, b] = t;
+    if (a.defined() != b.defined()) return fmt::format("{} present in one only", what);
+    if (!a.defined()) continue;
+    if (a.sizes() != b.sizes())
+      return fmt::format("{} of shape {} instead of {}", what, shape_string(b), shape_string(a));
+    const double scale = a.abs().nan_to_num(0.0, 0.0, 0.0).max().item<double>();
+    if (!torch::allclose(b, a, 1e-3, 1e-4 * scale, /*equal_nan=*/true))
+      return fmt::format("{} differ by up to {:.3g} (largest value {:.3g})", what,
+                         (b - a).abs().nan_to_num(INFINITY).max().item<double>(), scale);
+  }
+  return {};
+}
+
+ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int height, int width) {
+  TLKIT_CHECK_ARG(n > 0 && height > 0 && width > 0, "forward on an empty batch [{}, 3, {}, {}]", n,
+                  height, width);
+  Impl& m = *impl_;
+  c10::InferenceMode inference;
+  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  const at::Tensor input =
+      torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
+  Selected s;
+  const std::array<std::int64_t, 3> shape{n, height, width};
+  if (m.applied == Optimization::kNone) {
+    s = m.run(m.loaded, input);
+  } else if (!m.check || m.verified.count(shape)) {
+    s = m.run(m.optimized, input);
+  } else {
+    // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
+    // optimize_for_inference computes wrong features for some models (docs/extract.md). After a
+    // fallback to kFreeze, the frozen module is compared the same way.
+    const Selected ref = m.run(m.loaded, input);
+    while (m.applied != Optimization::kNone) {
+      std::string why;
+      try {
+        s = m.run(m.optimized, input);
+        why = m.mismatch(ref, s);
+      } catch (const std::exception& e) {
+        why = fmt::format("it failed: {}", e.what());
+      }
+      if (why.empty()) break;
+      m.notes.push_back(fmt::format(
+          "--optimize {}: the optimised model disagrees with the model as loaded on an input of "
+          "shape [{}, 3, {}, {}] ({}); running it {}",
+          to_string(m.applied), n, height, width, why,
+          m.applied == Optimization::kFull ? "frozen only" : "as loaded"));
+      if (m.applied == Optimization::kFull) {
+        m.verified.clear();
+        m.optimize(Optimization::kFreeze);
+      } else {
+        m.applied = Optimization::kNone;
+      }
+    }
+    if (m.applied == Optimization::kNone)
+      s = ref;
+    else
+      m.verified.insert(shape);
+  }
+  ModelOutputs r;
+  r.n = n;
+  r.features_dim = s.features.size(1);
+  r.features.assign(s.features.data_ptr<float>(),
+                    s.features.data_ptr<float>() + s.features.numel());
+  if (s.logits.defined()) {
+    r.has_logits = true;
+    r.logits_dim = s.logits.size(1);
+    r.logits.assign(s.logits.data_ptr<float>(), s.logits.data_ptr<float>() + s.logits.numel());
+  }
+  return r;
+}
+
+std::vector<std::string> TorchScriptModel::notes() const {
+  std::vector<std::string> v = impl_->notes;
+  for (const auto& w : impl_->warnings.lines()) v.push_back("LibTorch warning: " + w);
+  return v;
+}
+
+const std::string& TorchScriptModel::path() const { return impl_->path; }
+const ModelOptions& TorchScriptModel::options() const { return impl_->options; }
+Optimization TorchScriptModel::optimization() const { return impl_->applied; }
+double TorchScriptModel::load_seconds() const { return impl_->load_s; }
+double TorchScriptModel::optimize_seconds() const { return impl_->optimize_s; }
+
+}  // namespace tlkit::model

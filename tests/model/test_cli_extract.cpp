@@ -1,0 +1,137 @@
+// End-to-end tests of `tlkit extract`: exit codes, the one-line error contract, the output folder
+// (complete or absent), and agreement with the Python tool's reference outputs.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli_support.h"
+#include "test_support.h"
+#include "tlkit/core/npy.h"
+
+namespace tlkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+using test::CliRun;
+using test::run_cli;
+
+int lines(const std::string& s) { return test::count_lines(s); }
+
+std::string model(const std::string& name) {
+  return test::data_path("model/models/" + name + ".pt");
+}
+
+std::string base_args(const std::string& name, const std::string& out) {
+  return "extract --model " + model(name) + " --data " + test::data_path("model/images") +
+         " --split train --input-size 32 --batch 4 --out " + out;
+}
+
+TEST(CliExtract, WritesTheOutputFolderMatchingPython) {
+  test::TempDir t;
+  const std::string out = t.file("feats");
+  const CliRun r = run_cli(base_args("tuple", out));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // stderr is not a terminal: no progress bar, and nothing to warn about
+  EXPECT_NE(r.out.find("tlkit extract: 6 images (0 skipped), features 6 x 8, logits 6 x 3"),
+            std::string::npos)
+      << r.out;
+  const NpyArray f = load_npy(out + "/features.npy");
+  const NpyArray ref = load_npy(test::data_path("model/reference/tuple_features.npy"));
+  ASSERT_EQ(f.header().shape, ref.header().shape);
+  const FeatureView a = f.features(), b = ref.features();
+  for (std::int64_t i = 0; i < a.rows; ++i)
+    for (std::int64_t j = 0; j < a.cols; ++j) EXPECT_NEAR(a.at(i, j), b.at(i, j), 1e-5);
+  EXPECT_EQ(load_npy(out + "/labels.npy").labels(),
+            load_npy(test::data_path("model/reference/tuple_labels.npy")).labels());
+  const auto meta = test::load_json(out + "/meta.json");
+  EXPECT_EQ(meta["outputs"]["n"], 6);
+  EXPECT_EQ(meta["run"]["batch"], 4);
+}
+
+TEST(CliExtract, QuietPrintsNothingAndTheDefaultFolderIsNamedAfterTheModel) {
+  test::TempDir t;
+  const std::string cmd = "cd " + t.path() + " && " + std::string(TLKIT_CLI) + " extract --model " +
+                          model("features_only") + " --data " +
+                          test::data_path("model/images/train") + " --input-size 16 --quiet >" +
+                          t.file("o") + " 2>" + t.file("e");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << test::read_bytes(t.file("e"));
+  EXPECT_EQ(test::read_bytes(t.file("o")), "");
+  EXPECT_EQ(test::read_bytes(t.file("e")), "");
+  const std::string dir = t.path() + "/tlkit-features/features_only";
+  EXPECT_TRUE(fs::exists(dir + "/meta.json"));
+  EXPECT_FALSE(fs::exists(dir + "/logits.npy"));
+}
+
+TEST(CliExtract, BadInputIsExitCode2WithOneLineAndNoOutputFolder) {
+  test::TempDir t;
+  const std::string out = t.file("feats");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {base_args("throws", out), "forward failed"},
+      {base_args("wrong_shape", out), "first dimension must be the batch size"},
+      {base_args("tuple", out) + " --features-output 5", "--features-output 5"},
+      {base_args("tuple", out) + " --logits-output x", "--logits-output x"},
+      {"extract --model " + model("tuple") + " --data " + test::data_path("model/images") +
+           " --split nope --input-size 32 --out " + out,
+       "no split folder 'nope'"},
+      {"extract --model " + t.file("none.pt") + " --data " + test::data_path("model/images") +
+           " --split train --input-size 32 --out " + out,
+       "no such model file"},
+      {"extract --model " + model("tuple") + " --data x --out " + out, "--input-size"},
+      {base_args("tuple", out) + " --on-bad-image ignore", "--on-bad-image"},
+      {base_args("tuple", out) + " --optimize fast", "--optimize"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const CliRun r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;  // nothing written on failure
+  }
+}
+
+TEST(CliExtract, SkippedImagesAreWarningsAndTheRestIsWritten) {
+  test::TempDir t;
+  const std::string data = t.file("data");
+  fs::copy(test::data_path("model/images/train"), data, fs::copy_options::recursive);
+  fs::copy_file(test::data_path("model/images/special/truncated.jpg"), data + "/cat/bad.jpg");
+  const std::string out = t.file("feats");
+  const std::string args =
+      "extract --model " + model("tuple") + " --data " + data + " --input-size 32 --out " + out;
+  const CliRun failed = run_cli(args);
+  EXPECT_EQ(failed.code, 2);
+  EXPECT_NE(failed.err.find(data + "/cat/bad.jpg: truncated JPEG"), std::string::npos)
+      << failed.err;
+  EXPECT_FALSE(fs::exists(out));
+  const CliRun r = run_cli(args + " --on-bad-image skip");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "tlkit: warning: skipped " + data +
+                       "/cat/bad.jpg: truncated JPEG (the data ends before the end-of-image "
+                       "marker)\n");
+  EXPECT_EQ(load_npy(out + "/features.npy").rows(), 6);
+  EXPECT_EQ(test::load_json(out + "/meta.json")["outputs"]["skipped"].size(), 1u);
+}
+
+TEST(CliExtract, AWrongOptimizationIsAWarning) {
+  test::TempDir t;
+  const CliRun r = run_cli(base_args("relu6_pool", t.file("o")) + " --optimize full");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("tlkit: warning: --optimize full: the optimised model disagrees"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("optimize freeze"), std::string::npos) << r.out;
+  EXPECT_EQ(test::load_json(t.file("o") + "/meta.json")["model"]["optimize"], "freeze");
+}
+
+TEST(CliExtract, HelpListsTheOptions) {
+  const CliRun r = run_cli("extract --help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* opt : {"--model", "--data", "--split", "--input-size", "--out", "--batch",
+                          "--threads", "--per-class", "--limit", "--seed", "--on-bad-image",
+                          "--quiet", "--features-output", "--logits-output", "--optimize"})
+    EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+}
+
+}  // namespace
+}  // namespace tlkit

@@ -1,0 +1,284 @@
+// Tests of dataset listing, subsampling and hashing (src/model/image_dataset.cpp, sha256.cpp).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <set>
+
+#include "model/sha256.h"
+#include "test_support.h"
+#include "tlkit/core/error.h"
+#include "tlkit/model/image_dataset.h"
+
+namespace tlkit::model {
+namespace {
+
+namespace fs = std::filesystem;
+using tlkit::test::data_path;
+using tlkit::test::TempDir;
+using tlkit::test::write_bytes;
+
+std::string images_dir() { return data_path("model/images"); }
+
+// A folder dataset of empty files (listing never opens them): class -> file names.
+void make_tree(const std::string& root, const std::map<std::string, std::vector<std::string>>& t) {
+  for (const auto& [cls, files] : t) {
+    fs::create_directories(root + "/" + cls);
+    for (const auto& f : files) write_bytes(root + "/" + cls + "/" + f, "x");
+  }
+}
+
+TEST(Sha256, MatchesFipsVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  // A million 'a', fed in uneven pieces through the buffering path.
+  Sha256 h;
+  const std::string chunk(997, 'a');
+  std::size_t left = 1000000;
+  while (left > 0) {
+    const std::size_t n = std::min(left, chunk.size());
+    h.update(chunk.data(), n);
+    left -= n;
+  }
+  EXPECT_EQ(h.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(ImageListing, ListsAnImageFolderWithASplitLikeTorchvision) {
+  const ImageListing l = list_images(images_dir(), "train");
+  EXPECT_EQ(l.format, "folder");
+  EXPECT_EQ(l.classes, (std::vector<std::string>{"cat", "longsleeve", "ship", "shorts", "skirt"}));
+  ASSERT_EQ(l.samples.size(), 6u);
+  EXPECT_EQ(l.samples[0].name, "train/cat/0000.jpg");
+  EXPECT_EQ(l.samples[1].name, "train/cat/0001.jpg");
+  EXPECT_EQ(l.samples[2].label, 1);
+  EXPECT_EQ(l.samples[3].name, "train/ship/0000.jpg");
+  EXPECT_EQ(l.samples[5].label, 4);
+  EXPECT_TRUE(fs::exists(l.samples[5].path));
+  // The same listing as the Python tool's files.txt (reference/images.txt holds its rows).
+  std::string expected;
+  std::ifstream in(data_path("model/reference/images.txt"));
+  for (std::string line; std::getline(in, line) && line.rfind("train/", 0) == 0;)
+    expected += line + "\n";
+  std::string names;
+  for (const auto& s : l.samples) names += s.name + "\n";
+  EXPECT_EQ(names, expected);
+}
+
+TEST(ImageListing, ListsWithoutASplit) {
+  const ImageListing l = list_images(images_dir() + "/train");
+  ASSERT_EQ(l.samples.size(), 6u);
+  EXPECT_EQ(l.samples[0].name, "cat/0000.jpg");
+}
+
+TEST(ImageListing, FiltersExtensionsAndSortsByteWise) {
+  TempDir t;
+  make_tree(t.path(), {{"b", {"Z.JPG", "a.png", "c.jpeg", "notes.txt", "x.gif"}},
+                       {"a", {"1.jpg"}},
+                       {"C", {"k.Png"}}});
+  fs::create_directories(t.path() + "/b/sub.jpg");  // a folder named like an image is skipped
+  const ImageListing l = list_image_folder(t.path());
+  EXPECT_EQ(l.classes, (std::vector<std::string>{"C", "a", "b"}));
+  std::vector<std::string> names;
+  for (const auto& s : l.samples) names.push_back(s.name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"C/k.Png", "a/1.jpg", "b/Z.JPG", "b/a.png", "b/c.jpeg"}));
+}
+
+TEST(ImageListing, EmptyClassIsANoteAndKeepsItsLabel) {
+  TempDir t;
+  make_tree(t.path(), {{"a", {"1.jpg"}}, {"b", {}}, {"c", {"2.jpg"}}});
+  const ImageListing l = list_image_folder(t.path());
+  ASSERT_EQ(l.samples.size(), 2u);
+  EXPECT_EQ(l.samples[1].label, 2);
+  ASSERT_EQ(l.notes.size(), 1u);
+  EXPECT_NE(l.notes[0].find("'b'"), std::string::npos);
+}
+
+TEST(ImageListing, RefusesBadFoldersNamingThem) {
+  TempDir t;
+  EXPECT_THROW(list_images(t.file("missing")), InputError);
+  try {
+    list_images(t.path());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no class sub-folders"), std::string::npos) << e.what();
+  }
+  try {
+    list_images(images_dir(), "validation");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no split folder 'validation' (sub-folders: special, "
+                                         "train)"),
+              std::string::npos)
+        << e.what();
+  }
+  // Split folders given as the data root: say to pass --split.
+  make_tree(t.path() + "/splits/train", {{"a", {"1.jpg"}}});
+  make_tree(t.path() + "/splits/test", {{"a", {"2.jpg"}}});
+  try {
+    list_images(t.path() + "/splits");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("pass --split (one of: test, train)"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(ImageListing, ReadsACsvWithClassNames) {
+  TempDir t;
+  write_bytes(t.file("list.csv"),
+              "\xEF\xBB\xBFpath,label\r\nimg/b.jpg,dog\r\n\"img/with, comma.jpg\",cat\r\n\r\n"
+              "/abs/c.png, dog \r\n");
+  const ImageListing l = list_images(t.file("list.csv"));
+  EXPECT_EQ(l.format, "csv");
+  EXPECT_EQ(l.classes, (std::vector<std::string>{"cat", "dog"}));
+  ASSERT_EQ(l.samples.size(), 3u);
+  EXPECT_EQ(l.samples[0].name, "img/b.jpg");
+  EXPECT_EQ(l.samples[0].path, t.path() + "/img/b.jpg");
+  EXPECT_EQ(l.samples[0].label, 1);
+  EXPECT_EQ(l.samples[1].name, "img/with, comma.jpg");
+  EXPECT_EQ(l.samples[1].label, 0);
+  EXPECT_EQ(l.samples[2].path, "/abs/c.png");
+  EXPECT_EQ(l.samples[2].label, 1);
+}
+
+TEST(ImageListing, ReadsACsvWithIntegerLabelsAsTheyAre) {
+  TempDir t;
+  write_bytes(t.file("l.csv"), "a.jpg,7\nb.jpg,-2\nc.jpg,+7\n");
+  const ImageListing l = list_images(t.file("l.csv"));
+  EXPECT_TRUE(l.classes.empty());
+  ASSERT_EQ(l.samples.size(), 3u);
+  EXPECT_EQ(l.samples[0].label, 7);
+  EXPECT_EQ(l.samples[1].label, -2);
+  EXPECT_EQ(l.samples[2].label, 7);
+}
+
+TEST(ImageListing, RefusesMalformedCsvNamingTheLine) {
+  TempDir t;
+  const auto message = [&](const std::string& text) {
+    write_bytes(t.file("bad.csv"), text);
+    try {
+      list_images(t.file("bad.csv"));
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("a.jpg,1\nb.jpg,2,3\n").find("bad.csv:2: expected 2 fields"),
+            std::string::npos);
+  EXPECT_NE(message("a.jpg,1\nb.jpg\n").find("bad.csv:2: expected 2 fields 'path,label', found 1"),
+            std::string::npos);
+  EXPECT_NE(message("a.jpg,\n").find("bad.csv:1: empty label"), std::string::npos);
+  EXPECT_NE(message("\"a.jpg,1\n").find("unterminated"), std::string::npos);
+  EXPECT_NE(message("path,label\n").find("no path,label rows"), std::string::npos);
+  EXPECT_THROW(list_images(t.file("bad.csv"), "train"), InputError);  // CSVs have no splits
+}
+
+std::vector<std::string> names_of(const ImageListing& l) {
+  std::vector<std::string> v;
+  for (const auto& s : l.samples) v.push_back(s.name);
+  return v;
+}
+
+TEST(Subsample, PerClassIsDeterministicSortedAndSeedDependent) {
+  TempDir t;
+  std::map<std::string, std::vector<std::string>> tree;
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 20; ++i)
+      tree["c" + std::to_string(c)].push_back(fmt::format("{:03}.jpg", i));
+  make_tree(t.path(), tree);
+  const ImageListing all = list_image_folder(t.path());
+  const ImageListing a = subsample(all, {5, 0, 42});
+  const ImageListing b = subsample(all, {5, 0, 42});
+  const ImageListing c = subsample(all, {5, 0, 43});
+  EXPECT_EQ(names_of(a), names_of(b));
+  EXPECT_NE(names_of(a), names_of(c));
+  ASSERT_EQ(a.samples.size(), 15u);
+  for (int k = 0; k < 3; ++k) {  // 5 per class, in listing (sorted) order, distinct
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(a.samples[5 * k + i].label, k);
+    for (int i = 1; i < 5; ++i) EXPECT_LT(a.samples[5 * k + i - 1].name, a.samples[5 * k + i].name);
+  }
+  // The documented algorithm, written out: one mt19937_64, Fisher-Yates per class.
+  std::mt19937_64 rng(42);
+  for (int k = 0; k < 3; ++k) {
+    std::vector<std::string> names = tree["c" + std::to_string(k)];
+    for (std::size_t i = names.size(); i > 1; --i) {
+      const std::uint64_t bound = i, threshold = (0 - bound) % bound;
+      std::uint64_t r;
+      do r = rng();
+      while (r < threshold);
+      std::swap(names[i - 1], names[r % bound]);
+    }
+    std::vector<std::string> chosen(names.begin(), names.begin() + 5);
+    std::sort(chosen.begin(), chosen.end());
+    for (int i = 0; i < 5; ++i)
+      EXPECT_EQ(a.samples[5 * k + i].name, "c" + std::to_string(k) + "/" + chosen[i]);
+  }
+}
+
+TEST(Subsample, IndependentOfTheFileSystemOrder) {
+  // Per class the candidates are sorted by name first, so a CSV in any row order gives the same
+  // choice (kept rows stay in the CSV's order).
+  TempDir t;
+  std::string fwd = "path,label\n", rev = "path,label\n";
+  for (int i = 0; i < 30; ++i) fwd += fmt::format("{:02}.jpg,{}\n", i, i % 2);
+  for (int i = 29; i >= 0; --i) rev += fmt::format("{:02}.jpg,{}\n", i, i % 2);
+  write_bytes(t.file("f.csv"), fwd);
+  write_bytes(t.file("r.csv"), rev);
+  const ImageListing a = subsample(list_images(t.file("f.csv")), {4, 0, 7});
+  const ImageListing b = subsample(list_images(t.file("r.csv")), {4, 0, 7});
+  std::set<std::string> sa, sb;
+  for (const auto& s : a.samples) sa.insert(s.name);
+  for (const auto& s : b.samples) sb.insert(s.name);
+  EXPECT_EQ(sa.size(), 8u);
+  EXPECT_EQ(sa, sb);
+}
+
+TEST(Subsample, LimitTakesAUniformSampleAfterPerClass) {
+  TempDir t;
+  std::map<std::string, std::vector<std::string>> tree;
+  for (int c = 0; c < 4; ++c)
+    for (int i = 0; i < 10; ++i) tree["c" + std::to_string(c)].push_back(fmt::format("{}.jpg", i));
+  make_tree(t.path(), tree);
+  const ImageListing all = list_image_folder(t.path());
+  EXPECT_EQ(subsample(all, {0, 100, 1}).samples.size(), 40u);  // more than there are: all
+  const ImageListing l = subsample(all, {0, 12, 1});
+  ASSERT_EQ(l.samples.size(), 12u);
+  EXPECT_EQ(names_of(l), names_of(subsample(all, {0, 12, 1})));
+  std::set<std::int64_t> labels;
+  for (std::size_t i = 0; i < l.samples.size(); ++i) {
+    labels.insert(l.samples[i].label);
+    if (i) {
+      EXPECT_LT(std::make_pair(l.samples[i - 1].label, l.samples[i - 1].name),
+                std::make_pair(l.samples[i].label, l.samples[i].name));
+    }
+  }
+  EXPECT_GE(labels.size(), 2u);  // not the first 12 rows
+  const ImageListing both = subsample(all, {3, 5, 9});
+  EXPECT_EQ(both.samples.size(), 5u);
+  EXPECT_THROW(subsample(all, {-1, 0, 0}), InputError);
+}
+
+TEST(Subsample, ShortClassesAreANote) {
+  TempDir t;
+  make_tree(t.path(), {{"a", {"1.jpg", "2.jpg"}}, {"b", {"1.jpg", "2.jpg", "3.jpg", "4.jpg"}}});
+  const ImageListing l = subsample(list_image_folder(t.path()), {3, 0, 0});
+  EXPECT_EQ(l.samples.size(), 5u);
+  ASSERT_EQ(l.notes.size(), 1u);
+  EXPECT_NE(l.notes[0].find("label 0 has only 2"), std::string::npos);
+}
+
+TEST(ListingHash, IsTheSha256OfFilesTxt) {
+  const ImageListing l = list_images(images_dir(), "train");
+  const std::string text = listing_text(l.samples);
+  EXPECT_EQ(text.substr(0, 21), "train/cat/0000.jpg\t0\n");
+  EXPECT_EQ(listing_sha256(l.samples), sha256_hex(text));
+  TempDir t;
+  write_bytes(t.file("f"), text);
+  EXPECT_EQ(file_sha256(t.file("f")), sha256_hex(text));
+  EXPECT_THROW(file_sha256(t.file("missing")), InputError);
+}
+
+}  // namespace
+}  // namespace tlkit::model
