@@ -35,15 +35,6 @@ import logme_numpy  # noqa: E402
 import tlkit  # noqa: E402
 
 
-def best_of(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def stream(f, y, chunk=1000):
     acc = tlkit.LogmeAccumulator()
     for b in range(0, f.shape[0], chunk):
@@ -85,7 +76,7 @@ def main():
     scores = {}
     for r in range(a.repeat):
         for name, fn in runs.items():
-            t, scores[name] = best_of(fn, 1)
+            t, scores[name] = bench_logme_numpy.best_of(fn, 1)
             seconds[name] = min(seconds[name], t)
             print("round %d  %-16s %8.3f s   score %.15g" % (r + 1, name, t, scores[name]),
                   flush=True)

@@ -150,7 +150,8 @@ TargetFit fit_exact(const double* sigma, const double* x2, std::int64_t k, doubl
   // Below t_lo, g > 0 when res > 0 (gamma > k (1 - 1e-6), N t E'/E < 1e-3), so no maximum lies
   // there; above t_hi, g has the sign of sum sigma - N sum x2 sigma / ||y||^2 to 1e-6.
   double t_lo = smin * 1e-6;
-  if (res > 0.0 && sum_x2_over_sigma > 0.0) t_lo = std::min(t_lo, 1e-3 * res / (n * sum_x2_over_sigma));
+  if (res > 0.0 && sum_x2_over_sigma > 0.0)
+    t_lo = std::min(t_lo, 1e-3 * res / (n * sum_x2_over_sigma));
   const double t_hi = smax * 1e6;
   const double h = 0.5;  // grid step in ln t: a factor of 1.65
   const double s_lo = std::log(t_lo), s_hi = std::log(t_hi);
@@ -189,7 +190,10 @@ TargetFit fit_exact(const double* sigma, const double* x2, std::int64_t k, doubl
       int iters = 0;
       while (b - a > 1e-12 && iters < 200) {
         const double mid = 0.5 * (a + b);
-        if (p.g(std::exp(mid)) > 0.0) a = mid; else b = mid;
+        if (p.g(std::exp(mid)) > 0.0)
+          a = mid;
+        else
+          b = mid;
         ++iters;
       }
       const double t = std::exp(0.5 * (a + b));
@@ -346,8 +350,8 @@ LogmeResult solve(const Spectrum& sp, const LogmeOptions& options) {
     converged[c] = f.converged;
   }
   r.converged.assign(converged.begin(), converged.end());
-  r.score = std::accumulate(r.per_target.begin(), r.per_target.end(), 0.0) /
-            static_cast<double>(targets);
+  r.score =
+      std::accumulate(r.per_target.begin(), r.per_target.end(), 0.0) / static_cast<double>(targets);
   return r;
 }
 
@@ -400,20 +404,28 @@ LogmeMode parse_logme_mode(const std::string& name) {
 
 const char* to_string(LogmeMode mode) {
   switch (mode) {
-    case LogmeMode::kExact: return "exact";
-    case LogmeMode::kThuml: return "thuml";
-    case LogmeMode::kIcml: return "icml";
+    case LogmeMode::kExact:
+      return "exact";
+    case LogmeMode::kThuml:
+      return "thuml";
+    case LogmeMode::kIcml:
+      return "icml";
   }
   return "?";
 }
 
 const char* to_string(Boundary b) {
   switch (b) {
-    case Boundary::kInterior: return "interior";
-    case Boundary::kBetaInfinite: return "beta_infinite";
-    case Boundary::kAlphaInfinite: return "alpha_infinite";
-    case Boundary::kNoiseFloor: return "noise_floor";
-    case Boundary::kNotApplicable: return "n/a";
+    case Boundary::kInterior:
+      return "interior";
+    case Boundary::kBetaInfinite:
+      return "beta_infinite";
+    case Boundary::kAlphaInfinite:
+      return "alpha_infinite";
+    case Boundary::kNoiseFloor:
+      return "noise_floor";
+    case Boundary::kNotApplicable:
+      return "n/a";
   }
   return "?";
 }
@@ -429,11 +441,11 @@ struct LogmeAccumulator::State {
   enum class Kind { kUnset, kClassification, kRegression } kind = Kind::kUnset;
   std::int64_t n = 0;
   std::int64_t d = -1;
-  Eigen::MatrixXd gram;             // upper triangle of F^T F
-  Eigen::MatrixXd fty;              // D x T: F^T y per target (per label column for classes)
-  Eigen::VectorXd yy;               // ||y||^2 per target
+  Eigen::MatrixXd gram;  // upper triangle of F^T F
+  Eigen::MatrixXd fty;   // D x T: F^T y per target (per label column for classes)
+  Eigen::VectorXd yy;    // ||y||^2 per target
   std::map<std::int64_t, Eigen::Index> label_column;  // classification: label -> column of fty
-  std::vector<double> buffer;       // float64 copy of the current block
+  std::vector<double> buffer;                         // float64 copy of the current block
 
   void start(const FeatureView& f, Kind k) {
     if (kind == Kind::kUnset) {
@@ -443,14 +455,10 @@ struct LogmeAccumulator::State {
       gram = Eigen::MatrixXd::Zero(d, d);
       fty.resize(d, 0);
     }
-    TLKIT_CHECK_ARG(kind == k, "LogME accumulator: cannot mix classification and regression "
-                               "chunks");
+    TLKIT_CHECK_ARG(kind == k,
+                    "LogME accumulator: cannot mix classification and regression "
+                    "chunks");
     TLKIT_CHECK_ARG(f.cols == d, "features chunk has {} columns, earlier chunks had {}", f.cols, d);
-  }
-
-  template <typename RowFn>
-  void for_blocks(const FeatureView& f, RowFn&& on_block) {
-    detail::for_row_blocks(f, buffer, on_block);
   }
 };
 
@@ -468,22 +476,23 @@ void LogmeAccumulator::update(const FeatureView& features, const LabelView& labe
   s.start(features, State::Kind::kClassification);
   // Validate the whole chunk before touching the statistics: a bad chunk leaves them as they were.
   detail::check_finite(features, s.n, "features");
-  s.for_blocks(features, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    detail::syrk_accumulate_rows(rows, cnt, s.d, s.gram.data());
-    for (std::int64_t i = 0; i < cnt; ++i) {
-      const std::int64_t label = labels.data[b + i];
-      auto it = s.label_column.find(label);
-      if (it == s.label_column.end()) {
-        it = s.label_column.emplace(label, s.fty.cols()).first;
-        s.fty.conservativeResize(Eigen::NoChange, s.fty.cols() + 1);
-        s.fty.col(s.fty.cols() - 1).setZero();
-        s.yy.conservativeResize(s.yy.size() + 1);
-        s.yy[s.yy.size() - 1] = 0.0;
-      }
-      s.fty.col(it->second) += Eigen::Map<const Eigen::VectorXd>(rows + i * s.d, s.d);
-      s.yy[it->second] += 1.0;
-    }
-  });
+  detail::for_row_blocks(
+      features, s.buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+        detail::syrk_accumulate_rows(rows, cnt, s.d, s.gram.data());
+        for (std::int64_t i = 0; i < cnt; ++i) {
+          const std::int64_t label = labels.data[b + i];
+          auto it = s.label_column.find(label);
+          if (it == s.label_column.end()) {
+            it = s.label_column.emplace(label, s.fty.cols()).first;
+            s.fty.conservativeResize(Eigen::NoChange, s.fty.cols() + 1);
+            s.fty.col(s.fty.cols() - 1).setZero();
+            s.yy.conservativeResize(s.yy.size() + 1);
+            s.yy[s.yy.size() - 1] = 0.0;
+          }
+          s.fty.col(it->second) += Eigen::Map<const Eigen::VectorXd>(rows + i * s.d, s.d);
+          s.yy[it->second] += 1.0;
+        }
+      });
   s.n += features.rows;
 }
 
@@ -497,8 +506,9 @@ void LogmeAccumulator::update(const FeatureView& features, const TargetView& tar
     s.fty = Eigen::MatrixXd::Zero(s.d, targets.cols);
     s.yy = Eigen::VectorXd::Zero(targets.cols);
   }
-  TLKIT_CHECK_ARG(targets.cols == s.fty.cols(), "targets chunk has {} columns, earlier chunks had {}",
-                  targets.cols, s.fty.cols());
+  TLKIT_CHECK_ARG(targets.cols == s.fty.cols(),
+                  "targets chunk has {} columns, earlier chunks had {}", targets.cols,
+                  s.fty.cols());
   for (std::int64_t i = 0; i < targets.rows; ++i)
     for (std::int64_t c = 0; c < targets.cols; ++c)
       TLKIT_CHECK_ARG(std::isfinite(targets.at(i, c)),
@@ -506,18 +516,19 @@ void LogmeAccumulator::update(const FeatureView& features, const TargetView& tar
                       s.n + i, c);
   detail::check_finite(features, s.n, "features");
   Eigen::MatrixXd yblock;
-  s.for_blocks(features, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    detail::syrk_accumulate_rows(rows, cnt, s.d, s.gram.data());
-    yblock.resize(cnt, targets.cols);
-    for (std::int64_t i = 0; i < cnt; ++i)
-      for (std::int64_t c = 0; c < targets.cols; ++c) yblock(i, c) = targets.at(b + i, c);
-    // fty += B^T Y with B row-major cnt x d, i.e. column-major d x cnt.
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.d),
-                static_cast<int>(targets.cols), static_cast<int>(cnt), 1.0, rows,
-                static_cast<int>(s.d), yblock.data(), static_cast<int>(cnt), 1.0, s.fty.data(),
-                static_cast<int>(s.d));
-    s.yy += yblock.colwise().squaredNorm().transpose();
-  });
+  detail::for_row_blocks(
+      features, s.buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+        detail::syrk_accumulate_rows(rows, cnt, s.d, s.gram.data());
+        yblock.resize(cnt, targets.cols);
+        for (std::int64_t i = 0; i < cnt; ++i)
+          for (std::int64_t c = 0; c < targets.cols; ++c) yblock(i, c) = targets.at(b + i, c);
+        // fty += B^T Y with B row-major cnt x d, i.e. column-major d x cnt.
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.d),
+                    static_cast<int>(targets.cols), static_cast<int>(cnt), 1.0, rows,
+                    static_cast<int>(s.d), yblock.data(), static_cast<int>(cnt), 1.0, s.fty.data(),
+                    static_cast<int>(s.d));
+        s.yy += yblock.colwise().squaredNorm().transpose();
+      });
   s.n += features.rows;
 }
 

@@ -40,8 +40,8 @@ double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t 
   const Eigen::RowVectorXd pz = joint.colwise().sum();
   Eigen::MatrixXd cond = joint;
   for (Eigen::Index z = 0; z < cond.cols(); ++z)
-    cond.col(z) = pz[z] > 0.0 ? Eigen::VectorXd(joint.col(z) / pz[z])
-                              : Eigen::VectorXd::Zero(cond.rows());
+    cond.col(z) =
+        pz[z] > 0.0 ? Eigen::VectorXd(joint.col(z) / pz[z]) : Eigen::VectorXd::Zero(cond.rows());
   double total = 0.0;
   for (std::int64_t i = 0; i < p.rows; ++i) {
     double eep = 0.0;
@@ -118,6 +118,16 @@ double between_quadratic(const Eigen::VectorXd& dg, double s, const Eigen::Vecto
   return total;
 }
 
+// sum_i ||P row i||^2 / lambda_i over |lambda_i| > 1e-15 max |lambda|: tr(pinv(A) B B^T) for
+// A = V diag(lambda) V^T and P = V^T B, with numpy's pinv cut (rcond 1e-15).
+double pinv_quadratic(const Eigen::VectorXd& lambda, const Eigen::MatrixXd& proj) {
+  const double cut = 1e-15 * lambda.cwiseAbs().maxCoeff();
+  double h = 0.0;
+  for (Eigen::Index i = 0; i < lambda.size(); ++i)
+    if (std::abs(lambda[i]) > cut) h += proj.row(i).squaredNorm() / lambda[i];
+  return h;
+}
+
 }  // namespace
 
 void hscore(MetricContext& ctx, MetricValue& out) {
@@ -125,8 +135,8 @@ void hscore(MetricContext& ctx, MetricValue& out) {
   // Fast path: tr(T^-1 B) from LogME's decomposition of F^T F when it is well conditioned (then
   // T is invertible and pinv(T) = T^-1); otherwise T's own eigendecomposition below.
   if (const auto* g = google ? nullptr : ctx.gram_eigen(); g && g->well_conditioned) {
-    const double h = between_quadratic(g->values, static_cast<double>(ctx.n()), g->mean,
-                                       gram_basis(ctx, *g));
+    const double h =
+        between_quadratic(g->values, static_cast<double>(ctx.n()), g->mean, gram_basis(ctx, *g));
     if (std::isfinite(h)) {
       out.score = h;
       return;
@@ -149,13 +159,7 @@ void hscore(MetricContext& ctx, MetricValue& out) {
     out.score = pinv_diag.dot(b_diag);  // the (N - 1) factors cancel
     return;
   }
-  const double cut = 1e-15 * sc.eigenvalues.cwiseAbs().maxCoeff();
-  double h = 0.0;
-  for (Eigen::Index i = 0; i < sc.eigenvalues.size(); ++i) {
-    const double lam = sc.eigenvalues[i];
-    if (std::abs(lam) > cut) h += sc.proj.row(i).squaredNorm() / lam;
-  }
-  out.score = h;
+  out.score = pinv_quadratic(sc.eigenvalues, sc.proj);
 }
 
 // Shrinkage H-score (Ibrahim et al. 2022): Ledoit-Wolf shrunk covariance of the centred features,
@@ -201,7 +205,8 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out) {
   out.details["shrinkage"] = alpha;
   const double mu = trace / (n * p);
   if (fast) {
-    // Sigma_a = (1 - a)/N (G - N mu mu^T) + a mu I = diag((1 - a) sigma / N + a mu) - (1 - a) m m^T.
+    // Sigma_a = (1 - a)/N (G - N mu mu^T) + a mu I = diag((1 - a) sigma / N + a mu) - (1 - a) m
+    // m^T.
     Eigen::VectorXd dg = (1.0 - alpha) * g->values / n;
     dg.array() += alpha * mu;
     const double h = between_quadratic(dg, 1.0 - alpha, g->mean, gram_basis(ctx, *g));
@@ -211,13 +216,9 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out) {
     }
   }
   const auto& sc = ctx.scatter();
-  double h = 0.0;
   Eigen::VectorXd shrunk = (1.0 - alpha) * sc.eigenvalues / n;
   shrunk.array() += alpha * mu;
-  const double cut = 1e-15 * shrunk.cwiseAbs().maxCoeff();
-  for (Eigen::Index i = 0; i < shrunk.size(); ++i)
-    if (std::abs(shrunk[i]) > cut) h += sc.proj.row(i).squaredNorm() / shrunk[i];
-  out.score = h * (1.0 - alpha) / (n - 1.0);
+  out.score = pinv_quadratic(shrunk, sc.proj) * (1.0 - alpha) / (n - 1.0);
 }
 
 // TransRate (Huang et al. 2022): R(Z) - class term, R(Z, eps) = 1/2 logdet(I + Z^T Z / (n eps))
@@ -274,8 +275,10 @@ void transrate(MetricContext& ctx, MetricValue& out) {
     const lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', static_cast<lapack_int>(m),
                                            a.data(), static_cast<lapack_int>(m));
     // I + PSD is positive definite; a failure means the scatter overflowed.
-    TLKIT_CHECK_ARG(info == 0, "transrate: the scatter of class {} is not finite (features too "
-                    "large?)", ctx.labels()[c]);
+    TLKIT_CHECK_ARG(info == 0,
+                    "transrate: the scatter of class {} is not finite (features too "
+                    "large?)",
+                    ctx.labels()[c]);
     const double r_c = a.diagonal().array().log().sum();  // 1/2 logdet = sum ln L_ii
     const double w = weighting == "tllib" ? 1.0 / static_cast<double>(classes)
                                           : static_cast<double>(nc) / static_cast<double>(n_all);
@@ -310,7 +313,8 @@ void gbc(MetricContext& ctx, MetricValue& out) {
   };
   if (pca > 0 && std::min(pca, ctx.n() - 1) < ctx.d()) {
     // Beyond rank N - 1 the centred data has only rounding-level components.
-    const Eigen::MatrixXd z = ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
+    const Eigen::MatrixXd z =
+        ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
     mean = Eigen::MatrixXd::Zero(z.cols(), classes);
     var = Eigen::MatrixXd::Zero(z.cols(), classes);
     for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();
@@ -325,7 +329,8 @@ void gbc(MetricContext& ctx, MetricValue& out) {
     ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
       for (std::int64_t i = 0; i < cnt; ++i) {
         const int c = ctx.y()[b + i];
-        var.col(c) += (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - mean.col(c)).cwiseAbs2();
+        var.col(c) +=
+            (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - mean.col(c)).cwiseAbs2();
       }
     });
   }

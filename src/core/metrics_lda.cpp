@@ -13,7 +13,7 @@
 namespace tlkit::metrics {
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatrix = detail::RowMatrixXd;
 
 // The reference's `iterative_A`: three rounds of two normalised power steps from the row sums,
 // returning x^T A y. An estimate of the largest eigenvalue that the shrinkage formula depends on,

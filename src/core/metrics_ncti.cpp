@@ -10,7 +10,7 @@
 namespace tlkit::metrics {
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatrix = detail::RowMatrixXd;
 
 struct Lda {
   Eigen::MatrixXd transform;  // N x min(C - 1, k)

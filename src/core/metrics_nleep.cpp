@@ -10,7 +10,7 @@
 namespace tlkit::metrics {
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatrix = detail::RowMatrixXd;
 
 // k-means++ seeding from `rng`, then Lloyd iterations until the assignment stops changing (at
 // most 300); an empty cluster keeps its centre. Returns the assignment.

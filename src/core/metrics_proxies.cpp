@@ -30,10 +30,9 @@ void knn(MetricContext& ctx, MetricValue& out) {
   for (std::int64_t b = 0; b < n; b += block) {
     const std::int64_t cnt = std::min(block, n - b);
     // dots (cnt x n, row-major) = F[b:b+cnt] F^T
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cnt),
-                static_cast<int>(n), static_cast<int>(d), 1.0, f.data() + b * d,
-                static_cast<int>(d), f.data(), static_cast<int>(d), 0.0, dots.data(),
-                static_cast<int>(n));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(cnt), static_cast<int>(n),
+                static_cast<int>(d), 1.0, f.data() + b * d, static_cast<int>(d), f.data(),
+                static_cast<int>(d), 0.0, dots.data(), static_cast<int>(n));
     for (std::int64_t r = 0; r < cnt; ++r) {
       const std::int64_t i = b + r;
       double best = std::numeric_limits<double>::infinity();
@@ -87,9 +86,11 @@ void parc(MetricContext& ctx, MetricValue& out) {
   // Two doubles per pair (value and rank) plus sorting indices.
   if (pairs > (std::int64_t{1} << 27)) {  // a limit of this implementation, not bad input
     out.score = std::numeric_limits<double>::quiet_NaN();
-    out.notes.push_back(fmt::format("not computed: N = {} gives {} sample pairs, more than this "
-                                    "implementation holds in memory (at most ~16000 samples); "
-                                    "subsample the data", n, pairs));
+    out.notes.push_back(
+        fmt::format("not computed: N = {} gives {} sample pairs, more than this "
+                    "implementation holds in memory (at most ~16000 samples); "
+                    "subsample the data",
+                    n, pairs));
     return;
   }
   Eigen::MatrixXd z;
@@ -104,9 +105,7 @@ void parc(MetricContext& ctx, MetricValue& out) {
   } else {
     z.resize(n, ctx.d());
     ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-      z.middleRows(b, cnt) =
-          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-              rows, cnt, ctx.d());
+      z.middleRows(b, cnt) = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, ctx.d());
     });
   }
   // StandardScaler: columns to mean 0, std 1 (1/N; a constant column keeps scale 1).
@@ -144,7 +143,8 @@ void parc(MetricContext& ctx, MetricValue& out) {
     sxx += dx * dx;
     syy += dy * dy;
   }
-  TLKIT_CHECK_ARG(syy > 0 && sxx > 0, "parc: undefined (all sample pairs have the same class "
+  TLKIT_CHECK_ARG(syy > 0 && sxx > 0,
+                  "parc: undefined (all sample pairs have the same class "
                   "relation or the same feature dissimilarity)");
   out.score = 100.0 * sxy / std::sqrt(sxx * syy);
 }
@@ -176,8 +176,8 @@ lbfgsfloatval_t logistic_objective(void* inst, const lbfgsfloatval_t* theta, lbf
     logits.row(i) = (logits.row(i).array() - mx).exp();
     const double sum = logits.row(i).sum();
     loss += p.c_reg * (std::log(sum) + mx - (std::log(logits(i, (*p.y)[i])) + mx));
-    logits.row(i) /= sum;                     // softmax
-    logits(i, (*p.y)[i]) -= 1.0;              // d loss / d logits
+    logits.row(i) /= sum;         // softmax
+    logits(i, (*p.y)[i]) -= 1.0;  // d loss / d logits
   }
   logits *= p.c_reg;
   Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);

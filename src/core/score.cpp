@@ -120,8 +120,7 @@ Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions
   Eigen::MatrixXd z(n_, k);
   Eigen::MatrixXd block;
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    block = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-        rows, cnt, d);
+    block = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, d);
     block.rowwise() -= sc.mean.transpose();
     z.middleRows(b, cnt).noalias() = block * directions;
   });
@@ -168,13 +167,17 @@ void validate(const ScoreInputs& in) {
       double sum = 0.0;
       for (std::int64_t j = 0; j < in.probs.cols; ++j) {
         const double p = in.probs.at(i, j);
-        TLKIT_CHECK_ARG(p >= 0.0, "probs: negative value {} at row {}, column {} (pass "
-                        "probabilities, e.g. softmax of the logits)", p, i, j);
+        TLKIT_CHECK_ARG(p >= 0.0,
+                        "probs: negative value {} at row {}, column {} (pass "
+                        "probabilities, e.g. softmax of the logits)",
+                        p, i, j);
         sum += p;
       }
       // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
-      TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4, "probs: row {} sums to {} (expected 1 within "
-                      "1e-4; pass probabilities, e.g. softmax of the logits)", i, sum);
+      TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4,
+                      "probs: row {} sums to {} (expected 1 within "
+                      "1e-4; pass probabilities, e.g. softmax of the logits)",
+                      i, sum);
     }
   }
 }
