@@ -4,17 +4,26 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace tlkit::cli {
+
+/// A registered subcommand and how to run it once parsed (returns the exit code).
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
 
 struct ScoreArgs {
   std::string features;
   std::string labels;
   std::string probs;
   std::string metric = "logme";
-  std::map<std::string, std::string> params;  // "<metric>.<param>" -> value, from --<metric>-<param>
+  std::map<std::string, std::string>
+      params;  // "<metric>.<param>" -> value, from --<metric>-<param>
   std::string format = "table";
   bool regression = false;
   std::int64_t chunk_rows = 0;
@@ -22,7 +31,7 @@ struct ScoreArgs {
   std::uint64_t seed = 0;
 };
 
-CLI::App* add_score_command(CLI::App& app, ScoreArgs& args);
+Command add_score_command(CLI::App& app);
 int run_score(const ScoreArgs& args);
 
 struct EvaluateArgs {
@@ -31,7 +40,7 @@ struct EvaluateArgs {
   std::string format = "table";
 };
 
-CLI::App* add_evaluate_command(CLI::App& app, EvaluateArgs& args);
+Command add_evaluate_command(CLI::App& app);
 int run_evaluate(const EvaluateArgs& args);
 
 // tlkit extract (built only with LibTorch: extract_command.cpp).
@@ -54,7 +63,7 @@ struct ExtractArgs {
   bool quiet = false;
 };
 
-CLI::App* add_extract_command(CLI::App& app, ExtractArgs& args);
+Command add_extract_command(CLI::App& app);
 int run_extract(const ExtractArgs& args);
 
 }  // namespace tlkit::cli

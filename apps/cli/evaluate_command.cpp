@@ -10,9 +10,9 @@
 
 #include "commands.h"
 #include "tlkit/core/correlation.h"
-#include "tlkit/core/zoo.h"
 #include "tlkit/core/csv.h"
 #include "tlkit/core/error.h"
+#include "tlkit/core/zoo.h"
 
 namespace tlkit::cli {
 namespace {
@@ -220,7 +220,7 @@ void print_json(const std::vector<MetricEval>& evals, const std::vector<std::str
 
 }  // namespace
 
-CLI::App* add_evaluate_command(CLI::App& app, EvaluateArgs& a) {
+static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
   CLI::App* cmd = app.add_subcommand(
       "evaluate",
       "Evaluate transferability metrics against ground truth: how well each metric's scores over\n"
@@ -258,8 +258,10 @@ int run_evaluate(const EvaluateArgs& a) {
         combined.models.push_back(model);
         combined.scores.push_back(it->second);
       }
-    notes.push_back(fmt::format("{} combines its per-model components across the {} models that "
-                                "have them (min-max normalised)", name, combined.models.size()));
+    notes.push_back(
+        fmt::format("{} combines its per-model components across the {} models that "
+                    "have them (min-max normalised)",
+                    name, combined.models.size()));
     metrics.push_back(std::move(combined));
   }
   std::vector<MetricEval> evals;
@@ -272,6 +274,15 @@ int run_evaluate(const EvaluateArgs& a) {
   else
     print_table(evals, notes, a, truth.models.size());
   return 0;
+}
+
+}  // namespace tlkit::cli
+
+namespace tlkit::cli {
+
+Command add_evaluate_command(CLI::App& app) {
+  auto args = std::make_shared<EvaluateArgs>();
+  return {add_evaluate_options(app, *args), [args] { return run_evaluate(*args); }};
 }
 
 }  // namespace tlkit::cli

@@ -73,7 +73,7 @@ int parse_output_index(const std::string& s, const char* flag, bool allow_none) 
 
 }  // namespace
 
-CLI::App* add_extract_command(CLI::App& app, ExtractArgs& a) {
+static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
   CLI::App* cmd = app.add_subcommand(
       "extract",
       "Extract features (and logits) of a TorchScript image model on a labelled image dataset.\n"
@@ -183,6 +183,15 @@ int run_extract(const ExtractArgs& a) {
                r.has_logits ? "logits.npy, " : "");
   }
   return 0;
+}
+
+}  // namespace tlkit::cli
+
+namespace tlkit::cli {
+
+Command add_extract_command(CLI::App& app) {
+  auto args = std::make_shared<ExtractArgs>();
+  return {add_extract_options(app, *args), [args] { return run_extract(*args); }};
 }
 
 }  // namespace tlkit::cli

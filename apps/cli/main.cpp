@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <stdexcept>
+#include <vector>
 
 #include "commands.h"
 #include "tlkit/core/metrics.h"
@@ -13,24 +14,26 @@
 #endif
 
 int main(int argc, char** argv) {
-  CLI::App app{"tlkit: rank pretrained models for a labelled dataset before fine-tuning them.\n"
-               "Run 'tlkit COMMAND --help' for the options of each command."};
+  CLI::App app{
+      "tlkit: rank pretrained models for a labelled dataset before fine-tuning them.\n"
+      "Run 'tlkit COMMAND --help' for the options of each command."};
 #ifdef TLKIT_HAVE_TORCH
   app.set_version_flag("--version", fmt::format("tlkit {} (LibTorch {})", tlkit::version(),
                                                 tlkit::model::torch_version()));
 #else
-  app.set_version_flag("--version", fmt::format("tlkit {} (built without LibTorch)",
-                                                tlkit::version()));
+  app.set_version_flag("--version",
+                       fmt::format("tlkit {} (built without LibTorch)", tlkit::version()));
 #endif
   app.require_subcommand(1, 1);
   app.fallthrough(false);
-  tlkit::cli::ScoreArgs score_args;
-  CLI::App* score = tlkit::cli::add_score_command(app, score_args);
-  tlkit::cli::EvaluateArgs evaluate_args;
-  CLI::App* evaluate = tlkit::cli::add_evaluate_command(app, evaluate_args);
+
+  // Each command registers its options and returns how to run it (commands.h); the order here is
+  // the order of `tlkit --help`.
+  std::vector<tlkit::cli::Command> commands;
+  commands.push_back(tlkit::cli::add_score_command(app));
+  commands.push_back(tlkit::cli::add_evaluate_command(app));
 #ifdef TLKIT_HAVE_TORCH
-  tlkit::cli::ExtractArgs extract_args;
-  CLI::App* extract = tlkit::cli::add_extract_command(app, extract_args);
+  commands.push_back(tlkit::cli::add_extract_command(app));
 #endif
 
   try {
@@ -42,25 +45,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-#ifdef TLKIT_HAVE_TORCH
-    if (extract->parsed()) {
-      fmt::print(stderr, "tlkit: error: {} (see tlkit extract --help)\n", e.what());
-      return 2;
-    }
-#endif
-    fmt::print(stderr, "tlkit: error: {} (see tlkit{} --help)\n", e.what(),
-               score->parsed()      ? " score"
-               : evaluate->parsed() ? " evaluate"
-                                    : "");
+    std::string where;
+    for (const auto& c : commands)
+      if (c.app->parsed()) where = " " + c.app->get_name();
+    fmt::print(stderr, "tlkit: error: {} (see tlkit{} --help)\n", e.what(), where);
     return 2;
   }
 
   try {
-    if (score->parsed()) return tlkit::cli::run_score(score_args);
-    if (evaluate->parsed()) return tlkit::cli::run_evaluate(evaluate_args);
-#ifdef TLKIT_HAVE_TORCH
-    if (extract->parsed()) return tlkit::cli::run_extract(extract_args);
-#endif
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
     return 2;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "tlkit: error: {}\n", e.what());

@@ -16,7 +16,8 @@ namespace tlkit::cli {
 namespace {
 
 std::string metric_help() {
-  std::string s = "Metrics to compute, comma-separated, or 'all' (those whose inputs are given). Known:";
+  std::string s =
+      "Metrics to compute, comma-separated, or 'all' (those whose inputs are given). Known:";
   for (const auto& m : metric_registry())
     s += fmt::format("\n  {:<14} {} [{} is better{}]", m.name, m.title,
                      m.higher_is_better ? "higher" : "lower",
@@ -114,11 +115,15 @@ std::vector<std::string> notes_for(const Outcome& o) {
   std::vector<std::string> notes;
   const ScoreReport& r = o.report;
   if (!o.regression && !contiguous(r.labels))
-    notes.push_back(fmt::format("labels are not contiguous: the {} distinct labels present are "
-                                "the classes, in ascending order", r.labels.size()));
+    notes.push_back(
+        fmt::format("labels are not contiguous: the {} distinct labels present are "
+                    "the classes, in ascending order",
+                    r.labels.size()));
   if (o.has_logme && r.n <= r.d)
-    notes.push_back(fmt::format("N = {} <= D = {}: every target lies in the span of the features "
-                                "when they have rank N", r.n, r.d));
+    notes.push_back(
+        fmt::format("N = {} <= D = {}: every target lies in the span of the features "
+                    "when they have rank N",
+                    r.n, r.d));
   for (const auto& m : r.metrics)
     for (const auto& note : m.notes) notes.push_back(m.name + ": " + note);
   return notes;
@@ -166,7 +171,9 @@ void print_csv(const Outcome& o) {
                to_string(l.boundary[c]));
 }
 
-nlohmann::json finite_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+nlohmann::json finite_or_null(double x) {
+  return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json();
+}
 
 void print_json(const Outcome& o) {
   const ScoreReport& r = o.report;
@@ -212,7 +219,7 @@ void print_json(const Outcome& o) {
 
 }  // namespace
 
-CLI::App* add_score_command(CLI::App& app, ScoreArgs& a) {
+static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
   CLI::App* cmd = app.add_subcommand(
       "score",
       "Score one model's features on a labelled target dataset with transferability metrics.\n"
@@ -263,17 +270,21 @@ int run_score(const ScoreArgs& a) {
     const auto dot = key.find('.');
     options.params.set(key.substr(0, dot), key.substr(dot + 1), value);
   }
-  const unsigned available = (a.features.empty() ? 0u : unsigned{kNeedsFeatures}) |
-                             kNeedsLabels | (a.probs.empty() ? 0u : unsigned{kNeedsProbs});
+  const unsigned available = (a.features.empty() ? 0u : unsigned{kNeedsFeatures}) | kNeedsLabels |
+                             (a.probs.empty() ? 0u : unsigned{kNeedsProbs});
   const std::vector<std::string> metrics = parse_metric_list(a.metric, available);
-  TLKIT_CHECK_ARG(!metrics.empty(), "--metric {}: none of these metrics can run on the inputs "
-                  "given (add --features or --probs)", a.metric);
+  TLKIT_CHECK_ARG(!metrics.empty(),
+                  "--metric {}: none of these metrics can run on the inputs "
+                  "given (add --features or --probs)",
+                  a.metric);
   for (const auto& name : metrics) {
     const MetricInfo& info = find_metric(name);
     TLKIT_CHECK_ARG(!a.regression || info.supports_regression,
                     "--metric {} does not support --regression", name);
-    TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming, "--metric {} cannot stream "
-                    "(--chunk-rows)", name);
+    TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming,
+                    "--metric {} cannot stream "
+                    "(--chunk-rows)",
+                    name);
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsFeatures) || !a.features.empty(),
                     "--metric {} needs --features", name);
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || !a.probs.empty(),
@@ -321,6 +332,15 @@ int run_score(const ScoreArgs& a) {
   else
     print_table(out);
   return 0;
+}
+
+}  // namespace tlkit::cli
+
+namespace tlkit::cli {
+
+Command add_score_command(CLI::App& app) {
+  auto args = std::make_shared<ScoreArgs>();
+  return {add_score_options(app, *args), [args] { return run_score(*args); }};
 }
 
 }  // namespace tlkit::cli
