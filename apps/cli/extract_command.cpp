@@ -1,60 +1,17 @@
 // tlkit extract: features (and logits) of a TorchScript image model on a labelled image dataset.
 // Everything but the options, the progress bar and the summary is in tlkit/model/extractor.h.
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 
 #include "commands.h"
+#include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/extractor.h"
 
 namespace tlkit::cli {
 namespace {
-
-// A one-line progress bar on stderr: done/total, items/s and ETA, redrawn at most 10 times a
-// second; only when stderr is a terminal.
-class ProgressBar {
- public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled), start_(Clock::now()) {}
-  ~ProgressBar() { finish(); }
-
-  void update(std::int64_t done, std::int64_t total) {
-    if (!enabled_) return;
-    const auto now = Clock::now();
-    if (done < total && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0.0;
-    constexpr int kWidth = 30;
-    const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
-    std::string eta = "--:--";
-    if (rate > 0 && done < total) {
-      const auto left = static_cast<long long>((total - done) / rate + 0.5);
-      eta = left >= 3600 ? fmt::format("{}:{:02}:{:02}", left / 3600, left / 60 % 60, left % 60)
-                         : fmt::format("{:02}:{:02}", left / 60, left % 60);
-    }
-    fmt::print(stderr, "\r[{}{}] {}/{} {:3}% {:.1f} img/s ETA {}\x1b[K",
-               std::string(static_cast<std::size_t>(filled), '#'),
-               std::string(static_cast<std::size_t>(kWidth - filled), '.'), done, total,
-               total > 0 ? 100 * done / total : 100, rate, eta);
-    std::fflush(stderr);
-    drawn_ = true;
-  }
-
-  void finish() {
-    if (drawn_) fmt::print(stderr, "\r\x1b[K");
-    drawn_ = false;
-  }
-
- private:
-  using Clock = std::chrono::steady_clock;
-  bool enabled_;
-  bool drawn_ = false;
-  Clock::time_point start_;
-  Clock::time_point last_{};
-};
 
 int parse_output_index(const std::string& s, const char* flag, bool allow_none) {
   if (allow_none && s == "none") return model::kNoOutput;
@@ -154,7 +111,7 @@ int run_extract(const ExtractArgs& a) {
   o.model_options.optimization = model::parse_optimization(a.optimize);
   const std::string out = a.out.empty() ? model::default_output_dir(a.model) : a.out;
 
-  ProgressBar bar(!a.quiet && ::isatty(STDERR_FILENO));
+  ProgressBar bar(progress_wanted(a.quiet));
   o.progress = [&bar](std::int64_t done, std::int64_t total) { bar.update(done, total); };
   model::ExtractResult r;
   try {
