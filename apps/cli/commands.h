@@ -66,4 +66,7 @@ struct ExtractArgs {
 Command add_extract_command(CLI::App& app);
 int run_extract(const ExtractArgs& args);
 
+// tlkit finetune (built only with LibTorch: finetune_command.cpp).
+Command add_finetune_command(CLI::App& app);
+
 }  // namespace tlkit::cli

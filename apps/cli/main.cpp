@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_evaluate_command(app));
 #ifdef TLKIT_HAVE_TORCH
   commands.push_back(tlkit::cli::add_extract_command(app));
+  commands.push_back(tlkit::cli::add_finetune_command(app));
 #endif
 
   try {

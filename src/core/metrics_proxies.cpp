@@ -1,13 +1,13 @@
 // Proxy metrics that fit or compare samples directly: leave-one-out 1-NN accuracy (knn).
 // Formulas and the reference implementations: docs/metrics/.
 #include <cblas.h>
-#include <lbfgs.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "metric_context.h"
+#include "tlkit/core/linear_probe.h"
 
 namespace tlkit::metrics {
 
@@ -152,42 +152,6 @@ void parc(MetricContext& ctx, MetricValue& out) {
 }  // namespace tlkit::metrics
 
 namespace tlkit::metrics {
-namespace {
-
-struct LogisticProblem {
-  const Eigen::MatrixXd* x;  // n x d (row i = sample)
-  const std::vector<int>* y;
-  std::int64_t classes;
-  double c_reg;
-};
-
-// 0.5 ||W||^2 + c sum_i -ln softmax(x_i W + b)_{y_i}; theta = [W (d x C, column-major), b (C)].
-lbfgsfloatval_t logistic_objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatval_t* grad,
-                                   const int, const lbfgsfloatval_t) {
-  const auto& p = *static_cast<const LogisticProblem*>(inst);
-  const std::int64_t d = p.x->cols(), c = p.classes;
-  const Eigen::Map<const Eigen::MatrixXd> w(theta, d, c);
-  const Eigen::Map<const Eigen::VectorXd> b(theta + d * c, c);
-  Eigen::MatrixXd logits = (*p.x) * w;
-  logits.rowwise() += b.transpose();
-  double loss = 0.5 * w.squaredNorm();
-  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
-    const double mx = logits.row(i).maxCoeff();
-    logits.row(i) = (logits.row(i).array() - mx).exp();
-    const double sum = logits.row(i).sum();
-    loss += p.c_reg * (std::log(sum) + mx - (std::log(logits(i, (*p.y)[i])) + mx));
-    logits.row(i) /= sum;         // softmax
-    logits(i, (*p.y)[i]) -= 1.0;  // d loss / d logits
-  }
-  logits *= p.c_reg;
-  Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);
-  Eigen::Map<Eigen::VectorXd> gb(grad + d * c, c);
-  gw = w + p.x->transpose() * logits;
-  gb = logits.colwise().sum().transpose();
-  return loss;
-}
-
-}  // namespace
 
 // Held-out accuracy (percent) of multinomial logistic regression: within each class, rows in
 // order alternate between training and test (positions 0, 2, ... train for an even seed, 1, 3,
@@ -205,52 +169,29 @@ void logistic(MetricContext& ctx, MetricValue& out) {
   }
   const std::int64_t n_train = std::count(train.begin(), train.end(), 1);
   TLKIT_CHECK_ARG(n_train < n, "logistic: the split leaves no test samples (N = {})", n);
-  Eigen::MatrixXd xtr(n_train, d), xte(n - n_train, d);
-  std::vector<int> ytr, yte;
+  std::vector<double> xtr, xte;
+  xtr.reserve(static_cast<std::size_t>(n_train * d));
+  xte.reserve(static_cast<std::size_t>((n - n_train) * d));
+  std::vector<std::int64_t> ytr, yte;
   ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     for (std::int64_t i = 0; i < cnt; ++i) {
-      const Eigen::Map<const Eigen::RowVectorXd> row(rows + i * d, d);
+      const double* row = rows + i * d;
       if (train[b + i]) {
-        xtr.row(static_cast<Eigen::Index>(ytr.size())) = row;
+        xtr.insert(xtr.end(), row, row + d);
         ytr.push_back(ctx.y()[b + i]);
       } else {
-        xte.row(static_cast<Eigen::Index>(yte.size())) = row;
+        xte.insert(xte.end(), row, row + d);
         yte.push_back(ctx.y()[b + i]);
       }
     }
   });
-  LogisticProblem prob{&xtr, &ytr, classes, ctx.params().number("logistic", "c")};
-  const int dim = static_cast<int>(d * classes + classes);
-  lbfgsfloatval_t* theta = lbfgs_malloc(dim);
-  TLKIT_ASSERT(theta != nullptr);
-  std::fill(theta, theta + dim, 0.0);
-  lbfgs_parameter_t param;
-  lbfgs_parameter_init(&param);
-  param.m = 20;
-  param.epsilon = 1e-9;
-  param.max_iterations = static_cast<int>(ctx.params().number("logistic", "max_iterations"));
-  lbfgsfloatval_t fx = 0;
-  const int ret = lbfgs(dim, theta, &fx, logistic_objective, nullptr, &prob, &param);
-  // A line search that can no longer improve at the optimum reports a rounding error; accept it
-  // when the gradient is small relative to the objective's scale.
-  std::vector<double> grad(static_cast<std::size_t>(dim));
-  logistic_objective(&prob, theta, grad.data(), dim, 0);
-  const double gnorm = Eigen::Map<Eigen::VectorXd>(grad.data(), dim).norm();
-  out.converged = ret == LBFGS_SUCCESS || ret == LBFGS_ALREADY_MINIMIZED ||
-                  gnorm <= 1e-6 * std::max(1.0, std::abs(fx));
-  if (!out.converged) out.notes.push_back(fmt::format("L-BFGS stopped with status {}", ret));
-  const Eigen::Map<const Eigen::MatrixXd> w(theta, d, classes);
-  const Eigen::Map<const Eigen::VectorXd> b(theta + d * classes, classes);
-  Eigen::MatrixXd logits = xte * w;
-  logits.rowwise() += b.transpose();
-  std::int64_t correct = 0;
-  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
-    Eigen::Index arg;
-    logits.row(i).maxCoeff(&arg);  // first maximum on ties
-    correct += arg == yte[i];
-  }
-  lbfgs_free(theta);
-  out.score = 100.0 * static_cast<double>(correct) / static_cast<double>(logits.rows());
+  LogisticOptions lo;
+  lo.c = ctx.params().number("logistic", "c");
+  lo.max_iterations = static_cast<int>(ctx.params().number("logistic", "max_iterations"));
+  const LogisticModel m = fit_logistic(xtr.data(), n_train, d, ytr.data(), classes, lo);
+  out.converged = m.converged;
+  if (!out.converged) out.notes.push_back(fmt::format("L-BFGS stopped with status {}", m.status));
+  out.score = logistic_accuracy(m, xte.data(), n - n_train, yte.data());
   out.details["train_samples"] = static_cast<double>(n_train);
   out.details["test_samples"] = static_cast<double>(n - n_train);
 }

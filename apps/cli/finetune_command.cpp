@@ -1,0 +1,193 @@
+// tlkit finetune: fine-tune a TorchScript image model with a new linear head (linear probe, top-K
+// blocks or full), with validation-based epoch selection, checkpoints and hyper-parameter grids.
+// Everything but the options, the progress bar and the summary is in tlkit/model/finetune.h.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "progress.h"
+#include "tlkit/core/error.h"
+#include "tlkit/model/finetune.h"
+
+namespace tlkit::cli {
+namespace {
+
+struct FinetuneArgs {
+  model::FinetuneOptions o;
+  std::string mode = "top:1";
+  bool quiet = false;
+};
+
+CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
+  model::FinetuneOptions& o = a.o;
+  CLI::App* cmd = app.add_subcommand(
+      "finetune",
+      "Fine-tune a TorchScript image model on a labelled image dataset with a new linear head.\n"
+      "Example: tlkit finetune --model resnet20.pt --data DATA --split-train train --split-test "
+      "test\n         --input-size 32 --mode top:1 --epochs 5 --out runs/r20\n"
+      "Modes: linear (logistic regression on fixed features, L-BFGS, C chosen on validation), "
+      "top:K (the last K\nblocks and the head train), full (everything trains). Writes "
+      "checkpoint.pt and metrics.json to --out\nand resumes from a checkpoint of the same "
+      "configuration (docs/finetune.md).");
+  cmd->add_option("--model", o.model,
+                  "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) -> "
+                  "(features, ...) or features");
+  cmd->add_option("--data", o.data,
+                  "Folder of class sub-folders (or of split folders), or a CSV "
+                  "of path,label rows");
+  cmd->add_option("--features", o.features_dir,
+                  "--mode linear only: a `tlkit extract` folder to use as the training pool "
+                  "instead of --model/--data");
+  cmd->add_option("--features-val", o.features_val_dir,
+                  "--mode linear only: an extract folder used as the validation split");
+  cmd->add_option("--features-test", o.features_test_dir,
+                  "--mode linear only: an extract folder used as the test split");
+  cmd->add_option("--split-train", o.split_train, "Sub-folder of --data with the training images");
+  cmd->add_option("--split-val", o.split_val,
+                  "Sub-folder with validation images (default: --val-fraction of train)");
+  cmd->add_option("--split-test", o.split_test,
+                  "Sub-folder with test images (or carve one with --test-fraction)");
+  cmd->add_option("--test-fraction", o.test_fraction,
+                  "Carve this fraction of each class of --data as the test split (seeded)")
+      ->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--val-fraction", o.val_fraction,
+                  "Carve this fraction of each training class as the validation split")
+      ->check(CLI::Range(0.01, 0.99))
+      ->capture_default_str();
+  cmd->add_option("--per-class", o.per_class,
+                  "At most K images per class of each listed split, chosen with --seed (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--limit", o.limit, "At most N images of each listed split (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--input-size", o.input_size,
+                  "S: the shorter side is resized to S, the centre S x S cropped")
+      ->check(CLI::Range(1, 8192));
+  cmd->add_option("--features-output", o.features_output,
+                  "Which element of forward's tuple holds the features")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--mode", a.mode, "linear, top:K (the last K blocks train) or full")
+      ->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Training epochs")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--batch", o.batch, "Images per step")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Learning rate of the backbone")->capture_default_str();
+  cmd->add_option("--head-lr-mult", o.head_lr_mult, "The head's learning rate is lr times this")
+      ->capture_default_str();
+  cmd->add_option("--optimizer", o.optimizer, "sgd (with --momentum) or adamw")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
+      ->capture_default_str();
+  cmd->add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "Weight decay (all trained parameters)")
+      ->capture_default_str();
+  cmd->add_option("--schedule", o.schedule,
+                  "Learning rate per epoch: cosine to 0, step (x0.1 at 1/2 and 3/4), constant")
+      ->check(CLI::IsMember({"cosine", "step", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs before the schedule")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--augment", o.augment,
+                  "Training augmentation: flip (horizontal, p=1/2), crop (zero-pad S/8, random "
+                  "S x S crop), a comma list, or none")
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing of the cross-entropy")
+      ->capture_default_str();
+  cmd->add_option("--patience", o.patience,
+                  "Early stopping after this many epochs without a better val accuracy (0: off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of splits, subsampling, head, data order, augmentation")
+      ->capture_default_str();
+  cmd->add_option("--grid", o.grid,
+                  "Hyper-parameter grid, e.g. 'lr=1e-2,1e-3;weight-decay=0,5e-4' (keys lr, "
+                  "weight-decay, momentum, head-lr-mult, label-smoothing; c for --mode linear): "
+                  "one sub-folder per point, the best chosen by val accuracy");
+  cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, metrics.json)")->required();
+  cmd->add_flag("--resume", o.resume,
+                "Require a checkpoint in --out to continue from (one of the same configuration "
+                "is always resumed)");
+  cmd->add_option("--stop-after", o.stop_after,
+                  "Stop after this many epochs in this invocation, leaving a checkpoint to "
+                  "resume (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "LibTorch threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", o.decode_threads,
+                  "Image decoding threads (0: half the cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
+  return cmd;
+}
+
+std::string acc(double v) { return v < 0 ? "-" : fmt::format("{:.2f}%", v); }
+
+int run_finetune_command(FinetuneArgs& a) {
+  a.o.mode = model::parse_mode(a.mode);
+  ProgressBar bar(progress_wanted(a.quiet), "img");
+  a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,
+                                              std::int64_t total,
+                                              const std::string& suffix) mutable {
+    if (phase != last) {
+      bar.restart(phase);
+      last = phase;
+    }
+    bar.update(done, total, suffix);
+  };
+  model::FinetuneResult r;
+  try {
+    r = model::run_finetune(a.o);
+  } catch (...) {
+    bar.finish();
+    throw;
+  }
+  bar.finish();
+  for (const auto& n : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", n);
+  if (a.quiet) return 0;
+  fmt::print("tlkit finetune: {} on {} classes (train {}, val {}, test {}), features {}\n",
+             model::to_string(r.mode), r.classes, r.train_n, r.val_n, r.test_n, r.features_dim);
+  if (!r.blocks.empty()) {
+    std::string names;
+    for (const auto& n : r.trainable) names += (names.empty() ? "" : ", ") + n;
+    fmt::print("  {} blocks; training {} ({} parameters with the head)\n", r.blocks.size(),
+               names.empty() ? "the head" : names, r.trainable_parameters);
+  }
+  for (std::size_t i = 0; i < r.runs.size(); ++i) {
+    const auto& run = r.runs[i];
+    std::string point;
+    for (const auto& [k, v] : run.point)
+      point += fmt::format("{}{}={}", point.empty() ? "" : " ", k, v);
+    if (r.mode.mode == model::FinetuneMode::kLinear) {
+      fmt::print("  {} val {}{}\n", point, acc(run.best_val_acc),
+                 i == r.best_run ? fmt::format("  <- best, test {}", acc(run.test_acc)) : "");
+      continue;
+    }
+    fmt::print("  {}{}best epoch {} val {} test {}{}{}{}\n", point, point.empty() ? "" : ": ",
+               run.best_epoch, acc(run.best_val_acc), acc(run.test_acc),
+               run.resumed ? fmt::format(" (resumed after epoch {})", run.resumed_from_epoch) : "",
+               run.early_stopped ? " (stopped early)" : "",
+               run.finished ? "" : " (interrupted: run again to resume)");
+  }
+  if (r.runs.size() > 1 && r.mode.mode != model::FinetuneMode::kLinear)
+    fmt::print("  best: {}\n", r.runs[r.best_run].out);
+  fmt::print("  wrote {}/metrics.json ({:.1f} s)\n", a.o.out, r.seconds);
+  return 0;
+}
+
+}  // namespace
+
+Command add_finetune_command(CLI::App& app) {
+  auto args = std::make_shared<FinetuneArgs>();
+  return {add_finetune_options(app, *args), [args] { return run_finetune_command(*args); }};
+}
+
+}  // namespace tlkit::cli

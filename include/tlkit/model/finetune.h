@@ -1,0 +1,152 @@
+// Fine-tuning a TorchScript image model on a labelled image dataset (`tlkit finetune`,
+// docs/finetune.md), behind a header without LibTorch.
+//
+// A new linear head (classes from the data) is attached to the model's features:
+//   * linear: the backbone stays fixed; features are extracted once (or read from `tlkit extract`
+//     folders) and the head is a multinomial logistic regression fit exactly by L-BFGS
+//     (tlkit/core/linear_probe.h), its L2 strength C chosen by validation accuracy over a grid;
+//   * top:K: the last K blocks of the backbone (block: below) and the head train by SGD/AdamW;
+//   * full: every parameter trains.
+// Blocks: descending from the root through modules that own no parameters themselves and have a
+// single child with parameters (wrappers), the first level with several parameterised children (or
+// with parameters of its own) is split into blocks: its children that own parameters, in
+// registration order, with Sequential and ModuleList children expanded into their own children,
+// and the level's own parameters (a traced or converted model that keeps no module structure) as
+// one block, first. Blocks none of whose parameters reach the features (found by one backward
+// pass, e.g. the original classifier) are dropped. kit: cifar10_resnet20 has 11 blocks (conv1,
+// bn1, blocks.0 .. blocks.8), the converted models one.
+// BatchNorm: unfrozen blocks run in train mode (their running statistics update), frozen blocks
+// in eval mode; evaluation runs everything in eval mode.
+// Randomness (head initialisation, data order, augmentation, dropout) is a function of the seed
+// and the epoch only, so a resumed run draws what the uninterrupted run drew.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tlkit/model/image_dataset.h"
+
+namespace tlkit::model {
+
+enum class FinetuneMode { kLinear, kTop, kFull };
+
+struct ModeSpec {
+  FinetuneMode mode = FinetuneMode::kTop;
+  int top_k = 1;  ///< for kTop
+};
+/// "linear", "top:K" (K >= 1) or "full"; throws tlkit::InputError otherwise.
+ModeSpec parse_mode(const std::string& s);
+std::string to_string(const ModeSpec& m);
+
+/// One axis of --grid: a hyper-parameter and its values.
+struct GridAxis {
+  std::string key;  ///< lr, weight-decay, momentum, head-lr-mult, label-smoothing; c (linear)
+  std::vector<double> values;
+};
+/// "key=v1,v2;key=v3" -> axes in the order given. Throws tlkit::InputError (naming --grid and the
+/// bad part) for a missing '=', an empty or non-numeric value, an unknown or repeated key, or a
+/// key that does not apply to `mode` (c only for linear; the others not for linear).
+std::vector<GridAxis> parse_grid(const std::string& s, FinetuneMode mode);
+
+struct FinetuneOptions {
+  std::string model;  ///< TorchScript file (forward(x [N,3,S,S] in [0,1]) -> (features, ...))
+  int features_output = 0;
+  std::string data;  ///< folder of class sub-folders (or split sub-folders), or a CSV
+  std::string split_train;
+  std::string split_val;   ///< empty: carve val_fraction of train per class
+  std::string split_test;  ///< empty: carve test_fraction of train per class
+  double test_fraction = 0.0;
+  double val_fraction = 0.1;
+  std::int64_t per_class = 0;  ///< subsampling of each listed split (image_dataset.h)
+  std::int64_t limit = 0;
+  std::string features_dir;       ///< linear only: a `tlkit extract` folder used as train
+  std::string features_val_dir;   ///< linear only: extract folder used as val
+  std::string features_test_dir;  ///< linear only: extract folder used as test
+  int input_size = 0;
+  ModeSpec mode;
+  int epochs = 10;
+  int batch = 32;
+  double lr = 0.01;
+  double head_lr_mult = 10.0;
+  std::string optimizer = "sgd";  ///< sgd or adamw
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  std::string schedule = "cosine";  ///< cosine, step or constant
+  int warmup_epochs = 0;
+  std::string augment = "flip,crop";  ///< comma list of flip, crop; "none" or empty: none
+  double label_smoothing = 0.0;
+  int patience = 3;        ///< early stopping: epochs without a better val accuracy (0: never)
+  std::vector<double> cs;  ///< linear: the C grid (empty: default_linear_probe_cs())
+  std::uint64_t seed = 0;
+  std::string grid;     ///< --grid text (empty: one run)
+  std::string out;      ///< output folder
+  bool resume = false;  ///< require a checkpoint to continue from
+  int stop_after = 0;   ///< stop after this many epochs in this invocation (0: no limit)
+  std::string device = "cpu";
+  int threads = 0;         ///< LibTorch intra-op threads (0: all cores)
+  int decode_threads = 0;  ///< image decoding threads (0: half the cores)
+  /// (phase, done, total, suffix) on the calling thread: decoding, each epoch's batches.
+  std::function<void(const std::string&, std::int64_t, std::int64_t, const std::string&)> progress;
+};
+
+struct EpochRecord {
+  int epoch = 0;  ///< 1-based
+  double lr = 0.0;
+  double train_loss = 0.0;
+  double train_acc = 0.0;
+  double val_acc = 0.0;
+  double seconds = 0.0;
+};
+
+struct FinetuneRun {
+  std::string out;                      ///< the folder holding its checkpoint and metrics.json
+  std::map<std::string, double> point;  ///< grid values of this run (empty without --grid)
+  std::vector<EpochRecord> history;
+  int best_epoch = 0;
+  double best_val_acc = 0.0;
+  double test_acc = -1.0;  ///< of the best epoch; -1 until the run has finished
+  bool finished = false;   ///< all epochs run or stopped early (not interrupted by stop_after)
+  bool early_stopped = false;
+  bool resumed = false;  ///< continued from a checkpoint
+  int resumed_from_epoch = 0;
+};
+
+struct BlockInfo {
+  std::string name;  ///< module path, e.g. "blocks.8"; "(own parameters)" for a flat module
+  std::string type;  ///< module class name
+  std::int64_t parameters = 0;
+};
+
+struct FinetuneResult {
+  ModeSpec mode;
+  std::int64_t classes = 0;
+  std::vector<std::string> class_names;
+  std::int64_t train_n = 0, val_n = 0, test_n = 0;
+  std::int64_t features_dim = 0;
+  std::vector<BlockInfo> blocks;          ///< of the backbone (not for linear from --features)
+  std::vector<std::string> trainable;     ///< names of the blocks that train
+  std::int64_t trainable_parameters = 0;  ///< in the backbone plus the head
+  std::vector<FinetuneRun> runs;          ///< one per grid point (one without --grid)
+  std::size_t best_run = 0;               ///< highest best_val_acc, first on ties
+  std::vector<std::string> notes;
+  double seconds = 0.0;
+};
+
+/// Runs `tlkit finetune`: writes options.out/metrics.json (and per grid point a sub-folder with
+/// checkpoint.pt and metrics.json). Throws tlkit::InputError for bad options or data.
+FinetuneResult run_finetune(const FinetuneOptions& options);
+
+/// The blocks of a TorchScript model by the definition above (input_size: S of the probe pass).
+std::vector<BlockInfo> list_blocks(const std::string& model_path, int input_size,
+                                   int features_output = 0);
+
+/// The backbone parameters ("name" -> float32 values) of a TorchScript model file, or of the last
+/// epoch's state in a checkpoint.pt written by run_finetune (for tests and inspection).
+std::map<std::string, std::vector<float>> model_parameters(const std::string& model_path);
+std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint);
+
+}  // namespace tlkit::model

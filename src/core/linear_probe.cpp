@@ -1,0 +1,150 @@
+// Multinomial logistic regression by L-BFGS: the `logistic` metric's fit, shared with
+// `tlkit finetune --mode linear` (include/tlkit/core/linear_probe.h).
+#include "tlkit/core/linear_probe.h"
+
+#include <lbfgs.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+
+#include "tlkit/core/error.h"
+
+namespace tlkit {
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+struct Problem {
+  Eigen::Map<const RowMatrix> x;  // n x d
+  const std::int64_t* y;
+  std::int64_t classes;
+  double c;
+};
+
+// theta = [W^T (d x C, column-major, i.e. W row-major), b (C)].
+lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatval_t* grad,
+                          const int, const lbfgsfloatval_t) {
+  const auto& p = *static_cast<const Problem*>(inst);
+  const std::int64_t d = p.x.cols(), c = p.classes;
+  const Eigen::Map<const Eigen::MatrixXd> w(theta, d, c);
+  const Eigen::Map<const Eigen::VectorXd> b(theta + d * c, c);
+  Eigen::MatrixXd logits = p.x * w;
+  logits.rowwise() += b.transpose();
+  double loss = 0.5 * w.squaredNorm();
+  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
+    const double mx = logits.row(i).maxCoeff();
+    logits.row(i) = (logits.row(i).array() - mx).exp();
+    const double sum = logits.row(i).sum();
+    loss += p.c * (std::log(sum) + mx - (std::log(logits(i, p.y[i])) + mx));
+    logits.row(i) /= sum;      // softmax
+    logits(i, p.y[i]) -= 1.0;  // d loss / d logits
+  }
+  logits *= p.c;
+  Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);
+  Eigen::Map<Eigen::VectorXd> gb(grad + d * c, c);
+  gw = w + p.x.transpose() * logits;
+  gb = logits.colwise().sum().transpose();
+  return loss;
+}
+
+struct LbfgsFree {
+  void operator()(lbfgsfloatval_t* p) const { lbfgs_free(p); }
+};
+
+}  // namespace
+
+LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, const std::int64_t* y,
+                           std::int64_t classes, const LogisticOptions& options) {
+  TLKIT_CHECK_ARG(n > 0 && d > 0, "logistic regression on an empty input ({} x {})", n, d);
+  TLKIT_CHECK_ARG(classes >= 2, "logistic regression needs at least 2 classes, got {}", classes);
+  TLKIT_CHECK_ARG(options.c > 0 && std::isfinite(options.c),
+                  "logistic regression: C must be a positive number, got {}", options.c);
+  for (std::int64_t i = 0; i < n; ++i)
+    TLKIT_CHECK_ARG(y[i] >= 0 && y[i] < classes, "label {} of row {} is outside [0, {})", y[i], i,
+                    classes);
+  Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c};
+  const int dim = static_cast<int>(d * classes + classes);
+  std::unique_ptr<lbfgsfloatval_t, LbfgsFree> theta(lbfgs_malloc(dim));
+  TLKIT_ASSERT(theta != nullptr);
+  std::fill(theta.get(), theta.get() + dim, 0.0);
+  lbfgs_parameter_t param;
+  lbfgs_parameter_init(&param);
+  param.m = 20;
+  param.epsilon = options.epsilon;
+  param.max_iterations = options.max_iterations;
+  LogisticModel m;
+  m.classes = classes;
+  m.dim = d;
+  lbfgsfloatval_t fx = 0;
+  m.status = lbfgs(dim, theta.get(), &fx, objective, nullptr, &prob, &param);
+  // A line search that can no longer improve at the optimum reports a rounding error; accept it
+  // when the gradient is small relative to the objective's scale.
+  std::vector<double> grad(static_cast<std::size_t>(dim));
+  m.objective = objective(&prob, theta.get(), grad.data(), dim, 0);
+  m.gradient_norm = Eigen::Map<Eigen::VectorXd>(grad.data(), dim).norm();
+  m.converged = m.status == LBFGS_SUCCESS || m.status == LBFGS_ALREADY_MINIMIZED ||
+                m.gradient_norm <= 1e-6 * std::max(1.0, std::abs(m.objective));
+  m.weights.assign(theta.get(), theta.get() + d * classes);  // W^T column-major = W row-major
+  m.bias.assign(theta.get() + d * classes, theta.get() + dim);
+  return m;
+}
+
+std::vector<std::int64_t> predict_logistic(const LogisticModel& m, const double* x,
+                                           std::int64_t n) {
+  std::vector<std::int64_t> out(static_cast<std::size_t>(n));
+  if (n == 0) return out;
+  const Eigen::Map<const RowMatrix> xm(x, n, m.dim);
+  const Eigen::Map<const RowMatrix> w(m.weights.data(), m.classes, m.dim);
+  const Eigen::Map<const Eigen::VectorXd> b(m.bias.data(), m.classes);
+  Eigen::MatrixXd logits = xm * w.transpose();
+  logits.rowwise() += b.transpose();
+  for (Eigen::Index i = 0; i < logits.rows(); ++i) {
+    Eigen::Index arg;
+    logits.row(i).maxCoeff(&arg);  // first maximum on ties
+    out[static_cast<std::size_t>(i)] = arg;
+  }
+  return out;
+}
+
+double logistic_accuracy(const LogisticModel& m, const double* x, std::int64_t n,
+                         const std::int64_t* y) {
+  if (n == 0) return 0.0;
+  const std::vector<std::int64_t> p = predict_logistic(m, x, n);
+  std::int64_t correct = 0;
+  for (std::int64_t i = 0; i < n; ++i) correct += p[i] == y[i];
+  return 100.0 * static_cast<double>(correct) / static_cast<double>(n);
+}
+
+std::vector<double> default_linear_probe_cs() { return {1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3}; }
+
+LinearProbeResult linear_probe(const LabelledRows& train, const LabelledRows& val,
+                               const LabelledRows& test, std::int64_t d, std::int64_t classes,
+                               const std::vector<double>& cs, const LogisticOptions& base) {
+  TLKIT_CHECK_ARG(!cs.empty(), "linear probe: empty grid of C values");
+  TLKIT_CHECK_ARG(val.n() > 0, "linear probe: the validation split is empty");
+  LinearProbeResult r;
+  std::vector<LogisticModel> models;
+  for (const double c : cs) {
+    const auto t0 = std::chrono::steady_clock::now();
+    LogisticOptions o = base;
+    o.c = c;
+    LogisticModel m = fit_logistic(train.x.data(), train.n(), d, train.y.data(), classes, o);
+    LinearProbePoint p;
+    p.c = c;
+    p.converged = m.converged;
+    p.train_accuracy = logistic_accuracy(m, train.x.data(), train.n(), train.y.data());
+    p.val_accuracy = logistic_accuracy(m, val.x.data(), val.n(), val.y.data());
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (r.grid.empty() || p.val_accuracy > r.grid[r.best].val_accuracy) r.best = r.grid.size();
+    r.grid.push_back(p);
+    models.push_back(std::move(m));
+  }
+  r.model = std::move(models[r.best]);
+  r.test_accuracy = logistic_accuracy(r.model, test.x.data(), test.n(), test.y.data());
+  return r;
+}
+
+}  // namespace tlkit

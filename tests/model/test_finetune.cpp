@@ -1,0 +1,296 @@
+// tlkit::model fine-tuning (tlkit/model/finetune.h) on the tiny scripted model
+// tests/data/model/models/trainable.pt and the separable toy images tests/data/model/toy/
+// (tools/export_finetune_fixtures.py), plus one small kit run (skipped without the kit).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "test_support.h"
+#include "tlkit/core/error.h"
+#include "tlkit/core/linear_probe.h"
+#include "tlkit/core/npy.h"
+#include "tlkit/model/extractor.h"
+#include "tlkit/model/finetune.h"
+#include "tlkit/model/runtime.h"
+
+namespace tlkit::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string trainable() { return test::data_path("model/models/trainable.pt"); }
+
+FinetuneOptions toy(const std::string& out, const std::string& mode = "top:1") {
+  FinetuneOptions o;
+  o.model = trainable();
+  o.data = test::data_path("model/toy");
+  o.split_train = "train";
+  o.split_test = "test";
+  o.val_fraction = 0.25;  // 3 of the 12 training images per class
+  o.input_size = 8;
+  o.mode = parse_mode(mode);
+  o.epochs = 3;
+  o.batch = 4;
+  o.lr = 0.05;
+  o.patience = 0;
+  o.threads = 1;
+  o.decode_threads = 1;
+  o.seed = 7;
+  o.out = out;
+  return o;
+}
+
+void expect_same_history(const FinetuneRun& a, const FinetuneRun& b) {
+  ASSERT_EQ(a.history.size(), b.history.size());
+  for (std::size_t i = 0; i < a.history.size(); ++i) {
+    EXPECT_EQ(a.history[i].epoch, b.history[i].epoch);
+    EXPECT_EQ(a.history[i].lr, b.history[i].lr);
+    EXPECT_EQ(a.history[i].train_loss, b.history[i].train_loss) << "epoch " << i + 1;
+    EXPECT_EQ(a.history[i].train_acc, b.history[i].train_acc);
+    EXPECT_EQ(a.history[i].val_acc, b.history[i].val_acc);
+  }
+  EXPECT_EQ(a.best_epoch, b.best_epoch);
+  EXPECT_EQ(a.test_acc, b.test_acc);
+}
+
+TEST(Finetune, ParsesModesAndGrids) {
+  EXPECT_EQ(parse_mode("linear").mode, FinetuneMode::kLinear);
+  EXPECT_EQ(parse_mode("full").mode, FinetuneMode::kFull);
+  EXPECT_EQ(parse_mode("top:3").top_k, 3);
+  for (const char* bad : {"top:0", "top:", "top:x", "top:-1", "top:2x", "all", ""})
+    EXPECT_THROW(parse_mode(bad), InputError) << bad;
+  const auto g = parse_grid("lr=1e-2,1e-3;weight-decay=0,5e-4", FinetuneMode::kTop);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g[0].key, "lr");
+  EXPECT_EQ(g[0].values, (std::vector<double>{1e-2, 1e-3}));
+  EXPECT_EQ(g[1].values, (std::vector<double>{0.0, 5e-4}));
+  EXPECT_EQ(parse_grid("c=0.1,10", FinetuneMode::kLinear)[0].values.size(), 2u);
+  for (const char* bad :
+       {"lr", "lr=", "lr=1,,2", "lr=x", "lr=1;lr=2", "foo=1", "=1", "lr=0", "lr=1e-2;c=1", "lr=-1"})
+    EXPECT_THROW(parse_grid(bad, FinetuneMode::kTop), InputError) << bad;
+  EXPECT_THROW(parse_grid("lr=0.1", FinetuneMode::kLinear), InputError);
+}
+
+TEST(Finetune, BlocksOfTheScriptedFixture) {
+  // conv1, bn1, the two Blocks of the Sequential; `linear` (the old classifier) feeds only the
+  // logits and is dropped.
+  const auto b = list_blocks(trainable(), 8);
+  std::vector<std::string> names;
+  for (const auto& x : b) names.push_back(x.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1", "bn1", "blocks.0", "blocks.1"}));
+  EXPECT_EQ(b[0].parameters, 4 * 3 * 9);
+  EXPECT_EQ(b[1].parameters, 8);
+  EXPECT_EQ(b[3].parameters, 4 * 4 * 9 + 8);
+}
+
+// Parameters of blocks.1 change, every other one stays bit-identical (top:1); full changes all
+// on the feature path and leaves the old classifier alone.
+TEST(Finetune, FreezingChangesExactlyTheUnfrozenParameters) {
+  const auto before = model_parameters(trainable());
+  for (const std::string mode : {"top:1", "top:3", "full"}) {
+    test::TempDir t;
+    run_finetune(toy(t.path(), mode));
+    const auto after = checkpoint_parameters(t.path() + "/checkpoint.pt");
+    ASSERT_EQ(after.size(), before.size());
+    for (const auto& [name, v] : before) {
+      const bool trains =
+          name.rfind("linear.", 0) != 0 && (mode == "full" || name.rfind("blocks.1.", 0) == 0 ||
+                                            (mode == "top:3" && name.rfind("blocks.", 0) == 0) ||
+                                            (mode == "top:3" && name.rfind("bn1.", 0) == 0));
+      if (trains)
+        EXPECT_NE(after.at(name), v) << mode << ": " << name << " did not train";
+      else
+        EXPECT_EQ(after.at(name), v) << mode << ": " << name << " changed";
+    }
+  }
+}
+
+TEST(Finetune, TwoRunsAreIdentical) {
+  test::TempDir a, b;
+  FinetuneOptions o = toy(a.path(), "full");
+  const FinetuneResult ra = run_finetune(o);
+  o.out = b.path();
+  const FinetuneResult rb = run_finetune(o);
+  expect_same_history(ra.runs[0], rb.runs[0]);
+  EXPECT_EQ(checkpoint_parameters(a.path() + "/checkpoint.pt"),
+            checkpoint_parameters(b.path() + "/checkpoint.pt"));
+  // Another seed draws another head, order and augmentation.
+  test::TempDir c;
+  o.out = c.path();
+  o.seed = 8;
+  const FinetuneResult rc = run_finetune(o);
+  EXPECT_NE(rc.runs[0].history[0].train_loss, ra.runs[0].history[0].train_loss);
+}
+
+TEST(Finetune, ResumeEqualsAStraightRun) {
+  test::TempDir straight, split, more;
+  FinetuneOptions o = toy(straight.path(), "top:2");
+  o.epochs = 4;
+  const FinetuneRun s = run_finetune(o).runs[0];
+  ASSERT_TRUE(s.finished);
+  // Interrupted after 2 epochs (cosine schedule over 4), then resumed.
+  o.out = split.path();
+  o.stop_after = 2;
+  const FinetuneRun first = run_finetune(o).runs[0];
+  EXPECT_FALSE(first.finished);
+  EXPECT_EQ(first.history.size(), 2u);
+  o.stop_after = 0;
+  o.resume = true;
+  const FinetuneRun second = run_finetune(o).runs[0];
+  EXPECT_TRUE(second.resumed);
+  EXPECT_EQ(second.resumed_from_epoch, 2);
+  expect_same_history(s, second);
+  EXPECT_EQ(checkpoint_parameters(straight.path() + "/checkpoint.pt"),
+            checkpoint_parameters(split.path() + "/checkpoint.pt"));
+  // With a constant schedule, 2 epochs then --epochs 4 equals 4 epochs straight.
+  o = toy(straight.path() + "/c4", "top:2");
+  o.schedule = "constant";
+  o.epochs = 4;
+  const FinetuneRun c4 = run_finetune(o).runs[0];
+  o.out = more.path();
+  o.epochs = 2;
+  run_finetune(o);
+  o.epochs = 4;
+  const FinetuneRun c2to4 = run_finetune(o).runs[0];
+  expect_same_history(c4, c2to4);
+  EXPECT_EQ(checkpoint_parameters(straight.path() + "/c4/checkpoint.pt"),
+            checkpoint_parameters(more.path() + "/checkpoint.pt"));
+  const auto m = test::load_json(more.path() + "/metrics.json");
+  EXPECT_EQ(m["history"].size(), 4u);
+  EXPECT_EQ(m["test_acc"].get<double>(), c4.test_acc);
+}
+
+TEST(Finetune, RefusesACheckpointOfAnotherConfiguration) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path());
+  o.epochs = 1;
+  run_finetune(o);
+  o.lr = 0.01;
+  try {
+    run_finetune(o);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("different configuration (differs in: lr)"),
+              std::string::npos)
+        << e.what();
+  }
+  o.lr = 0.05;
+  o.resume = true;
+  o.out = t.path() + "/fresh";
+  EXPECT_THROW(run_finetune(o), InputError);  // --resume with nothing to resume
+}
+
+TEST(Finetune, LossDecreasesAndTheToyIsLearnt) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path(), "full");
+  o.epochs = 6;
+  o.lr = 0.003;
+  o.augment = "none";
+  const FinetuneRun r = run_finetune(o).runs[0];
+  ASSERT_EQ(r.history.size(), 6u);
+  EXPECT_LT(r.history.back().train_loss, 0.7 * r.history.front().train_loss);
+  EXPECT_GE(r.test_acc, 87.5);  // 8 test images, red vs blue
+  const auto m = test::load_json(t.path() + "/metrics.json");
+  EXPECT_EQ(m["best_epoch"].get<int>(), r.best_epoch);
+  EXPECT_EQ(m["history"][0]["epoch"], 1);
+  for (const char* k : {"lr", "train_loss", "train_acc", "val_acc", "seconds"})
+    EXPECT_TRUE(m["history"][0].contains(k)) << k;
+}
+
+TEST(Finetune, GridWritesOneFolderPerPointAndPicksTheBestByValidation) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path(), "top:1");
+  o.epochs = 1;
+  o.grid = "lr=0.05,0.001;weight-decay=0,0.01";
+  const FinetuneResult r = run_finetune(o);
+  ASSERT_EQ(r.runs.size(), 4u);
+  for (const auto& run : r.runs) {
+    EXPECT_TRUE(fs::exists(run.out + "/checkpoint.pt")) << run.out;
+    EXPECT_LE(run.best_val_acc, r.runs[r.best_run].best_val_acc);
+  }
+  EXPECT_TRUE(fs::exists(t.path() + "/lr=0.05,weight-decay=0/metrics.json"));
+  const auto m = test::load_json(t.path() + "/metrics.json");
+  EXPECT_EQ(m["points"].size(), 4u);
+  EXPECT_EQ(m["best_val_acc"].get<double>(), r.runs[r.best_run].best_val_acc);
+}
+
+// --mode linear from `tlkit extract` folders equals the core probe on the same features.
+TEST(Finetune, LinearFromExtractedFeaturesMatchesTheCoreProbe) {
+  test::TempDir t;
+  ExtractOptions eo;
+  eo.model = trainable();
+  eo.data = test::data_path("model/toy");
+  eo.input_size = 8;
+  eo.threads = 1;
+  eo.decode_threads = 1;
+  eo.split = "train";
+  const ExtractResult tr = extract_features(eo);
+  write_extract_outputs(tr, eo, t.file("train"));
+  eo.split = "test";
+  const ExtractResult te = extract_features(eo);
+  write_extract_outputs(te, eo, t.file("test"));
+  FinetuneOptions o;
+  o.mode = parse_mode("linear");
+  o.features_dir = t.file("train");
+  o.features_val_dir = t.file("test");  // val = test: makes the choice checkable below
+  o.features_test_dir = t.file("test");
+  o.out = t.file("out");
+  const FinetuneResult r = run_finetune(o);
+  LabelledRows a{{tr.features.begin(), tr.features.end()}, tr.labels};
+  LabelledRows b{{te.features.begin(), te.features.end()}, te.labels};
+  const LinearProbeResult ref =
+      linear_probe(a, b, b, tr.features_dim, 2, default_linear_probe_cs());
+  ASSERT_EQ(r.runs.size(), ref.grid.size());
+  EXPECT_EQ(r.best_run, ref.best);
+  EXPECT_EQ(r.runs[r.best_run].test_acc, ref.test_accuracy);
+  const auto m = test::load_json(t.file("out") + "/metrics.json");
+  EXPECT_EQ(m["test_acc"].get<double>(), ref.test_accuracy);
+  EXPECT_EQ(m["grid"].size(), ref.grid.size());
+}
+
+TEST(Finetune, LinearOnTheFlyCarvesATestFraction) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path(), "linear");
+  o.split_test.clear();
+  o.test_fraction = 0.25;
+  const FinetuneResult r = run_finetune(o);
+  EXPECT_EQ(r.test_n, 6);  // 3 of 12 per class
+  EXPECT_EQ(r.val_n, 4);   // 0.25 of the 9 left per class, rounded: 2
+  EXPECT_EQ(r.train_n, 14);
+  EXPECT_GE(r.runs[r.best_run].test_acc, 0.0);
+}
+
+TEST(Finetune, BadOptionsThrow) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path(), "top:5");  // 4 blocks
+  EXPECT_THROW(run_finetune(o), InputError);
+  o = toy(t.path());
+  o.device = "cuda";
+  if (!cuda_available()) EXPECT_THROW(run_finetune(o), InputError);
+}
+
+TEST(FinetuneKit, Resnet20TopOneLearnsClothingInOneEpoch) {
+  const std::string kit = TLKIT_KIT_DIR;
+  if (!fs::exists(kit + "/models/image/cifar10_resnet20.pt")) GTEST_SKIP() << "no kit at " << kit;
+  test::TempDir t;
+  FinetuneOptions o;
+  o.model = kit + "/models/image/cifar10_resnet20.pt";
+  o.data = kit + "/data/clothing-small-160";
+  o.split_train = "train";
+  o.split_test = "test";
+  o.per_class = 10;  // 100 training images (10 classes), 100 test
+  o.input_size = 32;
+  o.mode = parse_mode("top:1");
+  o.epochs = 1;
+  o.batch = 16;
+  o.lr = 0.01;
+  o.threads = 1;  // LibTorch's threads spin on a loaded machine; one is fastest for this size
+  o.out = t.path();
+  const FinetuneResult r = run_finetune(o);
+  EXPECT_EQ(r.blocks.size(), 11u);
+  EXPECT_EQ(r.trainable, std::vector<std::string>{"blocks.8"});
+  EXPECT_GT(r.runs[0].test_acc, 100.0 / 10 + 5) << "chance is 10%";
+}
+
+}  // namespace
+}  // namespace tlkit::model
