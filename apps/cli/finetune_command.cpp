@@ -16,6 +16,7 @@ namespace {
 struct FinetuneArgs {
   model::FinetuneOptions o;
   std::string mode = "top:1";
+  bool list_blocks = false;
   bool quiet = false;
 };
 
@@ -109,7 +110,9 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "Hyper-parameter grid, e.g. 'lr=1e-2,1e-3;weight-decay=0,5e-4' (keys lr, "
                   "weight-decay, momentum, head-lr-mult, label-smoothing; c for --mode linear): "
                   "one sub-folder per point, the best chosen by val accuracy");
-  cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, metrics.json)")->required();
+  cmd->add_option("--out", o.out, "Output folder (checkpoint.pt, metrics.json); required");
+  cmd->add_flag("--list-blocks", a.list_blocks,
+                "Print the blocks of --model (what top:K counts, last first) and exit");
   cmd->add_flag("--resume", o.resume,
                 "Require a checkpoint in --out to continue from (one of the same configuration "
                 "is always resumed)");
@@ -132,6 +135,16 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
 std::string acc(double v) { return v < 0 ? "-" : fmt::format("{:.2f}%", v); }
 
 int run_finetune_command(FinetuneArgs& a) {
+  if (a.list_blocks) {
+    TLKIT_CHECK_ARG(!a.o.model.empty() && a.o.input_size > 0,
+                    "--list-blocks needs --model and --input-size");
+    const auto blocks = model::list_blocks(a.o.model, a.o.input_size, a.o.features_output);
+    fmt::print("{} blocks of {} (top:K trains the last K):\n", blocks.size(), a.o.model);
+    for (std::size_t i = blocks.size(); i-- > 0;)
+      fmt::print("  top:{:<3} {} ({}, {} parameters)\n", blocks.size() - i, blocks[i].name,
+                 blocks[i].type, blocks[i].parameters);
+    return 0;
+  }
   a.o.mode = model::parse_mode(a.mode);
   ProgressBar bar(progress_wanted(a.quiet), "img");
   a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,

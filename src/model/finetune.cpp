@@ -636,7 +636,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
       seen += cnt;
       if (o.progress)
-        o.progress(fmt::format("epoch {}/{}", epoch + 1, o.epochs), bi + 1, batches,
+        o.progress(fmt::format("epoch {}/{}", epoch + 1, o.epochs), seen, train.n(),
                    fmt::format("loss {:.4f} acc {:.1f}%", loss_sum / static_cast<double>(seen),
                                100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
     }
