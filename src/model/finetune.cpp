@@ -2,6 +2,7 @@
 // module, the training loop with checkpoints, the linear probe on features, grids.
 #include "tlkit/model/finetune.h"
 
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -289,7 +290,12 @@ class Backbone {
       prefix += with[0].name + ".";
       level = with[0].value;
     }
-    if (count_params(level, false) > 0) {
+    bool children_with_params = false;
+    for (const auto& c : level.named_children())
+      children_with_params = children_with_params || count_params(c.value, true) > 0;
+    if (count_params(level, false) > 0 && !children_with_params) {
+      blocks_ = split_flat(level, prefix);  // a traced or converted model without structure
+    } else if (count_params(level, false) > 0) {
       Block b{
           {prefix + "(own parameters)", type_name(level), count_params(level, false)}, level, {}};
       for (const auto& p : level.parameters(false)) b.params.push_back(p);
@@ -324,6 +330,59 @@ class Backbone {
     blocks_ = std::move(kept);
     TLKIT_CHECK_ARG(!blocks_.empty(), "{}: no parameter of the model reaches its features output",
                     path);
+  }
+
+  // The parameters of a module that holds them all itself, split by use: in the inlined forward
+  // graph (execution order), each node that first uses some of them makes those a block (a
+  // convolution's weight and bias, a batch norm's four tensors); shape reads (aten::size,
+  // aten::dim) do not count as uses.
+  std::vector<Block> split_flat(const torch::jit::Module& holder, const std::string& prefix) {
+    std::shared_ptr<torch::jit::Graph> g = module_.get_method("forward").graph()->copy();
+    torch::jit::Inline(*g);
+    const auto holder_type = holder.type();
+    std::map<const torch::jit::Node*, std::size_t> position;
+    std::size_t i = 0;
+    for (const torch::jit::Node* n : g->nodes()) position[n] = i++;
+    std::map<std::size_t, std::vector<std::string>> by_first_use;
+    std::set<std::string> placed;
+    for (const torch::jit::Node* n : g->nodes()) {
+      if (n->kind() != c10::prim::GetAttr || n->input(0)->type() != holder_type) continue;
+      const std::string name = n->s(c10::attr::name);
+      if (!holder.hasattr(name) || !holder.attr(name).isTensor()) continue;
+      std::size_t first = SIZE_MAX;
+      for (const torch::jit::Use& u : n->output()->uses()) {
+        // Reading a parameter's shape (to compute padding, say) is not using it.
+        if (u.user->kind() == c10::aten::size || u.user->kind() == c10::aten::dim) continue;
+        const torch::jit::Node* top = u.user;  // the top-level node holding the use
+        while (top->owningBlock()->owningNode() != nullptr) top = top->owningBlock()->owningNode();
+        const auto it = position.find(top);
+        if (it != position.end()) first = std::min(first, it->second);
+      }
+      if (first != SIZE_MAX && placed.insert(name).second) by_first_use[first].push_back(name);
+    }
+    std::vector<Block> out;
+    std::set<std::string> params;
+    for (const auto& p : holder.named_parameters(false)) params.insert(p.name);
+    for (const auto& [pos, names] : by_first_use) {
+      Block b{{prefix, "", 0}, holder, {}};
+      std::string joined;
+      for (const auto& n : names) {
+        if (!params.count(n)) continue;
+        const at::Tensor t = holder.attr(n).toTensor();
+        b.params.push_back(t);
+        b.info.parameters += t.numel();
+        joined += (joined.empty() ? "" : ",") + n;
+      }
+      if (b.params.empty()) continue;
+      b.info.name = prefix + joined;
+      for (const torch::jit::Node* n : g->nodes())
+        if (position[n] == pos) b.info.type = n->kind().toQualString();
+      out.push_back(b);
+    }
+    // Parameters forward never reads are in no block: they cannot reach the features.
+    TLKIT_CHECK_ARG(!out.empty(), "{}: found no use of the parameters of {} in forward", path_,
+                    prefix.empty() ? "the model" : prefix);
+    return out;
   }
 
   at::Tensor features(const at::Tensor& x) {

@@ -292,5 +292,21 @@ TEST(FinetuneKit, Resnet20TopOneLearnsClothingInOneEpoch) {
   EXPECT_GT(r.runs[0].test_acc, 100.0 / 10 + 5) << "chance is 10%";
 }
 
+// A converted model keeps all its parameters in one ParameterDict: blocks are the graph nodes
+// that first use them. MobileNet v1 has 27 convolutions (the 28th, the classifier, does not reach
+// the features); each block here is one convolution's weight and bias.
+TEST(FinetuneKit, BlocksOfAFlatConvertedModelAreItsConvolutions) {
+  const std::string kit = TLKIT_KIT_DIR;
+  const std::string m = kit + "/models/image/imagenet_mobilenet_v1_025_128.pt";
+  if (!fs::exists(m)) GTEST_SKIP() << "no kit at " << kit;
+  const auto b = list_blocks(m, 128);
+  ASSERT_EQ(b.size(), 27u);
+  for (const auto& x : b) {
+    EXPECT_EQ(x.type, "aten::_convolution") << x.name;
+    EXPECT_EQ(x.name.rfind("net.params.", 0), 0u) << x.name;
+  }
+  EXPECT_EQ(b.front().parameters, 3 * 3 * 3 * 8 + 8);  // the stem: 8 filters 3x3x3 with bias
+}
+
 }  // namespace
 }  // namespace tlkit::model

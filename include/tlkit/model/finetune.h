@@ -10,11 +10,15 @@
 // Blocks: descending from the root through modules that own no parameters themselves and have a
 // single child with parameters (wrappers), the first level with several parameterised children (or
 // with parameters of its own) is split into blocks: its children that own parameters, in
-// registration order, with Sequential and ModuleList children expanded into their own children,
-// and the level's own parameters (a traced or converted model that keeps no module structure) as
-// one block, first. Blocks none of whose parameters reach the features (found by one backward
-// pass, e.g. the original classifier) are dropped. kit: cifar10_resnet20 has 11 blocks (conv1,
-// bn1, blocks.0 .. blocks.8), the converted models one.
+// registration order, with Sequential and ModuleList children expanded into their own children
+// (a level that has both children and parameters of its own puts its own parameters first, as one
+// block). A level that holds all the parameters itself (a traced or converted model without module
+// structure, e.g. a ParameterDict) is split by use instead: in the inlined forward graph, in
+// execution order, the node that first uses a parameter (shape reads aside) groups it with the
+// others it first uses (a convolution's weight and bias). Blocks none of whose parameters reach
+// the features (one backward pass; e.g. the original classifier) are dropped. kit:
+// cifar10_resnet20 has 11 blocks (conv1, bn1, blocks.0 .. blocks.8), imagenet_mobilenet_v1_025
+// 27 (its convolutions), docs/finetune.md lists the others. "full" trains all blocks.
 // BatchNorm: unfrozen blocks run in train mode (their running statistics update), frozen blocks
 // in eval mode; evaluation runs everything in eval mode.
 // Randomness (head initialisation, data order, augmentation, dropout) is a function of the seed
