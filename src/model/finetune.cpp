@@ -653,6 +653,8 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
            static_cast<double>(std::max<std::int64_t>(1, split.n()));
   };
 
+  std::string label;  // the grid point, in the progress bar
+  for (const auto& [key, value] : point) label += fmt::format("{}={} ", key, value);
   int ran = 0;
   for (int epoch = start; epoch < o.epochs && !run.early_stopped; ++epoch) {
     if (o.stop_after > 0 && ran == o.stop_after) break;
@@ -695,7 +697,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
       seen += cnt;
       if (o.progress)
-        o.progress(fmt::format("epoch {}/{}", epoch + 1, o.epochs), seen, train.n(),
+        o.progress(fmt::format("{}epoch {}/{}", label, epoch + 1, o.epochs), seen, train.n(),
                    fmt::format("loss {:.4f} acc {:.1f}%", loss_sum / static_cast<double>(seen),
                                100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
     }
