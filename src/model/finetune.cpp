@@ -982,17 +982,22 @@ std::vector<BlockInfo> list_blocks(const std::string& model_path, int input_size
   return out;
 }
 
-std::map<std::string, std::vector<float>> model_parameters(const std::string& model_path) {
+std::map<std::string, std::vector<float>> model_parameters(const std::string& model_path,
+                                                           bool buffers) {
   torch::jit::Module m = torch::jit::load(model_path, torch::kCPU);
   std::map<std::string, std::vector<float>> out;
-  for (const auto& p : m.named_parameters(true)) {
-    at::Tensor t = p.value.detach().to(torch::kFloat32).contiguous();
-    out[p.name].assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
-  }
+  auto put = [&](const std::string& name, const at::Tensor& v) {
+    at::Tensor t = v.detach().to(torch::kFloat32).contiguous();
+    out[name].assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+  };
+  for (const auto& p : m.named_parameters(true)) put(p.name, p.value);
+  if (buffers)
+    for (const auto& b : m.named_buffers(true)) put("buffer:" + b.name, b.value);
   return out;
 }
 
-std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint) {
+std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint,
+                                                                bool buffers) {
   torch::serialize::InputArchive a;
   a.load_from(checkpoint);
   c10::IValue names_v;
@@ -1013,7 +1018,7 @@ std::map<std::string, std::vector<float>> checkpoint_parameters(const std::strin
   a.read("model", sub);
   std::map<std::string, std::vector<float>> out;
   for (std::size_t i = 0; i < names.size(); ++i) {
-    if (names[i].rfind("buffer:", 0) == 0) continue;
+    if (!buffers && names[i].rfind("buffer:", 0) == 0) continue;
     at::Tensor t;
     sub.read("t" + std::to_string(i), t);
     t = t.to(torch::kFloat32).contiguous();

@@ -105,6 +105,26 @@ TEST(Finetune, FreezingChangesExactlyTheUnfrozenParameters) {
   }
 }
 
+// BatchNorm statistics update in unfrozen blocks only (train mode there, eval mode elsewhere).
+TEST(Finetune, BatchNormStatisticsUpdateOnlyInUnfrozenBlocks) {
+  const auto before = model_parameters(trainable(), true);
+  for (const std::string mode : {"top:1", "full"}) {
+    test::TempDir t;
+    run_finetune(toy(t.path(), mode));
+    const auto after = checkpoint_parameters(t.path() + "/checkpoint.pt", true);
+    for (const std::string stat : {"running_mean", "running_var"}) {
+      for (const std::string bn : {"bn1.", "blocks.0.bn.", "blocks.1.bn."}) {
+        const std::string key = "buffer:" + bn + stat;
+        ASSERT_TRUE(before.count(key)) << key;
+        if (mode == "full" || bn == "blocks.1.bn.")
+          EXPECT_NE(after.at(key), before.at(key)) << mode << ": " << key;
+        else
+          EXPECT_EQ(after.at(key), before.at(key)) << mode << ": " << key;
+      }
+    }
+  }
+}
+
 TEST(Finetune, TwoRunsAreIdentical) {
   test::TempDir a, b;
   FinetuneOptions o = toy(a.path(), "full");
@@ -112,8 +132,8 @@ TEST(Finetune, TwoRunsAreIdentical) {
   o.out = b.path();
   const FinetuneResult rb = run_finetune(o);
   expect_same_history(ra.runs[0], rb.runs[0]);
-  EXPECT_EQ(checkpoint_parameters(a.path() + "/checkpoint.pt"),
-            checkpoint_parameters(b.path() + "/checkpoint.pt"));
+  EXPECT_EQ(checkpoint_parameters(a.path() + "/checkpoint.pt", true),
+            checkpoint_parameters(b.path() + "/checkpoint.pt", true));
   // Another seed draws another head, order and augmentation.
   test::TempDir c;
   o.out = c.path();
@@ -140,8 +160,8 @@ TEST(Finetune, ResumeEqualsAStraightRun) {
   EXPECT_TRUE(second.resumed);
   EXPECT_EQ(second.resumed_from_epoch, 2);
   expect_same_history(s, second);
-  EXPECT_EQ(checkpoint_parameters(straight.path() + "/checkpoint.pt"),
-            checkpoint_parameters(split.path() + "/checkpoint.pt"));
+  EXPECT_EQ(checkpoint_parameters(straight.path() + "/checkpoint.pt", true),
+            checkpoint_parameters(split.path() + "/checkpoint.pt", true));
   // With a constant schedule, 2 epochs then --epochs 4 equals 4 epochs straight.
   o = toy(straight.path() + "/c4", "top:2");
   o.schedule = "constant";
@@ -153,8 +173,8 @@ TEST(Finetune, ResumeEqualsAStraightRun) {
   o.epochs = 4;
   const FinetuneRun c2to4 = run_finetune(o).runs[0];
   expect_same_history(c4, c2to4);
-  EXPECT_EQ(checkpoint_parameters(straight.path() + "/c4/checkpoint.pt"),
-            checkpoint_parameters(more.path() + "/checkpoint.pt"));
+  EXPECT_EQ(checkpoint_parameters(straight.path() + "/c4/checkpoint.pt", true),
+            checkpoint_parameters(more.path() + "/checkpoint.pt", true));
   const auto m = test::load_json(more.path() + "/metrics.json");
   EXPECT_EQ(m["history"].size(), 4u);
   EXPECT_EQ(m["test_acc"].get<double>(), c4.test_acc);

@@ -149,8 +149,11 @@ std::vector<BlockInfo> list_blocks(const std::string& model_path, int input_size
                                    int features_output = 0);
 
 /// The backbone parameters ("name" -> float32 values) of a TorchScript model file, or of the last
-/// epoch's state in a checkpoint.pt written by run_finetune (for tests and inspection).
-std::map<std::string, std::vector<float>> model_parameters(const std::string& model_path);
-std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint);
+/// epoch's state in a checkpoint.pt written by run_finetune (for tests and inspection); with
+/// `buffers`, the buffers too (BatchNorm statistics), as "buffer:<name>".
+std::map<std::string, std::vector<float>> model_parameters(const std::string& model_path,
+                                                           bool buffers = false);
+std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint,
+                                                                bool buffers = false);
 
 }  // namespace tlkit::model
