@@ -286,7 +286,9 @@ TEST(Finetune, BadOptionsThrow) {
   EXPECT_THROW(run_finetune(o), InputError);
   o = toy(t.path());
   o.device = "cuda";
-  if (!cuda_available()) EXPECT_THROW(run_finetune(o), InputError);
+  if (!cuda_available()) {
+    EXPECT_THROW(run_finetune(o), InputError);
+  }
 }
 
 TEST(FinetuneKit, Resnet20TopOneLearnsClothingInOneEpoch) {
