@@ -7,6 +7,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -154,8 +155,10 @@ ImageListing list_image_folder(const std::string& root, const std::string& split
     std::size_t count = 0;
     for (const std::string& file : sorted_entries(dir / cls, false)) {
       if (!has_image_extension(file)) continue;
-      out.samples.push_back({(dir / cls / file).string(), prefix + cls + "/" + file,
-                             static_cast<std::int64_t>(label)});
+      out.samples.push_back({(dir / cls / file).string(),
+                             prefix + cls + "/" + file,
+                             static_cast<std::int64_t>(label),
+                             {}});
       ++count;
     }
     if (count == 0) {
@@ -224,7 +227,7 @@ ImageListing list_image_csv(const std::string& csv_path) {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const fs::path p = rows[i].first;
     out.samples.push_back(
-        {p.is_absolute() ? p.string() : (base / p).string(), rows[i].first, values[i]});
+        {p.is_absolute() ? p.string() : (base / p).string(), rows[i].first, values[i], {}});
   }
   return out;
 }
@@ -285,7 +288,12 @@ std::string listing_text(const std::vector<ImageSample>& samples) {
 }
 
 std::string listing_sha256(const std::vector<ImageSample>& samples) {
-  return sha256_hex(listing_text(samples));
+  std::string text = listing_text(samples);
+  // Texts are the data itself (images are named by their files), so a changed sentence must
+  // change the hash that feature caches are keyed on.
+  for (const ImageSample& s : samples)
+    if (!s.text.empty()) fmt::format_to(std::back_inserter(text), "{}:{}", s.text.size(), s.text);
+  return sha256_hex(text);
 }
 
 std::string file_sha256(const std::string& path) {
