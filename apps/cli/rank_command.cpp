@@ -53,14 +53,14 @@ std::vector<const model::RankedModel*> in_rank_order(const model::RankResult& r)
   return out;
 }
 
-// The long CSV tlkit evaluate reads: model,metric,score (empty score for NaN).
+// The long CSV tlkit evaluate reads: model,metric,score; a model without a score for a metric
+// (no logits for leep, a failed model) has no row for it.
 std::string scores_csv(const model::RankResult& r) {
   std::string s = "model,metric,score\n";
   for (const auto& m : r.models)
     for (const std::string& metric : r.metrics) {
       const double v = m.scores.at(metric);
-      s += fmt::format("{},{},{}\n", csv_field(m.name), metric,
-                       std::isfinite(v) ? fmt::format("{:.17g}", v) : "");
+      if (std::isfinite(v)) s += fmt::format("{},{},{:.17g}\n", csv_field(m.name), metric, v);
     }
   return s;
 }
