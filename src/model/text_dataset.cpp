@@ -3,11 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <set>
 #include <utility>
 #include <vector>
 
@@ -30,14 +28,6 @@ std::string read_file(const std::string& path) {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
-bool parse_int64(const std::string& s, std::int64_t* out) {
-  const char* b = s.data();
-  const char* e = s.data() + s.size();
-  if (b != e && *b == '+') ++b;
-  const auto r = std::from_chars(b, e, *out);
-  return b != e && r.ec == std::errc() && r.ptr == e;
-}
-
 std::string row_name(std::int64_t line) { return fmt::format("{:09}", line); }
 
 bool has_csv_extension(const std::string& path) {
@@ -47,19 +37,8 @@ bool has_csv_extension(const std::string& path) {
   return ext == ".csv";
 }
 
-// Integer labels as they are, or class names numbered in sorted order (as list_image_csv does).
 void assign_labels(const std::vector<std::string>& raw, ImageListing* out) {
-  std::vector<std::int64_t> values(raw.size());
-  bool integer_labels = true;
-  for (std::size_t i = 0; i < raw.size() && integer_labels; ++i)
-    integer_labels = parse_int64(raw[i], &values[i]);
-  if (!integer_labels) {
-    const std::set<std::string> names(raw.begin(), raw.end());
-    out->classes.assign(names.begin(), names.end());
-    for (std::size_t i = 0; i < raw.size(); ++i)
-      values[i] =
-          std::lower_bound(out->classes.begin(), out->classes.end(), raw[i]) - out->classes.begin();
-  }
+  const std::vector<std::int64_t> values = label_values(raw, &out->classes);
   for (std::size_t i = 0; i < raw.size(); ++i) out->samples[i].label = values[i];
 }
 

@@ -237,11 +237,13 @@ TEST(CliRankKit, AllImageAndTextModelsGetFiniteScores) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j["models"].size(), 13u);
-  for (const auto& m : j["models"]) {
-    EXPECT_EQ(m["n"], 30) << m["name"];
-    for (const auto& [metric, v] : m["scores"].items())
-      EXPECT_TRUE(v.is_number()) << m["name"] << " " << metric;
-  }
+  const auto all_finite = [](const nlohmann::json& models) {
+    for (const auto& m : models)
+      for (const auto& [metric, v] : m["scores"].items())
+        EXPECT_TRUE(v.is_number()) << m["name"] << " " << metric;
+  };
+  all_finite(j["models"]);
+  for (const auto& m : j["models"]) EXPECT_EQ(m["n"], 30) << m["name"];
   EXPECT_EQ(j["ranking"]["logme"].size(), 13u);
 
   const CliRun text = run_cli("rank --zoo " + kit + "/models/zoo.json --data " + kit +
@@ -250,9 +252,7 @@ TEST(CliRankKit, AllImageAndTextModelsGetFiniteScores) {
   ASSERT_EQ(text.code, 0) << text.err;
   const auto tj = nlohmann::json::parse(text.out);
   ASSERT_EQ(tj["models"].size(), 3u);
-  for (const auto& m : tj["models"])
-    for (const auto& [metric, v] : m["scores"].items())
-      EXPECT_TRUE(v.is_number()) << m["name"] << " " << metric;
+  all_finite(tj["models"]);
 }
 
 }  // namespace

@@ -53,6 +53,12 @@ ImageListing list_images(const std::string& data, const std::string& split = "")
 ImageListing list_image_folder(const std::string& root, const std::string& split = "");
 ImageListing list_image_csv(const std::string& csv_path);
 
+/// Labels of a CSV or text dataset from their text: when all are integers, those integers (they
+/// need not be contiguous) and no class names; otherwise the class names in sorted (byte) order in
+/// `classes` and each label's index among them.
+std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
+                                       std::vector<std::string>* classes);
+
 struct SubsampleOptions {
   std::int64_t per_class = 0;  ///< at most K samples per label (0: all)
   std::int64_t limit = 0;      ///< at most N samples in all (0: all)

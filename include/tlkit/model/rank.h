@@ -63,12 +63,12 @@ struct RankedModel {
 struct RankResult {
   std::string data;
   std::string split;
-  std::string kind;    ///< "image" or "text"
-  std::string format;  ///< listing format (folder, csv, lines, text-csv)
+  std::string kind;                  ///< "image" or "text"
+  std::string format;                ///< listing format (folder, csv, lines, text-csv)
   std::vector<std::string> classes;  ///< class names (empty for integer labels)
   std::int64_t num_classes = 0;      ///< distinct labels among the selected samples
-  std::int64_t listed = 0;    ///< samples before subsampling
-  std::int64_t selected = 0;  ///< after
+  std::int64_t listed = 0;           ///< samples before subsampling
+  std::int64_t selected = 0;         ///< after
   std::string listing_sha256;
   std::vector<std::string> metrics;  ///< score columns: per-model metrics, then zoo-level ones
   std::vector<RankedModel> models;   ///< manifest order
