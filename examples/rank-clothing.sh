@@ -1,18 +1,12 @@
 #!/usr/bin/env bash
-# The main job on the bundled example: rank 8 real pretrained models for a clothing dataset by
-# LogME, from their features on 1000 real photos (examples/clothing-features/README.md).
+# The main job on the bundled example: rank three real pretrained models (examples/zoo: a CIFAR-10
+# ResNet, an ImageNet MobileNet, a Quick-Draw sketch CNN) for 120 real clothing photos
+# (examples/clothing-images), from the images: tlkit rank extracts each model's features, scores
+# them and prints the models best first. A second run reads the features from the cache.
 #
-#   examples/rank-clothing.sh [extra tlkit score options, e.g. --logme-mode thuml]
+#   examples/rank-clothing.sh [extra tlkit rank options, e.g. --metrics all --format md]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TLKIT=${TLKIT:-build/apps/cli/tlkit}
-DIR=examples/clothing-features
-printf '%-32s %6s %12s\n' model D logme
-for m in "$DIR"/*/; do
-  name=$(basename "$m")
-  # CSV row 2 is "logme,mean,,SCORE,...".
-  score=$("$TLKIT" score --features "$m/features.npy" --labels "$DIR/labels.npy" --format csv "$@" |
-          sed -n 2p | cut -d, -f4)
-  d=$(sed -n 's/.*"D": *\([0-9]*\).*/\1/p' "$m/meta.json" | head -1)
-  printf '%-32s %6s %12.6f\n' "$name" "${d:-?}" "$score"
-done | sort -k3 -g -r
+exec "$TLKIT" rank --zoo examples/zoo/zoo.json --data examples/clothing-images \
+  --cache "${TLKIT_CACHE:-build/example-cache}" "$@"

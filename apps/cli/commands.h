@@ -43,13 +43,10 @@ struct EvaluateArgs {
 Command add_evaluate_command(CLI::App& app);
 int run_evaluate(const EvaluateArgs& args);
 
-// tlkit extract (built only with LibTorch: extract_command.cpp).
-struct ExtractArgs {
-  std::string model;
-  std::string data;
+// Options shared by the commands that run models over a dataset (extract, rank; built only with
+// LibTorch: extraction_options.cpp registers them and turns them into model::ExtractOptions).
+struct ExtractionArgs {
   std::string split;
-  int input_size = 0;
-  std::string out;
   int batch = 32;
   int threads = 0;
   int decode_threads = 0;
@@ -57,15 +54,43 @@ struct ExtractArgs {
   std::int64_t limit = 0;
   std::uint64_t seed = 0;
   std::string on_bad_image = "fail";
-  std::string features_output = "0";
-  std::string logits_output = "auto";
   std::string optimize = "freeze";
   bool quiet = false;
+};
+
+// tlkit extract (extract_command.cpp).
+struct ExtractArgs {
+  std::string model;
+  std::string data;
+  int input_size = 0;
+  std::string out;
+  std::string features_output = "0";
+  std::string logits_output = "auto";
+  ExtractionArgs run;
 };
 
 Command add_extract_command(CLI::App& app);
 int run_extract(const ExtractArgs& args);
 
+// tlkit rank (rank_command.cpp).
+struct RankArgs {
+  std::string zoo;
+  std::string model;  // a single model instead of --zoo
+  std::string kind;   // of --model: image or text (default: the data's)
+  int input_size = 0;
+  std::string data;
+  std::string metrics;
+  std::map<std::string, std::string> params;  // "<metric>.<param>" -> value
+  std::string models;                         // comma-separated subset of the zoo
+  std::string cache = "tlkit-cache";
+  bool no_cache = false;
+  std::string format = "table";
+  std::string out;  // scores.csv for tlkit evaluate
+  ExtractionArgs run;
+};
+
+Command add_rank_command(CLI::App& app);
+int run_rank(const RankArgs& args);
 // tlkit finetune (built only with LibTorch: finetune_command.cpp).
 Command add_finetune_command(CLI::App& app);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "tlkit/core/error.h"
 #include "tlkit/core/metrics.h"
 #ifdef TLKIT_HAVE_TORCH
 #include "tlkit/model/runtime.h"
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_evaluate_command(app));
 #ifdef TLKIT_HAVE_TORCH
   commands.push_back(tlkit::cli::add_extract_command(app));
+  commands.push_back(tlkit::cli::add_rank_command(app));
   commands.push_back(tlkit::cli::add_finetune_command(app));
 #endif
 
@@ -57,6 +59,11 @@ int main(int argc, char** argv) {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
     return 2;
+  } catch (const tlkit::Interrupted&) {
+    fmt::print(stderr,
+               "tlkit: interrupted (finished work is kept; run the command again to "
+               "resume)\n");
+    return 130;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "tlkit: error: {}\n", e.what());
     return 2;

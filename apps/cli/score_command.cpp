@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.h"
+#include "metric_options.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
@@ -14,22 +15,6 @@
 
 namespace tlkit::cli {
 namespace {
-
-std::string metric_help() {
-  std::string s =
-      "Metrics to compute, comma-separated, or 'all' (those whose inputs are given). Known:";
-  for (const auto& m : metric_registry())
-    s += fmt::format("\n  {:<14} {} [{} is better{}]", m.name, m.title,
-                     m.higher_is_better ? "higher" : "lower",
-                     (m.inputs & kNeedsProbs) ? "; needs --probs" : "");
-  return s;
-}
-
-std::string flag_for(std::string_view metric, std::string_view param) {
-  std::string f = "--" + std::string(metric) + "-" + std::string(param);
-  std::replace(f.begin() + 2, f.end(), '_', '-');
-  return f;
-}
 
 // Distinct labels are contiguous when they are exactly 0..C-1.
 bool contiguous(const std::vector<std::int64_t>& labels) {
@@ -234,18 +219,15 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
   cmd->add_option("--probs", a.probs,
                   "Source-class probabilities of the pretrained model's own head, N x Cs, rows "
                   "summing to 1 (softmax of its logits), for leep and nce");
-  cmd->add_option("--metric", a.metric, metric_help())->capture_default_str();
+  cmd->add_option("--metric", a.metric,
+                  metric_list_help("Metrics to compute, comma-separated, or 'all' (those whose "
+                                   "inputs are given). Known:",
+                                   "needs --probs"))
+      ->capture_default_str();
   cmd->add_flag("--regression", a.regression,
                 "Treat --labels as continuous targets (N or N x K); for multi-label pass the "
                 "N x K 0/1 matrix (logme only)");
-  for (const auto& m : metric_registry()) {
-    for (const auto& p : m.params) {
-      std::string help = fmt::format("{}: {} (default {})", m.name, p.help, p.default_value);
-      const std::string key = std::string(m.name) + "." + std::string(p.name);
-      cmd->add_option_function<std::string>(
-          flag_for(m.name, p.name), [&a, key](const std::string& v) { a.params[key] = v; }, help);
-    }
-  }
+  add_metric_param_options(cmd, a.params);
   cmd->add_option("--format", a.format, "Output: table (for people), json (one object), csv")
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
@@ -266,10 +248,7 @@ int run_score(const ScoreArgs& a) {
   ScoreOptions options;
   options.threads = a.threads;
   options.seed = a.seed;
-  for (const auto& [key, value] : a.params) {
-    const auto dot = key.find('.');
-    options.params.set(key.substr(0, dot), key.substr(dot + 1), value);
-  }
+  options.params = to_metric_params(a.params);
   const unsigned available = (a.features.empty() ? 0u : unsigned{kNeedsFeatures}) | kNeedsLabels |
                              (a.probs.empty() ? 0u : unsigned{kNeedsProbs});
   const std::vector<std::string> metrics = parse_metric_list(a.metric, available);

@@ -16,6 +16,7 @@
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/model/runtime.h"
+#include "tlkit/model/text_dataset.h"
 
 namespace tlkit::model {
 namespace fs = std::filesystem;
@@ -46,37 +47,86 @@ BadImagePolicy parse_bad_image_policy(const std::string& s) {
   TLKIT_THROW_ARG("--on-bad-image {}: expected skip or fail", s);
 }
 
-ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& model,
-                               const ExtractOptions& o) {
-  TLKIT_CHECK_ARG(o.input_size > 0, "--input-size must be positive, got {}", o.input_size);
+namespace {
+
+void check_cancelled(const ExtractOptions& o) {
+  if (o.cancelled && o.cancelled()) throw Interrupted("interrupted");
+}
+
+// Appends one batch's outputs to the result; every batch must have the first batch's shapes.
+void accept_outputs(const ModelOutputs& out, const TorchScriptModel& model, std::int64_t total,
+                    ExtractResult* r) {
+  if (r->n == 0) {
+    r->features_dim = out.features_dim;
+    r->has_logits = out.has_logits;
+    r->logits_dim = out.logits_dim;
+    r->features.reserve(static_cast<std::size_t>(total * out.features_dim));
+    if (out.has_logits) r->logits.reserve(static_cast<std::size_t>(total * out.logits_dim));
+  }
+  TLKIT_CHECK_ARG(out.features_dim == r->features_dim && out.has_logits == r->has_logits &&
+                      out.logits_dim == r->logits_dim,
+                  "{}: the outputs changed shape between batches: features {} then {}, "
+                  "logits {} then {}",
+                  model.path(), r->features_dim, out.features_dim, r->logits_dim, out.logits_dim);
+  append(r->features, out.features);
+  if (out.has_logits) append(r->logits, out.logits);
+  r->n += out.n;
+}
+
+void extract_texts(const ImageListing& listing, TorchScriptModel& model, const ExtractOptions& o,
+                   ExtractResult* r) {
+  const std::vector<ImageSample>& samples = listing.samples;
+  const auto total = static_cast<std::int64_t>(samples.size());
+  std::vector<std::string> batch;
+  for (std::int64_t begin = 0; begin < total; begin += o.batch) {
+    check_cancelled(o);
+    const std::int64_t end = std::min(total, begin + o.batch);
+    batch.clear();
+    for (std::int64_t i = begin; i < end; ++i) {
+      const ImageSample& sample = samples[static_cast<std::size_t>(i)];
+      batch.push_back(sample.text);
+      r->samples.push_back(sample);
+      r->labels.push_back(sample.label);
+    }
+    const auto ti = Clock::now();
+    const ModelOutputs out = model.forward_texts(batch);
+    r->timings.inference_s += seconds_since(ti);
+    accept_outputs(out, model, total, r);
+    if (o.progress) o.progress(end, total);
+  }
+}
+
+void extract_images(const ImageListing& listing, TorchScriptModel& model, const ExtractOptions& o,
+                    ExtractResult* r) {
+  TLKIT_CHECK_ARG(o.input_size > 0,
+                  "--input-size must be positive for image models, got {} (the model's input "
+                  "side S, e.g. 224)",
+                  o.input_size);
   TLKIT_CHECK_ARG(o.input_size <= 8192, "--input-size {} is too large (at most 8192)",
                   o.input_size);
-  TLKIT_CHECK_ARG(o.batch > 0, "--batch must be positive, got {}", o.batch);
-  TLKIT_CHECK_ARG(o.threads >= 0, "--threads must be >= 0, got {}", o.threads);
-  TLKIT_CHECK_ARG(o.decode_threads >= 0, "--decode-threads must be >= 0, got {}", o.decode_threads);
-  TLKIT_CHECK_ARG(!listing.samples.empty(), "{}: no images to extract features from",
-                  listing.source);
-
-  ExtractResult r;
-  r.listing = listing;
-  r.listed = static_cast<std::int64_t>(listing.samples.size());
-  set_torch_threads(o.threads);
-  r.threads = torch_threads();
-  r.decode_threads = o.decode_threads > 0 ? o.decode_threads : default_decode_threads();
-
+  TLKIT_CHECK_ARG(o.mean.size() == o.std.size() && (o.mean.empty() || o.mean.size() == 3),
+                  "mean and std must both be given with 3 values (R, G, B), got {} and {}",
+                  o.mean.size(), o.std.size());
+  for (float v : o.std) TLKIT_CHECK_ARG(v > 0, "std values must be positive, got {}", v);
   const std::vector<ImageSample>& samples = listing.samples;
   const int s = o.input_size;
-  const std::int64_t item = 3LL * s * s;
+  const std::int64_t plane = static_cast<std::int64_t>(s) * s;
+  const std::int64_t item = 3 * plane;
   const auto total = static_cast<std::int64_t>(samples.size());
-  const auto t0 = Clock::now();
-  BatchLoader loader(total, o.batch, item, r.decode_threads, kPrefetchBatches,
-                     [&samples, s](std::int64_t i, float* out) {
+  const std::vector<float> mean = o.mean, std = o.std;
+  BatchLoader loader(total, o.batch, item, r->decode_threads, kPrefetchBatches,
+                     [&samples, &mean, &std, s, plane](std::int64_t i, float* out) {
                        load_image(samples[static_cast<std::size_t>(i)].path, s, out);
+                       for (std::size_t c = 0; c < mean.size(); ++c) {
+                         float* p = out + static_cast<std::int64_t>(c) * plane;
+                         for (std::int64_t k = 0; k < plane; ++k) p[k] = (p[k] - mean[c]) / std[c];
+                       }
                      });
   for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+    check_cancelled(o);
     auto tw = Clock::now();
     BatchLoader::Batch& batch = loader.wait(b);
-    r.timings.wait_s += seconds_since(tw);
+    r->timings.wait_s += seconds_since(tw);
     // Move the decoded images to the front of the buffer, in order.
     std::int64_t good = 0;
     for (std::int64_t j = 0; j < batch.size; ++j) {
@@ -85,43 +135,53 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
       if (!error.empty()) {
         if (o.on_bad_image == BadImagePolicy::kFail)
           TLKIT_THROW_ARG("{} (--on-bad-image skip skips such images)", error);
-        r.skipped.push_back({sample.path, error});
+        r->skipped.push_back({sample.path, error});
         continue;
       }
       if (good != j)
         std::memcpy(batch.data.data() + good * item, batch.data.data() + j * item,
                     static_cast<std::size_t>(item) * sizeof(float));
-      r.samples.push_back(sample);
-      r.labels.push_back(sample.label);
+      r->samples.push_back(sample);
+      r->labels.push_back(sample.label);
       ++good;
     }
     if (good > 0) {
       const auto ti = Clock::now();
       const ModelOutputs out = model.forward(batch.data.data(), good, s, s);
-      r.timings.inference_s += seconds_since(ti);
-      if (r.n == 0) {
-        r.features_dim = out.features_dim;
-        r.has_logits = out.has_logits;
-        r.logits_dim = out.logits_dim;
-        r.features.reserve(static_cast<std::size_t>(total * out.features_dim));
-        if (out.has_logits) r.logits.reserve(static_cast<std::size_t>(total * out.logits_dim));
-      }
-      TLKIT_CHECK_ARG(out.features_dim == r.features_dim && out.has_logits == r.has_logits &&
-                          out.logits_dim == r.logits_dim,
-                      "{}: the outputs changed shape between batches: features {} then {}, "
-                      "logits {} then {}",
-                      model.path(), r.features_dim, out.features_dim, r.logits_dim, out.logits_dim);
-      append(r.features, out.features);
-      if (out.has_logits) append(r.logits, out.logits);
-      r.n += good;
+      r->timings.inference_s += seconds_since(ti);
+      accept_outputs(out, model, total, r);
     }
     loader.release(b);
     if (o.progress) o.progress(batch.begin + batch.size, total);
   }
+  r->timings.decode_s = loader.decode_seconds();
+}
+
+}  // namespace
+
+ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& model,
+                               const ExtractOptions& o) {
+  TLKIT_CHECK_ARG(o.batch > 0, "--batch must be positive, got {}", o.batch);
+  TLKIT_CHECK_ARG(o.threads >= 0, "--threads must be >= 0, got {}", o.threads);
+  TLKIT_CHECK_ARG(o.decode_threads >= 0, "--decode-threads must be >= 0, got {}", o.decode_threads);
+  TLKIT_CHECK_ARG(!listing.samples.empty(), "{}: no samples to extract features from",
+                  listing.source);
+
+  ExtractResult r;
+  r.listing = listing;
+  r.listed = static_cast<std::int64_t>(listing.samples.size());
+  set_torch_threads(o.threads);
+  r.threads = torch_threads();
+  const bool text = is_text_listing(listing);
+  r.decode_threads = text ? 0 : o.decode_threads > 0 ? o.decode_threads : default_decode_threads();
+  const auto t0 = Clock::now();
+  if (text)
+    extract_texts(listing, model, o, &r);
+  else
+    extract_images(listing, model, o, &r);
   r.timings.extract_s = seconds_since(t0);
-  r.timings.decode_s = loader.decode_seconds();
   TLKIT_CHECK_ARG(r.n > 0, "{}: none of the {} images could be decoded (first: {})", listing.source,
-                  total, r.skipped.empty() ? "" : r.skipped.front().reason);
+                  listing.samples.size(), r.skipped.empty() ? "" : r.skipped.front().reason);
   for (float v : r.features) r.nonfinite_features += !std::isfinite(v);
   r.optimization = model.optimization();
   r.model_notes = model.notes();
@@ -133,14 +193,42 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
 
 ExtractResult extract_features(const ExtractOptions& options) {
   const auto t0 = Clock::now();
-  const ImageListing all = list_images(options.data, options.split);
+  const ImageListing all = list_dataset(options.data, options.split);
   const ImageListing listing = subsample(all, options.sample);
   const double list_s = seconds_since(t0);
-  TorchScriptModel model(options.model, options.model_options);
+  ModelOptions model_options = options.model_options;
+  if (is_text_listing(listing) && model_options.logits_output == kAutoOutput)
+    model_options.logits_output = kNoOutput;  // text models' second output is not class scores
+  TorchScriptModel model(options.model, model_options);
   ExtractResult r = extract_features(listing, model, options);
   r.listed = static_cast<std::int64_t>(all.samples.size());
   r.timings.list_s = list_s;
   return r;
+}
+
+std::string preprocessing_description(const ImageListing& listing, const ExtractOptions& o) {
+  using nlohmann::json;
+  json p;
+  if (is_text_listing(listing)) {
+    p = {{"input", "List[str]: each sample's text as bytes, unchanged (tokenizer in the model)"}};
+  } else {
+    const bool normalised = !o.mean.empty();
+    p = {
+        {"input_size", o.input_size},
+        {"decode", "OpenCV imdecode, IMREAD_COLOR, EXIF orientation ignored"},
+        {"color", "RGB (grayscale replicated, alpha dropped)"},
+        {"resize", "shorter side to input_size, Pillow-compatible bilinear (antialiased)"},
+        {"crop", "centre input_size x input_size"},
+        {"scale", normalised ? "float32 (x / 255 - mean) / std"
+                             : "float32 x / 255 in [0, 1], no mean/std (inside the model)"},
+        {"layout", "NCHW"},
+    };
+    if (normalised) {
+      p["mean"] = o.mean;
+      p["std"] = o.std;
+    }
+  }
+  return p.dump();
 }
 
 std::string default_output_dir(const std::string& model_path) {
@@ -177,6 +265,7 @@ void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
   meta["schema_version"] = 1;
   meta["tool"] = "tlkit extract";
   meta["tlkit_version"] = tlkit::version();
+  if (!o.cache_key.empty()) meta["cache_key"] = o.cache_key;
   meta["torch_version"] = torch_version();
   meta["model"] = {
       {"name", fs::path(o.model).stem().string()},
@@ -210,15 +299,7 @@ void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
       {"files_sha256", sha256_hex(files_txt)},
       {"notes", r.listing.notes},
   };
-  meta["preprocessing"] = {
-      {"input_size", o.input_size},
-      {"decode", "OpenCV imdecode, IMREAD_COLOR, EXIF orientation ignored"},
-      {"color", "RGB (grayscale replicated, alpha dropped)"},
-      {"resize", "shorter side to input_size, Pillow-compatible bilinear (antialiased)"},
-      {"crop", "centre input_size x input_size"},
-      {"scale", "float32 x / 255 in [0, 1], no mean/std (inside the model)"},
-      {"layout", "NCHW"},
-  };
+  meta["preprocessing"] = json::parse(preprocessing_description(r.listing, o));
   json skipped = json::array();
   for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
   meta["outputs"] = {

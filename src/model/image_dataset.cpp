@@ -7,6 +7,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -154,8 +155,10 @@ ImageListing list_image_folder(const std::string& root, const std::string& split
     std::size_t count = 0;
     for (const std::string& file : sorted_entries(dir / cls, false)) {
       if (!has_image_extension(file)) continue;
-      out.samples.push_back({(dir / cls / file).string(), prefix + cls + "/" + file,
-                             static_cast<std::int64_t>(label)});
+      out.samples.push_back({(dir / cls / file).string(),
+                             prefix + cls + "/" + file,
+                             static_cast<std::int64_t>(label),
+                             {}});
       ++count;
     }
     if (count == 0) {
@@ -209,24 +212,30 @@ ImageListing list_image_csv(const std::string& csv_path) {
   }
   TLKIT_CHECK_ARG(!rows.empty(), "{}: no path,label rows", csv_path);
 
-  bool integer_labels = true;
-  std::vector<std::int64_t> values(rows.size());
-  for (std::size_t i = 0; i < rows.size() && integer_labels; ++i)
-    integer_labels = parse_int64(rows[i].second, &values[i]);
-  if (!integer_labels) {
-    std::set<std::string> names;
-    for (const auto& r : rows) names.insert(r.second);
-    out.classes.assign(names.begin(), names.end());
-    for (std::size_t i = 0; i < rows.size(); ++i)
-      values[i] = std::lower_bound(out.classes.begin(), out.classes.end(), rows[i].second) -
-                  out.classes.begin();
-  }
+  std::vector<std::string> raw;
+  for (const auto& r : rows) raw.push_back(r.second);
+  const std::vector<std::int64_t> values = label_values(raw, &out.classes);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const fs::path p = rows[i].first;
     out.samples.push_back(
-        {p.is_absolute() ? p.string() : (base / p).string(), rows[i].first, values[i]});
+        {p.is_absolute() ? p.string() : (base / p).string(), rows[i].first, values[i], {}});
   }
   return out;
+}
+
+std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
+                                       std::vector<std::string>* classes) {
+  classes->clear();
+  std::vector<std::int64_t> values(raw.size());
+  bool integer_labels = true;
+  for (std::size_t i = 0; i < raw.size() && integer_labels; ++i)
+    integer_labels = parse_int64(raw[i], &values[i]);
+  if (integer_labels) return values;
+  const std::set<std::string> names(raw.begin(), raw.end());
+  classes->assign(names.begin(), names.end());
+  for (std::size_t i = 0; i < raw.size(); ++i)
+    values[i] = std::lower_bound(classes->begin(), classes->end(), raw[i]) - classes->begin();
+  return values;
 }
 
 ImageListing list_images(const std::string& data, const std::string& split) {
@@ -285,7 +294,12 @@ std::string listing_text(const std::vector<ImageSample>& samples) {
 }
 
 std::string listing_sha256(const std::vector<ImageSample>& samples) {
-  return sha256_hex(listing_text(samples));
+  std::string text = listing_text(samples);
+  // Texts are the data itself (images are named by their files), so a changed sentence must
+  // change the hash that feature caches are keyed on.
+  for (const ImageSample& s : samples)
+    if (!s.text.empty()) fmt::format_to(std::back_inserter(text), "{}:{}", s.text.size(), s.text);
+  return sha256_hex(text);
 }
 
 std::string file_sha256(const std::string& path) {

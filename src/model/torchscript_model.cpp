@@ -106,10 +106,16 @@ struct TorchScriptModel::Impl {
   double load_s = 0.0;
   double optimize_s = 0.0;
 
+  // `input` describes the batch in messages ("an input of shape [8, 3, 32, 32]", "8 texts").
   at::Tensor output(const c10::IValue& out, int index, bool required, std::int64_t n,
-                    const char* what, int height, int width) const;
-  Selected select(const c10::IValue& out, std::int64_t n, int height, int width) const;
-  Selected run(torch::jit::Module& m, const at::Tensor& input) const;
+                    const char* what, const std::string& input) const;
+  Selected select(const c10::IValue& out, std::int64_t n, const std::string& input) const;
+  Selected run(torch::jit::Module& m, const c10::IValue& input, std::int64_t n,
+               const std::string& described) const;
+  // Runs what forward runs now; for kFull, the first batch of each `key` is checked against the
+  // module as loaded (see forward()).
+  Selected forward(const c10::IValue& input, std::int64_t n, const std::array<std::int64_t, 3>& key,
+                   const std::string& described);
   void optimize(Optimization o);
   std::string mismatch(const Selected& ref, const Selected& got) const;
 };
@@ -163,8 +169,8 @@ TorchScriptModel::TorchScriptModel(TorchScriptModel&&) noexcept = default;
 TorchScriptModel& TorchScriptModel::operator=(TorchScriptModel&&) noexcept = default;
 
 at::Tensor TorchScriptModel::Impl::output(const c10::IValue& out, int index, bool required,
-                                          std::int64_t n, const char* what, int height,
-                                          int width) const {
+                                          std::int64_t n, const char* what,
+                                          const std::string& input) const {
   std::vector<c10::IValue> elements;
   if (out.isTuple())
     elements = out.toTupleRef().elements().vec();
@@ -190,30 +196,29 @@ at::Tensor TorchScriptModel::Impl::output(const c10::IValue& out, int index, boo
   TLKIT_CHECK_ARG(t.is_floating_point(), "{}: output {} ({}) has dtype {}, expected floating point",
                   path, index, what, std::string(c10::toString(t.scalar_type())));
   TLKIT_CHECK_ARG(t.dim() >= 1 && t.size(0) == n,
-                  "{}: output {} ({}) has shape {} for an input of shape [{}, 3, {}, {}]: its "
-                  "first dimension must be the batch size {}",
-                  path, index, what, shape_string(t), n, height, width, n);
+                  "{}: output {} ({}) has shape {} for {}: its first dimension must be the "
+                  "batch size {}",
+                  path, index, what, shape_string(t), input, n);
   t = t.reshape({n, -1});
   TLKIT_CHECK_ARG(t.size(1) > 0, "{}: output {} ({}) has no values per image (shape {})", path,
                   index, what, shape_string(v.toTensor()));
   return t.to(torch::kFloat32).contiguous();
 }
 
-Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n, int height,
-                                        int width) const {
+Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n,
+                                        const std::string& input) const {
   Selected s;
-  s.features = output(out, options.features_output, true, n, "features", height, width);
+  s.features = output(out, options.features_output, true, n, "features", input);
   if (options.logits_output == kAutoOutput) {
-    if (out.isTuple() || out.isList()) s.logits = output(out, 1, false, n, "logits", height, width);
+    if (out.isTuple() || out.isList()) s.logits = output(out, 1, false, n, "logits", input);
   } else if (options.logits_output >= 0) {
-    s.logits = output(out, options.logits_output, true, n, "logits", height, width);
+    s.logits = output(out, options.logits_output, true, n, "logits", input);
   }
   return s;
 }
 
-Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const at::Tensor& input) const {
-  const std::int64_t n = input.size(0);
-  const int h = static_cast<int>(input.size(2)), w = static_cast<int>(input.size(3));
+Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& input,
+                                     std::int64_t n, const std::string& described) const {
   c10::IValue out;
   try {
     out = m.forward({input});
@@ -221,10 +226,9 @@ Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const at::Tensor& in
     const std::string msg = one_line(e);
     if (msg.find("allocate memory") != std::string::npos)
       throw std::runtime_error(fmt::format("{}: forward: {}", path, msg));
-    TLKIT_THROW_ARG("{}: forward failed on an input of shape [{}, 3, {}, {}]: {}", path, n, h, w,
-                    msg);
+    TLKIT_THROW_ARG("{}: forward failed on {}: {}", path, described, msg);
   }
-  return select(out, n, h, w);
+  return select(out, n, described);
 }
 
 // Empty when `got` matches `ref`: |got - ref| <= 1e-3 |ref| + 1e-4 max|ref| element-wise (freezing
@@ -246,51 +250,45 @@ std::string TorchScriptModel::Impl::mismatch(const Selected& ref, const Selected
   return {};
 }
 
-ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int height, int width) {
-  TLKIT_CHECK_ARG(n > 0 && height > 0 && width > 0, "forward on an empty batch [{}, 3, {}, {}]", n,
-                  height, width);
-  Impl& m = *impl_;
-  c10::InferenceMode inference;
-  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
-  const at::Tensor input =
-      torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
+Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t n,
+                                         const std::array<std::int64_t, 3>& key,
+                                         const std::string& described) {
+  if (applied == Optimization::kNone) return run(loaded, input, n, described);
+  if (!check || verified.count(key)) return run(optimized, input, n, described);
+  // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
+  // optimize_for_inference computes wrong features for some models (docs/extract.md). After a
+  // fallback to kFreeze, the frozen module is compared the same way.
+  const Selected ref = run(loaded, input, n, described);
   Selected s;
-  const std::array<std::int64_t, 3> shape{n, height, width};
-  if (m.applied == Optimization::kNone) {
-    s = m.run(m.loaded, input);
-  } else if (!m.check || m.verified.count(shape)) {
-    s = m.run(m.optimized, input);
-  } else {
-    // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
-    // optimize_for_inference computes wrong features for some models (docs/extract.md). After a
-    // fallback to kFreeze, the frozen module is compared the same way.
-    const Selected ref = m.run(m.loaded, input);
-    while (m.applied != Optimization::kNone) {
-      std::string why;
-      try {
-        s = m.run(m.optimized, input);
-        why = m.mismatch(ref, s);
-      } catch (const std::exception& e) {
-        why = fmt::format("it failed: {}", e.what());
-      }
-      if (why.empty()) break;
-      m.notes.push_back(fmt::format(
-          "--optimize {}: the optimised model disagrees with the model as loaded on an input of "
-          "shape [{}, 3, {}, {}] ({}); running it {}",
-          to_string(m.applied), n, height, width, why,
-          m.applied == Optimization::kFull ? "frozen only" : "as loaded"));
-      if (m.applied == Optimization::kFull) {
-        m.verified.clear();
-        m.optimize(Optimization::kFreeze);
-      } else {
-        m.applied = Optimization::kNone;
-      }
+  while (applied != Optimization::kNone) {
+    std::string why;
+    try {
+      s = run(optimized, input, n, described);
+      why = mismatch(ref, s);
+    } catch (const std::exception& e) {
+      why = fmt::format("it failed: {}", e.what());
     }
-    if (m.applied == Optimization::kNone)
-      s = ref;
-    else
-      m.verified.insert(shape);
+    if (why.empty()) break;
+    notes.push_back(fmt::format(
+        "--optimize {}: the optimised model disagrees with the model as loaded on {} ({}); "
+        "running it {}",
+        to_string(applied), described, why,
+        applied == Optimization::kFull ? "frozen only" : "as loaded"));
+    if (applied == Optimization::kFull) {
+      verified.clear();
+      optimize(Optimization::kFreeze);
+    } else {
+      applied = Optimization::kNone;
+    }
   }
+  if (applied == Optimization::kNone) return ref;
+  verified.insert(key);
+  return s;
+}
+
+namespace {
+
+ModelOutputs to_outputs(const Selected& s, std::int64_t n) {
   ModelOutputs r;
   r.n = n;
   r.features_dim = s.features.size(1);
@@ -302,6 +300,33 @@ ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int he
     r.logits.assign(s.logits.data_ptr<float>(), s.logits.data_ptr<float>() + s.logits.numel());
   }
   return r;
+}
+
+}  // namespace
+
+ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int height, int width) {
+  TLKIT_CHECK_ARG(n > 0 && height > 0 && width > 0, "forward on an empty batch [{}, 3, {}, {}]", n,
+                  height, width);
+  Impl& m = *impl_;
+  c10::InferenceMode inference;
+  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  const at::Tensor input =
+      torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
+  return to_outputs(m.forward(input, n, {n, height, width},
+                              fmt::format("an input of shape [{}, 3, {}, {}]", n, height, width)),
+                    n);
+}
+
+ModelOutputs TorchScriptModel::forward_texts(const std::vector<std::string>& texts) {
+  const auto n = static_cast<std::int64_t>(texts.size());
+  TLKIT_CHECK_ARG(n > 0, "forward on an empty batch of texts");
+  Impl& m = *impl_;
+  c10::InferenceMode inference;
+  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  c10::List<std::string> input;
+  input.reserve(texts.size());
+  for (const std::string& t : texts) input.push_back(t);
+  return to_outputs(m.forward(input, n, {n, -1, -1}, fmt::format("a batch of {} texts", n)), n);
 }
 
 std::vector<std::string> TorchScriptModel::notes() const {

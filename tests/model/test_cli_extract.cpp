@@ -77,7 +77,10 @@ TEST(CliExtract, BadInputIsExitCode2WithOneLineAndNoOutputFolder) {
       {"extract --model " + t.file("none.pt") + " --data " + test::data_path("model/images") +
            " --split train --input-size 32 --out " + out,
        "no such model file"},
-      {"extract --model " + model("tuple") + " --data x --out " + out, "--input-size"},
+      {"extract --model " + model("tuple") + " --data x --out " + out, "x: no such file"},
+      {"extract --model " + model("tuple") + " --data " + test::data_path("model/images") +
+           " --split train --out " + out,
+       "--input-size must be positive for image models"},
       {base_args("tuple", out) + " --on-bad-image ignore", "--on-bad-image"},
       {base_args("tuple", out) + " --optimize fast", "--optimize"},
   };

@@ -24,6 +24,13 @@ class InputError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// Thrown when a long run stops because the user asked it to (SIGINT/SIGTERM in the CLI, exit
+/// code 130); whatever was finished before it is complete on disk.
+class Interrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 }  // namespace tlkit
 
 /// Throws tlkit::InputError with a fmt-formatted message when `cond` is false.

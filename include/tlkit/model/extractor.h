@@ -29,6 +29,14 @@ struct ExtractOptions {
   SubsampleOptions sample;
   BadImagePolicy on_bad_image = BadImagePolicy::kFail;
   ModelOptions model_options;
+  /// Per-channel normalisation after scaling to [0, 1]: x = (x - mean[c]) / std[c]. Empty (the
+  /// kit's contract): none, the model normalises inside. Both 3 values (R, G, B) otherwise.
+  std::vector<float> mean, std;
+  /// Polled before each batch; when it returns true, extraction throws tlkit::Interrupted (the
+  /// CLI sets it from SIGINT/SIGTERM so that nothing half-written is left).
+  std::function<bool()> cancelled;
+  /// Recorded in meta.json as "cache_key" when not empty (tlkit rank's feature cache, rank.h).
+  std::string cache_key;
   /// Called on the calling thread after each batch with (images done, images in all).
   std::function<void(std::int64_t, std::int64_t)> progress;
 };
@@ -69,13 +77,19 @@ struct ExtractResult {
   double images_per_second = 0;  ///< images / extract_s
 };
 
-/// Lists options.data (subsampled), loads options.model and extracts.
+/// Lists options.data (images or text, text_dataset.h list_dataset; subsampled), loads
+/// options.model and extracts.
 ExtractResult extract_features(const ExtractOptions& options);
 
-/// Extracts with a loaded model over a listing (for many models over one dataset). Uses options'
-/// input_size, batch, threads, decode_threads, on_bad_image and progress.
+/// Extracts with a loaded model over a listing (for many models over one dataset): images
+/// through forward(x), text listings through forward(List[str]). Uses options' input_size, mean,
+/// std, batch, threads, decode_threads, on_bad_image, progress and cancelled.
 ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& model,
                                const ExtractOptions& options);
+
+/// The preprocessing that turns samples of `listing` into model inputs under `options`, as a JSON
+/// object (text): written to meta.json and part of feature-cache keys (tlkit rank).
+std::string preprocessing_description(const ImageListing& listing, const ExtractOptions& options);
 
 /// "tlkit-features/<model file name without extension>".
 std::string default_output_dir(const std::string& model_path);

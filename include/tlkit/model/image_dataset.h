@@ -31,15 +31,17 @@
 namespace tlkit::model {
 
 struct ImageSample {
-  std::string path;  ///< the file to read
-  std::string name;  ///< as written to files.txt: "<split>/<class>/<file>", or the CSV's path
+  std::string path;  ///< the file to read (empty for a text sample)
+  std::string name;  ///< as written to files.txt: "<split>/<class>/<file>", or the CSV's path;
+                     ///< for a text sample its line (or CSV row) number, zero-padded to 9 digits
   std::int64_t label = 0;
+  std::string text;  ///< a text sample's text (text datasets, text_dataset.h); empty for images
 };
 
 struct ImageListing {
-  std::string source;                ///< the folder or CSV file listed
-  std::string split;                 ///< the split sub-folder, or empty
-  std::string format;                ///< "folder" or "csv"
+  std::string source;  ///< the folder or CSV file listed
+  std::string split;   ///< the split sub-folder, or empty
+  std::string format;  ///< "folder" or "csv" (images); "lines" or "text-csv" (text_dataset.h)
   std::vector<std::string> classes;  ///< names of labels 0..C-1; empty for integer CSV labels
   std::vector<ImageSample> samples;
   std::vector<std::string> notes;  ///< warnings for people (an empty class, ...)
@@ -50,6 +52,12 @@ struct ImageListing {
 ImageListing list_images(const std::string& data, const std::string& split = "");
 ImageListing list_image_folder(const std::string& root, const std::string& split = "");
 ImageListing list_image_csv(const std::string& csv_path);
+
+/// Labels of a CSV or text dataset from their text: when all are integers, those integers (they
+/// need not be contiguous) and no class names; otherwise the class names in sorted (byte) order in
+/// `classes` and each label's index among them.
+std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
+                                       std::vector<std::string>* classes);
 
 struct SubsampleOptions {
   std::int64_t per_class = 0;  ///< at most K samples per label (0: all)
@@ -62,7 +70,9 @@ ImageListing subsample(const ImageListing& listing, const SubsampleOptions& opti
 
 /// The listing as files.txt holds it: "<name>\t<label>\n" per sample.
 std::string listing_text(const std::vector<ImageSample>& samples);
-/// SHA-256 (hex) of listing_text: the same as `sha256sum files.txt`.
+/// SHA-256 (hex) of listing_text, the same as `sha256sum files.txt`, for images; for text
+/// samples the texts themselves are hashed too (SHA-256 of listing_text followed by each text
+/// as "<bytes>:<text>").
 std::string listing_sha256(const std::vector<ImageSample>& samples);
 /// SHA-256 (hex) of a file's bytes. Throws tlkit::InputError when it cannot be read.
 std::string file_sha256(const std::string& path);

@@ -1,7 +1,8 @@
-// A TorchScript image model run for features, behind a header without LibTorch.
+// A TorchScript image or text model run for features, behind a header without LibTorch.
 //
 // The model contract (the kit's, docs/extract.md): forward(x) with x float32 [N, 3, S, S], RGB in
-// [0, 1], the model's own normalisation inside it; it returns a tuple (features, logits, ...) or a
+// [0, 1], the model's own normalisation inside it (image models), or forward(texts: List[str])
+// with the tokenizer inside (text models); it returns a tuple (features, logits, ...) or a
 // single tensor (features). Each output used must be a floating-point tensor whose first dimension
 // is N; further dimensions are flattened ([N, D, 1, 1] -> [N, D]), as the Python tool does.
 #pragma once
@@ -63,6 +64,10 @@ class TorchScriptModel {
   /// tlkit::InputError naming the model when forward fails or breaks the contract (an output index
   /// out of range, a non-tensor or non-float output, a first dimension other than n).
   ModelOutputs forward(const float* nchw, std::int64_t n, int height, int width);
+
+  /// Runs forward(List[str]) without autograd on a batch of texts (text models: the tokenizer is
+  /// inside the module). Same contract checks as forward().
+  ModelOutputs forward_texts(const std::vector<std::string>& texts);
 
   const std::string& path() const;
   const ModelOptions& options() const;

@@ -1,0 +1,73 @@
+#include "extraction_options.h"
+
+#include <exception>
+
+#include "tlkit/core/error.h"
+
+namespace tlkit::cli {
+
+void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
+  cmd->add_option("--split", a.split,
+                  "Sub-folder of an image --data folder holding the class folders (train, ...)");
+  cmd->add_option("--batch", a.batch, "Samples per forward call")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--threads", a.threads, "LibTorch threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", a.decode_threads,
+                  "Image decoding threads, running ahead of the model (0: half the cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--per-class", a.per_class,
+                  "At most K samples per class, chosen with --seed (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--limit", a.limit, "At most N samples in all, chosen with --seed (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--seed", a.seed, "Seed of the subsampling (std::mt19937_64)")
+      ->capture_default_str();
+  cmd->add_option("--on-bad-image", a.on_bad_image,
+                  "An image that cannot be decoded fails the run, or is skipped with a warning")
+      ->check(CLI::IsMember({"skip", "fail"}))
+      ->capture_default_str();
+  cmd->add_option("--optimize", a.optimize,
+                  "freeze: torch::jit::freeze; full: freeze + optimize_for_inference (faster "
+                  "for ResNets, slower for MobileNets); none: the model as loaded. Checked "
+                  "against the model as loaded on the first batch")
+      ->check(CLI::IsMember({"none", "freeze", "full"}))
+      ->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
+}
+
+model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
+  model::ExtractOptions o;
+  o.split = a.split;
+  o.batch = a.batch;
+  o.threads = a.threads;
+  o.decode_threads = a.decode_threads;
+  o.sample.per_class = a.per_class;
+  o.sample.limit = a.limit;
+  o.sample.seed = a.seed;
+  o.on_bad_image = model::parse_bad_image_policy(a.on_bad_image);
+  o.model_options.optimization = model::parse_optimization(a.optimize);
+  return o;
+}
+
+int parse_output_index(const std::string& s, const char* flag, bool allow_none) {
+  if (allow_none && s == "none") return model::kNoOutput;
+  if (allow_none && s == "auto") return model::kAutoOutput;
+  int v = -1;
+  std::size_t used = 0;
+  try {
+    v = std::stoi(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  TLKIT_CHECK_ARG(used == s.size() && v >= 0, "{} {}: expected an output index >= 0{}", flag, s,
+                  allow_none ? ", auto or none" : "");
+  return v;
+}
+
+}  // namespace tlkit::cli

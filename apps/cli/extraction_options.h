@@ -1,0 +1,23 @@
+// The options that extract and rank share (--split, --batch, --threads, --per-class, ...): one
+// registration, one conversion to model::ExtractOptions, one output-index parser.
+#pragma once
+
+#include <string>
+
+#include "commands.h"
+#include "tlkit/model/extractor.h"
+
+namespace tlkit::cli {
+
+/// Registers --split, --batch, --threads, --decode-threads, --per-class, --limit, --seed,
+/// --on-bad-image, --optimize and --quiet on `cmd`.
+void add_extraction_options(CLI::App* cmd, ExtractionArgs& a);
+
+/// The shared part of model::ExtractOptions (model, data, input size and outputs are the
+/// caller's). Throws tlkit::InputError for a bad value.
+model::ExtractOptions to_extract_options(const ExtractionArgs& a);
+
+/// "--features-output"/"--logits-output" values: an index >= 0, or (allow_none) "auto"/"none".
+int parse_output_index(const std::string& s, const char* flag, bool allow_none);
+
+}  // namespace tlkit::cli

@@ -1,0 +1,275 @@
+// tlkit rank: which model of a zoo to fine-tune on a labelled dataset. Options, progress and the
+// output formats; extraction, the feature cache and scoring are in tlkit/model/rank.h.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "extraction_options.h"
+#include "interrupt.h"
+#include "metric_options.h"
+#include "progress.h"
+#include "tlkit/core/csv.h"
+#include "tlkit/core/error.h"
+#include "tlkit/core/npy.h"
+#include "tlkit/model/rank.h"
+#include "tlkit/model/text_dataset.h"
+
+namespace tlkit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using ordered_json = nlohmann::ordered_json;
+
+std::vector<std::string> split_list(const std::string& csv) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= csv.size()) {
+    const std::size_t comma = std::min(csv.find(',', start), csv.size());
+    std::string item = csv.substr(start, comma - start);
+    TLKIT_CHECK_ARG(!item.empty(), "--models {}: empty name", csv);
+    out.push_back(std::move(item));
+    start = comma + 1;
+  }
+  return out;
+}
+
+std::string score_text(double v) { return std::isnan(v) ? "-" : fmt::format("{:.4f}", v); }
+
+ordered_json finite_or_null(double v) {
+  return std::isfinite(v) ? ordered_json(v) : ordered_json();
+}
+
+// The position of each model in the first metric's ranking (the table's order).
+std::vector<const model::RankedModel*> in_rank_order(const model::RankResult& r) {
+  std::vector<const model::RankedModel*> out;
+  for (const std::string& name : r.ranking.at(r.metrics.front()))
+    for (const auto& m : r.models)
+      if (m.name == name) out.push_back(&m);
+  return out;
+}
+
+// The long CSV tlkit evaluate reads: model,metric,score; a model without a score for a metric
+// (no logits for leep, a failed model) has no row for it.
+std::string scores_csv(const model::RankResult& r) {
+  std::string s = "model,metric,score\n";
+  for (const auto& m : r.models)
+    for (const std::string& metric : r.metrics) {
+      const double v = m.scores.at(metric);
+      if (std::isfinite(v)) s += fmt::format("{},{},{:.17g}\n", csv_field(m.name), metric, v);
+    }
+  return s;
+}
+
+void print_table(const model::RankResult& r, bool markdown) {
+  const std::string& by = r.metrics.front();
+  std::vector<std::string> header = {"rank", "model", "n", "d", "extract s"};
+  for (const std::string& m : r.metrics) header.push_back(m);
+  std::vector<std::vector<std::string>> rows;
+  std::size_t rank = 0;
+  for (const model::RankedModel* m : in_rank_order(r)) {
+    std::vector<std::string> row = {
+        std::isnan(m->scores.at(by)) ? "-" : std::to_string(++rank), m->name, std::to_string(m->n),
+        std::to_string(m->d),
+        fmt::format("{:.1f}{}", m->extract_seconds, m->cached ? " (cached)" : "")};
+    for (const std::string& metric : r.metrics) row.push_back(score_text(m->scores.at(metric)));
+    rows.push_back(std::move(row));
+  }
+  if (markdown) {
+    fmt::print("| {} |\n|{}|\n", fmt::join(header, " | "),
+               fmt::join(std::vector<std::string>(header.size(), "---"), "|"));
+    for (const auto& row : rows) fmt::print("| {} |\n", fmt::join(row, " | "));
+    return;
+  }
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
+  }
+  fmt::print("tlkit rank: {} {} models on {} ({} samples{}, {} classes), ranked by {}\n",
+             r.models.size(), r.kind, r.data, r.selected,
+             r.selected < r.listed ? fmt::format(" of {}", r.listed) : "", r.num_classes, by);
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (std::size_t c = 0; c < row.size(); ++c)
+      line += c == 1 ? fmt::format("{:<{}}  ", row[c], width[c])
+                     : fmt::format("{:>{}}  ", row[c], width[c]);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    fmt::print("{}\n", line);
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+}
+
+void print_json(const model::RankResult& r) {
+  ordered_json j;
+  j["schema_version"] = 1;
+  j["tool"] = "tlkit rank";
+  j["dataset"] = {{"data", r.data},         {"split", r.split},
+                  {"kind", r.kind},         {"format", r.format},
+                  {"classes", r.classes},   {"listed", r.listed},
+                  {"selected", r.selected}, {"listing_sha256", r.listing_sha256}};
+  j["metrics"] = r.metrics;
+  ordered_json models = ordered_json::array();
+  for (const auto& m : r.models) {
+    ordered_json e;
+    e["name"] = m.name;
+    e["kind"] = m.kind;
+    e["file"] = m.file;
+    e["n"] = m.n;
+    e["d"] = m.d;
+    e["logits_dim"] = m.logits_dim > 0 ? ordered_json(m.logits_dim) : ordered_json();
+    e["cached"] = m.cached;
+    e["extract_seconds"] = m.extract_seconds;
+    e["score_seconds"] = m.score_seconds;
+    ordered_json scores = ordered_json::object();
+    for (const std::string& metric : r.metrics)
+      scores[metric] = finite_or_null(m.scores.at(metric));
+    e["scores"] = scores;
+    if (!m.error.empty()) e["error"] = m.error;
+    e["notes"] = m.notes;
+    e["manifest"] = ordered_json::parse(m.extra_json);
+    models.push_back(e);
+  }
+  j["models"] = models;
+  ordered_json ranking = ordered_json::object();
+  for (const std::string& metric : r.metrics) ranking[metric] = r.ranking.at(metric);
+  j["ranking"] = ranking;
+  j["notes"] = r.notes;
+  j["seconds"] = r.seconds;
+  fmt::print("{}\n", j.dump(1, ' ', false, ordered_json::error_handler_t::replace));
+}
+
+static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
+  CLI::App* cmd = app.add_subcommand(
+      "rank",
+      "Rank a zoo of pretrained models for a labelled dataset, before fine-tuning any of them.\n"
+      "Example: tlkit rank --zoo models/zoo.json --data DATA --split train --per-class 50\n"
+      "Extracts every model's features (once: later runs read them from --cache), scores them\n"
+      "with transferability metrics and prints the models best first. Image models rank on "
+      "image data\n(a folder of class sub-folders or a path,label CSV), text models on text data "
+      "('<label> <text>'\nlines or a text,label CSV). Ctrl-C keeps the finished models; rerun "
+      "to resume.");
+  cmd->add_option("--zoo", a.zoo,
+                  "Zoo manifest (the format of the kit's models/zoo.json: {\"models\": [{name, "
+                  "file, kind, input_size, feature_dim, logits_dim}]}; docs/rank.md)");
+  cmd->add_option("--model", a.model, "One TorchScript model instead of --zoo");
+  cmd->add_option("--input-size", a.input_size, "With --model: its input side S (image models)")
+      ->check(CLI::Range(1, 8192));
+  cmd->add_option("--data", a.data,
+                  "Image folder (class sub-folders) or path,label CSV; or a text file of '<label> "
+                  "<text>' lines or a text,label CSV")
+      ->required();
+  cmd->add_option("--metrics", a.metrics,
+                  metric_list_help(fmt::format("Metrics, comma-separated, or 'all' (default: {}). "
+                                               "Zoo-level: etran, ncti. Known:",
+                                               model::kDefaultRankMetrics),
+                                   "needs the model's logits"));
+  add_metric_param_options(cmd, a.params);
+  cmd->add_option("--models", a.models, "Rank only these models of the zoo (comma-separated)");
+  cmd->add_option("--cache", a.cache,
+                  "Feature cache folder (reused when model, data and "
+                  "preprocessing are unchanged)")
+      ->capture_default_str();
+  cmd->add_flag("--no-cache", a.no_cache, "Extract every model afresh and keep nothing");
+  cmd->add_option("--format", a.format,
+                  "Output: table (for people), json (one object), csv (model,metric,score), md "
+                  "(a Markdown table)")
+      ->check(CLI::IsMember({"table", "json", "csv", "md"}))
+      ->capture_default_str();
+  cmd->add_option("--out", a.out,
+                  "Also write model,metric,score rows to this CSV (for tlkit "
+                  "evaluate --scores)");
+  add_extraction_options(cmd, a.run);
+  auto* zoo = cmd->get_option("--zoo");
+  auto* one = cmd->get_option("--model");
+  zoo->excludes(one);
+  cmd->get_option("--input-size")->needs(one);
+  cmd->get_option("--no-cache")->excludes(cmd->get_option("--cache"));
+  return cmd;
+}
+
+}  // namespace
+
+int run_rank(const RankArgs& a) {
+  TLKIT_CHECK_ARG(!a.zoo.empty() || !a.model.empty(),
+                  "give --zoo zoo.json (a manifest of models) or --model M.pt (one model)");
+  model::ZooManifest zoo;
+  if (!a.zoo.empty()) {
+    zoo = model::read_zoo_manifest(a.zoo);
+  } else {
+    model::ZooModel z;
+    z.name = fs::path(a.model).stem().string();
+    z.file = a.model;
+    z.kind = model::to_string(model::detect_data_kind(a.data));
+    z.input_size = a.input_size;
+    // Image models: logits when forward returns them; the kit's text models' second output is
+    // not class scores.
+    z.logits_dim = z.kind == "image" ? -1 : 0;
+    z.extra_json = "{}";
+    TLKIT_CHECK_ARG(z.kind == "text" || a.input_size > 0,
+                    "--model {} on image data needs --input-size S (its [N, 3, S, S] input)",
+                    a.model);
+    zoo.path = a.model;
+    zoo.models.push_back(z);
+  }
+  model::RankOptions o;
+  o.data = a.data;
+  o.extract = to_extract_options(a.run);
+  if (!a.metrics.empty()) o.metrics = a.metrics;
+  o.params = to_metric_params(a.params);
+  o.seed = a.run.seed;
+  o.cache_dir = a.no_cache ? "" : a.cache;
+  if (!a.models.empty()) o.models = split_list(a.models);
+  if (!a.out.empty())
+    TLKIT_CHECK_ARG(!fs::is_directory(a.out), "--out {}: is a folder (expected a CSV file name)",
+                    a.out);
+
+  catch_interrupts();
+  o.extract.cancelled = interrupted;
+  ProgressBar bar(progress_wanted(a.run.quiet), "item");
+  model::RankEvents events;
+  events.model_started = [&](std::size_t i, std::size_t count, const model::ZooModel& z) {
+    bar.restart(fmt::format("[{}/{}] {}", i + 1, count, z.name));
+  };
+  events.progress = [&](std::int64_t done, std::int64_t total) { bar.update(done, total); };
+  events.model_finished = [&](const model::RankedModel& m) {
+    bar.finish();
+    if (!m.error.empty()) {
+      fmt::print(stderr, "tlkit: warning: {} failed: {}\n", m.name, m.error);
+      return;
+    }
+    if (!a.run.quiet)
+      fmt::print(stderr, "tlkit: {}: {} x {} features {} ({:.1f} s)\n", m.name, m.n, m.d,
+                 m.cached ? "from the cache" : "extracted", m.extract_seconds);
+    for (const std::string& note : m.notes)
+      fmt::print(stderr, "tlkit: warning: {}: {}\n", m.name, note);
+  };
+  model::RankResult r;
+  try {
+    r = model::rank_zoo(zoo, o, events);
+  } catch (...) {
+    bar.finish();
+    throw;
+  }
+  for (const std::string& note : r.notes) fmt::print(stderr, "tlkit: note: {}\n", note);
+  if (!a.out.empty()) write_file_atomic(a.out, scores_csv(r));
+  if (a.format == "json")
+    print_json(r);
+  else if (a.format == "csv")
+    fmt::print("{}", scores_csv(r));
+  else
+    print_table(r, a.format == "md");
+  return 0;
+}
+
+Command add_rank_command(CLI::App& app) {
+  auto args = std::make_shared<RankArgs>();
+  return {add_rank_options(app, *args), [args] { return run_rank(*args); }};
+}
+
+}  // namespace tlkit::cli

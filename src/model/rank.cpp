@@ -1,0 +1,388 @@
+// tlkit rank: extraction (or the feature cache), scoring and ordering over a zoo. No LibTorch
+// headers here: models run behind torchscript_model.h.
+#include "tlkit/model/rank.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <set>
+
+#include "sha256.h"
+#include "tlkit/core/error.h"
+#include "tlkit/core/npy.h"
+#include "tlkit/core/score.h"
+#include "tlkit/core/zoo.h"
+#include "tlkit/model/text_dataset.h"
+
+namespace tlkit::model {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The metrics asked for: registered per-model metrics (zoo-level names expanded to their
+// components) and the zoo-level metrics to form at the end.
+struct MetricPlan {
+  std::vector<std::string> per_model;
+  std::vector<std::string> zoo_level;
+};
+
+MetricPlan plan_metrics(const std::string& csv) {
+  MetricPlan plan;
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  while (start <= csv.size()) {
+    const std::size_t comma = std::min(csv.find(',', start), csv.size());
+    items.push_back(csv.substr(start, comma - start));
+    start = comma + 1;
+  }
+  std::string registered;
+  for (const std::string& item : items) {
+    const auto zm = std::find_if(zoo_metrics().begin(), zoo_metrics().end(),
+                                 [&](const ZooMetric& z) { return z.name == item; });
+    if (zm != zoo_metrics().end()) {
+      plan.zoo_level.push_back(zm->name);
+      for (const auto& [component, weight] : zm->components) registered += "," + component;
+    } else {
+      registered += "," + item;
+    }
+  }
+  if (!registered.empty())
+    plan.per_model = parse_metric_list(registered.substr(1));  // checks the names
+  return plan;
+}
+
+// Size and modification time of every listed file: a changed image invalidates the cache even
+// when its name does not change.
+std::string files_stat_sha256(const std::vector<ImageSample>& samples) {
+  std::string text;
+  std::error_code ec;
+  for (const ImageSample& s : samples) {
+    if (s.path.empty()) continue;
+    const auto size = fs::file_size(s.path, ec);
+    const auto mtime = fs::last_write_time(s.path, ec).time_since_epoch().count();
+    text += fmt::format("{}\t{}\t{}\n", s.path, ec ? 0 : size, ec ? 0 : mtime);
+  }
+  return sha256_hex(text);
+}
+
+std::string cache_key(const std::string& model_sha, const std::string& listing_sha,
+                      const std::string& stat_sha, const ExtractOptions& o,
+                      const ImageListing& listing) {
+  const json k = {
+      {"cache_format", 1},
+      {"model_sha256", model_sha},
+      {"listing_sha256", listing_sha},
+      {"files_stat_sha256", stat_sha},
+      {"preprocessing", json::parse(preprocessing_description(listing, o))},
+      {"features_output", o.model_options.features_output},
+      {"logits_output", o.model_options.logits_output},
+      {"optimize", to_string(o.model_options.optimization)},
+      {"on_bad_image", o.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
+  };
+  return sha256_hex(k.dump()).substr(0, 16);
+}
+
+// Features, logits and labels of one model, from extraction or from the cache.
+struct ModelData {
+  NpyArray features_file, logits_file;  // when read from the cache
+  std::vector<float> features, logits;  // when extracted
+  std::vector<std::int64_t> labels;
+  std::int64_t n = 0, d = 0, logits_dim = 0;
+  const float* features_ptr() const {
+    return features.empty() ? static_cast<const float*>(features_file.data()) : features.data();
+  }
+  const float* logits_ptr() const {
+    return logits.empty() ? static_cast<const float*>(logits_file.data()) : logits.data();
+  }
+};
+
+// The cache entry when it is complete and was made with `key`; empty otherwise.
+bool read_cache(const fs::path& dir, const std::string& key, ModelData* out) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / "meta.json", ec)) return false;
+  try {
+    const json meta = json::parse(read_text_file((dir / "meta.json").string()));
+    if (meta.value("cache_key", "") != key) return false;
+    out->features_file = load_npy((dir / "features.npy").string());
+    out->labels = load_npy((dir / "labels.npy").string()).labels();
+    if (out->features_file.header().type != NpyType::kFloat32 ||
+        out->features_file.header().shape.size() != 2 ||
+        out->features_file.header().fortran_order ||
+        out->features_file.rows() != static_cast<std::int64_t>(out->labels.size()))
+      return false;
+    out->n = out->features_file.rows();
+    out->d = out->features_file.cols();
+    // The key covers the logits output asked for, so the entry has logits exactly when an
+    // extraction now would.
+    if (fs::is_regular_file(dir / "logits.npy", ec)) {
+      out->logits_file = load_npy((dir / "logits.npy").string());
+      if (out->logits_file.header().type != NpyType::kFloat32 ||
+          out->logits_file.header().shape.size() != 2 || out->logits_file.header().fortran_order ||
+          out->logits_file.rows() != out->n)
+        return false;
+      out->logits_dim = out->logits_file.cols();
+    }
+    return true;
+  } catch (const std::exception&) {
+    return false;  // a damaged entry is redone, not trusted
+  }
+}
+
+// Row-wise softmax in double: the source-class probabilities LEEP and NCE take.
+std::vector<double> softmax_rows(const float* logits, std::int64_t n, std::int64_t c) {
+  std::vector<double> p(static_cast<std::size_t>(n * c));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float* z = logits + i * c;
+    double* q = p.data() + i * c;
+    const double m = *std::max_element(z, z + c);
+    double sum = 0;
+    for (std::int64_t j = 0; j < c; ++j) sum += q[j] = std::exp(static_cast<double>(z[j]) - m);
+    for (std::int64_t j = 0; j < c; ++j) q[j] /= sum;
+  }
+  return p;
+}
+
+void score_model(const ModelData& data, const MetricPlan& plan, const RankOptions& o,
+                 RankedModel* m) {
+  std::vector<std::string> metrics;
+  for (const std::string& name : plan.per_model) {
+    if ((find_metric(name).inputs & kNeedsProbs) && data.logits_dim == 0) {
+      m->scores[name] = kNaN;
+      continue;
+    }
+    metrics.push_back(name);
+  }
+  if (metrics.size() < plan.per_model.size() && !o.metrics.empty())
+    m->notes.push_back("no logits (the manifest gives no logits_dim): leep and nce need them");
+  if (metrics.empty()) return;
+  std::vector<double> probs;
+  ScoreInputs in;
+  in.features = FeatureView::row_major(data.features_ptr(), data.n, data.d);
+  in.labels = LabelView{data.labels.data(), data.n};
+  if (data.logits_dim > 0) {
+    probs = softmax_rows(data.logits_ptr(), data.n, data.logits_dim);
+    in.probs = FeatureView::row_major(probs.data(), data.n, data.logits_dim);
+  }
+  ScoreOptions so;
+  so.params = o.params;
+  so.seed = o.seed;
+  so.threads = o.extract.threads;
+  const auto t0 = Clock::now();
+  const ScoreReport report = score(in, metrics, so);
+  m->score_seconds = seconds_since(t0);
+  for (const MetricValue& v : report.metrics) {
+    m->scores[v.name] = v.score;
+    for (const std::string& note : v.notes) m->notes.push_back(v.name + ": " + note);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> rank_order(const std::vector<std::string>& names,
+                                    const std::vector<double>& scores, bool higher_is_better) {
+  TLKIT_ASSERT(names.size() == scores.size());
+  std::vector<std::size_t> idx(names.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    const double x = scores[a], y = scores[b];
+    if (std::isnan(x) || std::isnan(y)) return !std::isnan(x) && std::isnan(y);
+    return higher_is_better ? x > y : x < y;
+  });
+  std::vector<std::string> out;
+  for (std::size_t i : idx) out.push_back(names[i]);
+  return out;
+}
+
+RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEvents& events) {
+  const auto t_start = Clock::now();
+  const MetricPlan plan = plan_metrics(o.metrics.empty() ? kDefaultRankMetrics : o.metrics);
+  TLKIT_CHECK_ARG(!plan.per_model.empty(), "--metrics {}: no metric to compute", o.metrics);
+
+  // The models to rank: those of the data's kind (and of --models when given).
+  RankResult r;
+  const DataKind kind = detect_data_kind(o.data);
+  r.kind = to_string(kind);
+  std::set<std::string> wanted(o.models.begin(), o.models.end());
+  for (const std::string& name : o.models)
+    TLKIT_CHECK_ARG(std::any_of(zoo.models.begin(), zoo.models.end(),
+                                [&](const ZooModel& z) { return z.name == name; }),
+                    "--models {}: no model of that name in {}", name, zoo.path);
+  std::vector<const ZooModel*> chosen;
+  std::vector<std::string> other_kind;
+  for (const ZooModel& z : zoo.models) {
+    if (!wanted.empty() && !wanted.count(z.name)) continue;
+    if (z.kind != r.kind)
+      other_kind.push_back(z.name);
+    else
+      chosen.push_back(&z);
+  }
+  TLKIT_CHECK_ARG(!chosen.empty(), "{}: no {} models to rank on {} ({} data){}", zoo.path, r.kind,
+                  o.data, r.kind,
+                  other_kind.empty()
+                      ? ""
+                      : fmt::format(" (the {} others are of the other kind)", other_kind.size()));
+  if (!other_kind.empty())
+    r.notes.push_back(fmt::format("{} {} model(s) of the zoo left out: the data is {}",
+                                  other_kind.size(), r.kind == "image" ? "text" : "image", r.kind));
+
+  // One listing for all models.
+  const ImageListing all = list_dataset(o.data, o.extract.split);
+  const ImageListing listing = subsample(all, o.extract.sample);
+  r.data = o.data;
+  r.split = o.extract.split;
+  r.format = listing.format;
+  r.classes = listing.classes;
+  r.listed = static_cast<std::int64_t>(all.samples.size());
+  r.selected = static_cast<std::int64_t>(listing.samples.size());
+  r.listing_sha256 = listing_sha256(listing.samples);
+  for (const std::string& note : listing.notes) r.notes.push_back(note);
+  const std::string stat_sha = o.cache_dir.empty() ? "" : files_stat_sha256(listing.samples);
+  {
+    std::set<std::int64_t> labels;
+    for (const ImageSample& s : listing.samples) labels.insert(s.label);
+    r.num_classes = static_cast<std::int64_t>(labels.size());
+    TLKIT_CHECK_ARG(labels.size() >= 2,
+                    "{}: the {} samples selected have {} class(es); ranking "
+                    "needs at least 2",
+                    o.data, listing.samples.size(), labels.size());
+  }
+
+  r.metrics = plan.per_model;
+  for (const std::string& z : plan.zoo_level) r.metrics.push_back(z);
+  std::string first_error;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    const ZooModel& z = *chosen[i];
+    if (events.model_started) events.model_started(i, chosen.size(), z);
+    RankedModel m;
+    m.name = z.name;
+    m.kind = z.kind;
+    m.file = z.file;
+    m.extra_json = z.extra_json;
+    ExtractOptions eo = o.extract;
+    eo.model = z.file;
+    eo.data = o.data;
+    eo.input_size = z.input_size;
+    eo.mean = z.mean;
+    eo.std = z.std;
+    eo.model_options.features_output = z.features_output;
+    eo.model_options.logits_output = z.logits_dim > 0   ? z.logits_output
+                                     : z.logits_dim < 0 ? kAutoOutput
+                                                        : kNoOutput;
+    eo.progress = events.progress;
+    try {
+      const auto t0 = Clock::now();
+      ModelData data;
+      fs::path entry;
+      if (!o.cache_dir.empty()) {
+        eo.cache_key = cache_key(file_sha256(z.file), r.listing_sha256, stat_sha, eo, listing);
+        entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
+        m.cache_path = entry.string();
+        m.cached = read_cache(entry, eo.cache_key, &data);
+      }
+      if (!m.cached) {
+        TorchScriptModel model(z.file, eo.model_options);
+        ExtractResult x = extract_features(listing, model, eo);
+        for (const SkippedImage& s : x.skipped) m.notes.push_back("skipped " + s.reason);
+        for (const std::string& note : x.model_notes) m.notes.push_back(note);
+        if (x.nonfinite_features > 0)
+          m.notes.push_back(fmt::format("{} non-finite feature values", x.nonfinite_features));
+        if (!entry.empty()) write_extract_outputs(x, eo, entry.string());
+        m.items_per_second = x.images_per_second;
+        data.features = std::move(x.features);
+        data.logits = std::move(x.logits);
+        data.labels = std::move(x.labels);
+        data.n = x.n;
+        data.d = x.features_dim;
+        data.logits_dim = x.has_logits ? x.logits_dim : 0;
+      }
+      m.extract_seconds = seconds_since(t0);
+      m.n = data.n;
+      m.d = data.d;
+      m.logits_dim = data.logits_dim;
+      TLKIT_CHECK_ARG(z.feature_dim == 0 || z.feature_dim == data.d,
+                      "{}: features have {} values per sample but the manifest says feature_dim "
+                      "{}",
+                      z.file, data.d, z.feature_dim);
+      TLKIT_CHECK_ARG(z.logits_dim <= 0 || z.logits_dim == data.logits_dim,
+                      "{}: logits have {} values per sample but the manifest says logits_dim {}",
+                      z.file, data.logits_dim, z.logits_dim);
+      score_model(data, plan, o, &m);
+    } catch (const InputError& e) {
+      m.error = e.what();
+      if (first_error.empty()) first_error = e.what();
+      for (const std::string& name : plan.per_model) m.scores[name] = kNaN;
+    }
+    if (events.model_finished) events.model_finished(m);
+    r.models.push_back(std::move(m));
+  }
+  const bool all_failed = std::all_of(r.models.begin(), r.models.end(),
+                                      [](const RankedModel& m) { return !m.error.empty(); });
+  if (all_failed) throw InputError(first_error);
+
+  // Zoo-level metrics from the per-model components of the models that have them.
+  if (!plan.zoo_level.empty()) {
+    std::map<std::string, std::map<std::string, double>> per_model;
+    for (const RankedModel& m : r.models)
+      for (const auto& [metric, value] : m.scores)
+        if (std::isfinite(value)) per_model[m.name][metric] = value;
+    const auto combined = combine_zoo_metrics(per_model);
+    for (const std::string& zname : plan.zoo_level) {
+      const auto it = combined.find(zname);
+      for (RankedModel& m : r.models) {
+        double v = kNaN;
+        if (it != combined.end())
+          if (auto mit = it->second.find(m.name); mit != it->second.end()) v = mit->second;
+        m.scores[zname] = v;
+      }
+      if (it == combined.end())
+        r.notes.push_back(fmt::format("{} needs its components for at least 2 models", zname));
+    }
+  }
+  if (o.metrics.empty()) {
+    // The default list has leep and nce "when available": drop them when no model has logits.
+    r.metrics.erase(std::remove_if(r.metrics.begin(), r.metrics.end(),
+                                   [&](const std::string& metric) {
+                                     return std::none_of(r.models.begin(), r.models.end(),
+                                                         [&](const RankedModel& m) {
+                                                           return !std::isnan(m.scores.at(metric));
+                                                         });
+                                   }),
+                    r.metrics.end());
+    if (r.metrics.empty()) r.metrics = plan.per_model;
+  }
+  std::vector<std::string> names;
+  for (const RankedModel& m : r.models) names.push_back(m.name);
+  for (const std::string& metric : r.metrics) {
+    std::vector<double> scores;
+    for (const RankedModel& m : r.models) scores.push_back(m.scores.at(metric));
+    const bool zoo_level =
+        std::find(plan.zoo_level.begin(), plan.zoo_level.end(), metric) != plan.zoo_level.end();
+    r.ranking[metric] =
+        rank_order(names, scores, zoo_level || find_metric(metric).higher_is_better);
+  }
+  r.seconds = seconds_since(t_start);
+  return r;
+}
+
+}  // namespace tlkit::model

@@ -1,0 +1,137 @@
+// Text dataset listing (no LibTorch here).
+#include "tlkit/model/text_dataset.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <utility>
+#include <vector>
+
+#include "tlkit/core/csv.h"
+#include "tlkit/core/error.h"
+
+namespace tlkit::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TLKIT_CHECK_ARG(in.good(), "{}: cannot open the text file", path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TLKIT_CHECK_ARG(!in.bad(), "{}: read error", path);
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
+  return text;
+}
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+std::string row_name(std::int64_t line) { return fmt::format("{:09}", line); }
+
+bool has_csv_extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".csv";
+}
+
+void assign_labels(const std::vector<std::string>& raw, ImageListing* out) {
+  const std::vector<std::int64_t> values = label_values(raw, &out->classes);
+  for (std::size_t i = 0; i < raw.size(); ++i) out->samples[i].label = values[i];
+}
+
+ImageListing list_text_lines(const std::string& path) {
+  const std::string text = read_file(path);
+  ImageListing out;
+  out.source = path;
+  out.format = "lines";
+  std::vector<std::string> labels;
+  std::size_t pos = 0;
+  std::int64_t line = 0;
+  while (pos < text.size()) {
+    ++line;
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::size_t b = pos, e = end;
+    pos = end + 1;
+    while (b < e && is_space(text[b])) ++b;
+    while (e > b && is_space(text[e - 1])) --e;
+    if (b == e) continue;  // blank line
+    std::size_t label_end = b;
+    while (label_end < e && !is_space(text[label_end])) ++label_end;
+    std::size_t text_begin = label_end;
+    while (text_begin < e && is_space(text[text_begin])) ++text_begin;
+    TLKIT_CHECK_ARG(text_begin < e,
+                    "{}:{}: expected '<label> <text>', found only '{}' (text files hold one "
+                    "labelled sample per line; use a CSV with text,label columns otherwise)",
+                    path, line, printable(text.substr(b, e - b)));
+    labels.push_back(text.substr(b, label_end - b));
+    out.samples.push_back({"", row_name(line), 0, text.substr(text_begin, e - text_begin)});
+  }
+  TLKIT_CHECK_ARG(!out.samples.empty(), "{}: no '<label> <text>' lines", path);
+  assign_labels(labels, &out);
+  return out;
+}
+
+ImageListing list_text_csv(const std::string& path) {
+  const CsvTable table = read_csv_table(path);
+  const std::size_t text_col = table.column("text");
+  const std::size_t label_col = table.column("label");
+  ImageListing out;
+  out.source = path;
+  out.format = "text-csv";
+  std::vector<std::string> labels;
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    labels.push_back(table.nonempty(r, label_col));
+    out.samples.push_back({"", row_name(table.lines[r]), 0, table.nonempty(r, text_col)});
+  }
+  TLKIT_CHECK_ARG(!out.samples.empty(), "{}: no text,label rows", path);
+  assign_labels(labels, &out);
+  return out;
+}
+
+// The header's column names (first non-blank record), without parsing the rest of the file.
+bool csv_has_text_column(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TLKIT_CHECK_ARG(in.good(), "{}: cannot open the CSV file", path);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos) break;
+  if (line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);
+  const CsvTable header = parse_csv_table(line, path);
+  return std::find(header.header.begin(), header.header.end(), "text") != header.header.end();
+}
+
+}  // namespace
+
+ImageListing list_texts(const std::string& path) {
+  return has_csv_extension(path) ? list_text_csv(path) : list_text_lines(path);
+}
+
+bool is_text_listing(const ImageListing& listing) {
+  return listing.format == "lines" || listing.format == "text-csv";
+}
+
+const char* to_string(DataKind kind) { return kind == DataKind::kText ? "text" : "image"; }
+
+DataKind detect_data_kind(const std::string& data) {
+  std::error_code ec;
+  if (fs::is_directory(data, ec)) return DataKind::kImage;
+  TLKIT_CHECK_ARG(fs::exists(data, ec), "{}: no such file or folder", data);
+  if (has_csv_extension(data))
+    return csv_has_text_column(data) ? DataKind::kText : DataKind::kImage;
+  return DataKind::kText;
+}
+
+ImageListing list_dataset(const std::string& data, const std::string& split) {
+  if (detect_data_kind(data) == DataKind::kImage) return list_images(data, split);
+  TLKIT_CHECK_ARG(split.empty(),
+                  "{}: a text file has no splits (got --split {}; pass the split's "
+                  "file instead)",
+                  data, split);
+  return list_texts(data);
+}
+
+}  // namespace tlkit::model
