@@ -49,6 +49,8 @@ struct EvaluateArgs {
   bool confidence_given = false;
   std::string bootstrap_scheme = "stratified";
   bool scheme_given = false;
+  double fraction = 0.5;  // --subsample-fraction
+  bool fraction_given = false;
   std::string replicates_out;  // optional CSV of every replicate score
   int threads = 0;
 };

@@ -372,6 +372,7 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
   opt.replicates = a.bootstrap;
   opt.seed = a.seed;
   opt.scheme = parse_bootstrap_scheme(a.bootstrap_scheme);
+  opt.fraction = a.fraction;
   opt.score.threads = a.threads;
   ProgressBar bar(progress_wanted(false), "replicates");
   bar.restart("bootstrap");
@@ -476,11 +477,17 @@ std::string interval_text(const BootstrapInterval& i) {
 }
 
 std::string bootstrap_heading(const EvaluateArgs& a, const BootstrapRun& b) {
-  return fmt::format(
-      "bootstrap: {} replicate{} ({} resampling of the N = {} target samples, seed {}), {:g}% "
-      "percentile intervals",
-      b.result.replicates, b.result.replicates == 1 ? "" : "s", a.bootstrap_scheme, b.result.n,
-      a.seed, 100.0 * a.confidence);
+  const std::string how =
+      a.bootstrap_scheme == "subsample"
+          ? fmt::format(
+                "subsamples of {} of the N = {} target samples, {:g}% of each class "
+                "without replacement",
+                b.result.replicate_rows, b.result.n, 100.0 * a.fraction)
+          : fmt::format("{} resampling of the N = {} target samples", a.bootstrap_scheme,
+                        b.result.n);
+  return fmt::format("bootstrap: {} replicate{} ({}, seed {}), {:g}% percentile intervals",
+                     b.result.replicates, b.result.replicates == 1 ? "" : "s", how, a.seed,
+                     100.0 * a.confidence);
 }
 
 void print_bootstrap_table(const EvaluateArgs& a, const BootstrapRun& b) {
@@ -534,6 +541,8 @@ nlohmann::ordered_json bootstrap_json(const EvaluateArgs& a, const BootstrapRun&
   j["seed"] = a.seed;
   j["confidence"] = a.confidence;
   j["n_samples"] = b.result.n;
+  if (a.bootstrap_scheme == "subsample") j["subsample_fraction"] = a.fraction;
+  j["replicate_samples"] = b.result.replicate_rows;
   j["redrawn"] = b.result.redrawn;
   j["notes"] = b.notes;
   j["metrics"] = nlohmann::ordered_json::object();
@@ -626,8 +635,16 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
         a.bootstrap_scheme = v;
         a.scheme_given = true;
       },
-      "With --bootstrap: stratified (default: within each class, keeping its count) or iid "
-      "(over all samples; a replicate missing a class is redrawn)");
+      "With --bootstrap: stratified (default: with replacement within each class, keeping its "
+      "count), iid (with replacement over all samples; a replicate missing a class is redrawn) "
+      "or subsample (without replacement, --subsample-fraction of each class: no duplicates)");
+  cmd->add_option_function<double>(
+      "--subsample-fraction",
+      [&a](double v) {
+        a.fraction = v;
+        a.fraction_given = true;
+      },
+      "With --bootstrap-scheme subsample: share of each class drawn, in (0, 1] (default 0.5)");
   cmd->add_option("--bootstrap-replicates", a.replicates_out,
                   "With --bootstrap: also write every replicate score to this CSV "
                   "(replicate,metric,model,score)");
@@ -645,6 +662,7 @@ void check_bootstrap_args(const EvaluateArgs& a) {
                         : a.confidence_given        ? "--confidence"
                         : a.scheme_given            ? "--bootstrap-scheme"
                         : !a.replicates_out.empty() ? "--bootstrap-replicates"
+                        : a.fraction_given          ? "--subsample-fraction"
                                                     : nullptr;
     TLKIT_CHECK_ARG(stray == nullptr, "{} is only used with --bootstrap K", stray);
     return;
@@ -659,7 +677,11 @@ void check_bootstrap_args(const EvaluateArgs& a) {
                   "--features-dir: {} is not a folder", a.features_dir);
   TLKIT_CHECK_ARG(a.confidence > 0.0 && a.confidence < 1.0,
                   "--confidence: must be between 0 and 1 (exclusive), got {}", a.confidence);
-  parse_bootstrap_scheme(a.bootstrap_scheme);
+  const BootstrapScheme scheme = parse_bootstrap_scheme(a.bootstrap_scheme);
+  TLKIT_CHECK_ARG(!a.fraction_given || scheme == BootstrapScheme::kSubsample,
+                  "--subsample-fraction is only used with --bootstrap-scheme subsample");
+  TLKIT_CHECK_ARG(a.fraction > 0.0 && a.fraction <= 1.0,
+                  "--subsample-fraction: must be in (0, 1], got {}", a.fraction);
 }
 
 int run_evaluate(const EvaluateArgs& a) {

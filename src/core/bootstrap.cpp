@@ -21,11 +21,21 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 BootstrapScheme parse_bootstrap_scheme(const std::string& s) {
   if (s == "stratified") return BootstrapScheme::kStratified;
   if (s == "iid") return BootstrapScheme::kIid;
-  TLKIT_THROW_ARG("--bootstrap-scheme: unknown scheme '{}' (expected stratified or iid)", s);
+  if (s == "subsample") return BootstrapScheme::kSubsample;
+  TLKIT_THROW_ARG("--bootstrap-scheme: unknown scheme '{}' (expected stratified, iid or subsample)",
+                  s);
 }
 
 const char* to_string(BootstrapScheme s) {
-  return s == BootstrapScheme::kStratified ? "stratified" : "iid";
+  switch (s) {
+    case BootstrapScheme::kStratified:
+      return "stratified";
+    case BootstrapScheme::kIid:
+      return "iid";
+    case BootstrapScheme::kSubsample:
+      return "subsample";
+  }
+  return "?";
 }
 
 std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t m) {
@@ -40,14 +50,30 @@ std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t m) {
 }
 
 std::vector<std::int64_t> bootstrap_indices(LabelView labels, BootstrapScheme scheme,
-                                            std::mt19937_64& rng, std::int64_t* redrawn) {
+                                            std::mt19937_64& rng, std::int64_t* redrawn,
+                                            double fraction) {
   const std::int64_t n = labels.size;
   TLKIT_CHECK_ARG(n >= 1, "labels: need at least 1 sample to resample, got N = {}", n);
   std::map<std::int64_t, std::vector<std::int64_t>> members;  // label -> rows, ascending
   for (std::int64_t i = 0; i < n; ++i) members[labels.data[i]].push_back(i);
   std::vector<std::int64_t> idx;
   idx.reserve(static_cast<std::size_t>(n));
-  if (scheme == BootstrapScheme::kStratified) {
+  if (scheme == BootstrapScheme::kSubsample) {
+    TLKIT_CHECK_ARG(fraction > 0.0 && fraction <= 1.0,
+                    "--subsample-fraction: must be in (0, 1], got {}", fraction);
+    for (const auto& [label, rows] : members) {
+      // Partial Fisher-Yates: the first m of a uniformly shuffled copy of the class's rows.
+      std::vector<std::int64_t> pool = rows;
+      const std::size_t m = std::clamp<std::size_t>(
+          static_cast<std::size_t>(std::llround(fraction * static_cast<double>(rows.size()))), 1,
+          rows.size());
+      for (std::size_t t = 0; t < m; ++t) {
+        const std::size_t j = t + uniform_index(rng, pool.size() - t);
+        std::swap(pool[t], pool[j]);
+        idx.push_back(pool[t]);
+      }
+    }
+  } else if (scheme == BootstrapScheme::kStratified) {
     for (const auto& [label, rows] : members)
       for (std::size_t k = 0; k < rows.size(); ++k)
         idx.push_back(rows[uniform_index(rng, rows.size())]);
@@ -122,6 +148,8 @@ BootstrapResult bootstrap_scores(const std::vector<BootstrapModel>& models, Labe
   const std::int64_t n = labels.size, k = options.replicates;
   TLKIT_CHECK_ARG(k >= 1, "--bootstrap: the number of replicates must be at least 1, got {}", k);
   TLKIT_CHECK_ARG(!models.empty(), "bootstrap: no models given");
+  TLKIT_CHECK_ARG(options.fraction > 0.0 && options.fraction <= 1.0,
+                  "--subsample-fraction: must be in (0, 1], got {}", options.fraction);
   for (const auto& m : models) {
     TLKIT_CHECK_ARG(m.features.rows == 0 || m.features.rows == n,
                     "model '{}': features have {} rows but the labels have {}", m.name,
@@ -249,12 +277,15 @@ BootstrapResult bootstrap_scores(const std::vector<BootstrapModel>& models, Labe
   for (auto& s : result.metrics) s.values.reserve(static_cast<std::size_t>(k) * s.models.size());
   for (std::int64_t r = 0; r < k; ++r) {
     const std::vector<std::int64_t> idx =
-        bootstrap_indices(labels, options.scheme, rng, &result.redrawn);
-    for (std::int64_t i = 0; i < n; ++i) rep_labels[i] = labels.data[idx[i]];
+        bootstrap_indices(labels, options.scheme, rng, &result.redrawn, options.fraction);
+    const std::int64_t rows = static_cast<std::int64_t>(idx.size());
+    result.replicate_rows = rows;
+    rep_labels.resize(idx.size());
+    for (std::int64_t i = 0; i < rows; ++i) rep_labels[i] = labels.data[idx[i]];
     std::map<std::string, std::map<std::string, double>> per_model;
     for (const auto& m : models) {
       ScoreInputs in;
-      in.labels = LabelView{rep_labels.data(), n};
+      in.labels = LabelView{rep_labels.data(), rows};
       in.features = gather_rows(m.features, idx, fbuf);
       in.probs = gather_rows(m.probs, idx, pbuf);
       in.sample_ids = idx.data();

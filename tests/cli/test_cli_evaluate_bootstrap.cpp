@@ -178,6 +178,19 @@ TEST(CliEvaluateBootstrap, TableShowsTheBootstrapSections) {
   EXPECT_NE(r.out.find("P(top1=best)"), std::string::npos);
 }
 
+TEST(CliEvaluateBootstrap, SubsampleSchemeScoresHalfOfEachClass) {
+  const auto j = json_of(run_cli(zoo().boot(3, "--format json --bootstrap-scheme subsample")));
+  EXPECT_EQ(j["bootstrap"]["scheme"], "subsample");
+  EXPECT_EQ(j["bootstrap"]["subsample_fraction"], 0.5);
+  EXPECT_EQ(j["bootstrap"]["replicate_samples"], 100);
+  const CliRun t = run_cli(zoo().boot(2, "--bootstrap-scheme subsample --subsample-fraction 0.75"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("subsamples of 150 of the N = 200 target samples, 75% of each class "
+                       "without replacement"),
+            std::string::npos)
+      << t.out;
+}
+
 TEST(CliEvaluateBootstrap, ReplicateFileHoldsEveryScoreAndAgreesWithTheSummary) {
   test::TempDir out;
   const std::string path = out.file("reps.csv");
@@ -275,6 +288,10 @@ TEST(CliEvaluateBootstrap, BadInputsExitTwoWithOneLineAndNothingOnStdout) {
   expect_usage_error(z.args() + " --seed 4", "--seed is only used with --bootstrap K");
   expect_usage_error(z.boot(2, "--confidence 1.5"), "--confidence");
   expect_usage_error(z.boot(2, "--bootstrap-scheme bayesian"), "unknown scheme 'bayesian'");
+  expect_usage_error(z.boot(2, "--subsample-fraction 0.3"),
+                     "--subsample-fraction is only used with --bootstrap-scheme subsample");
+  expect_usage_error(z.boot(2, "--bootstrap-scheme subsample --subsample-fraction 0"),
+                     "--subsample-fraction: must be in (0, 1], got 0");
   expect_usage_error(z.args() + " --bootstrap 2 --features-dir " + quote(z.file("nowhere")),
                      "is not a folder");
 

@@ -82,6 +82,29 @@ TEST(Bootstrap, StratifiedKeepsEveryClassCountAndDrawsWithinTheClass) {
   EXPECT_TRUE(some_duplicate);  // with replacement
 }
 
+TEST(Bootstrap, SubsampleDrawsDistinctRowsAFractionOfEachClass) {
+  const std::vector<std::int64_t> labels{5, 5, 2, 9, 2, 5, 9, 9, 9, 2, 5, 5, 2};
+  const LabelView lv{labels.data(), static_cast<std::int64_t>(labels.size())};
+  std::mt19937_64 rng(4);
+  // Classes: 2 x4, 5 x5, 9 x4; half of each rounds to 2, 3 (llround(2.5) = 3), 2.
+  const std::map<std::int64_t, int> expected{{2, 2}, {5, 3}, {9, 2}};
+  std::set<std::vector<std::int64_t>> seen;
+  for (int r = 0; r < 30; ++r) {
+    const auto idx = bootstrap_indices(lv, BootstrapScheme::kSubsample, rng, nullptr, 0.5);
+    ASSERT_EQ(idx.size(), 7u);
+    EXPECT_TRUE(std::adjacent_find(idx.begin(), idx.end(), std::greater_equal<>()) == idx.end());
+    std::map<std::int64_t, int> got;
+    for (auto i : idx) ++got[labels[i]];
+    EXPECT_EQ(got, expected);
+    seen.insert(idx);
+  }
+  EXPECT_GT(seen.size(), 10u);
+  // Fraction 1 is the whole sample; a tiny fraction still keeps one row per class.
+  EXPECT_EQ(bootstrap_indices(lv, BootstrapScheme::kSubsample, rng, nullptr, 1.0).size(), 13u);
+  EXPECT_EQ(bootstrap_indices(lv, BootstrapScheme::kSubsample, rng, nullptr, 0.01).size(), 3u);
+  EXPECT_THROW(bootstrap_indices(lv, BootstrapScheme::kSubsample, rng, nullptr, 0.0), InputError);
+}
+
 TEST(Bootstrap, IidRedrawsReplicatesThatMissAClass) {
   // One sample of class 7 among 20: an iid resample misses it with probability (19/20)^20 = 36%.
   std::vector<std::int64_t> labels(20, 0);
@@ -322,6 +345,10 @@ TEST(Bootstrap, BadInputs) {
   EXPECT_THROW(bootstrap_scores({model_of("a", a, {"knn"})}, short_labels, opt), InputError);
   EXPECT_THROW(bootstrap_scores({model_of("a", a, {"nope"})}, a.label_view(), opt), InputError);
   EXPECT_THROW(parse_bootstrap_scheme("bayesian"), InputError);
+  EXPECT_EQ(parse_bootstrap_scheme("subsample"), BootstrapScheme::kSubsample);
+  opt.scheme = BootstrapScheme::kSubsample;
+  opt.fraction = 1.5;
+  EXPECT_THROW(bootstrap_scores({model_of("a", a, {"knn"})}, a.label_view(), opt), InputError);
   EXPECT_THROW(bootstrap_interval({1.0, 2.0}, 1.0), InputError);
   EXPECT_THROW(bootstrap_interval({1.0, 2.0}, 0.0), InputError);
 }

@@ -16,6 +16,12 @@
 // * iid: draw N rows with replacement from all rows. A replicate in which some class of the
 //   original is absent is drawn again (counted in BootstrapResult::redrawn), since it would be a
 //   different task with fewer classes.
+// * subsample: within each class, round(f n_c) rows (at least 1) WITHOUT replacement: no
+//   duplicates at all, m = sum round(f n_c) distinct rows (m-out-of-n subsampling, Politis and
+//   Romano 1994). For a mean-like statistic the spread of a subsample of fraction f is
+//   sqrt((1 - f) / f) times its sampling spread at N, so f = 0.5 (half-sampling, the default)
+//   gives intervals on the scale of the original sample; it suits metrics that duplicates distort
+//   (see docs/evaluate.md), at the price of scoring on fewer samples.
 //
 // Random numbers: one std::mt19937_64 seeded with BootstrapOptions::seed serves the replicates in
 // order. A draw of an index in [0, m) takes 64-bit outputs x until x < 2^64 - (2^64 mod m) and
@@ -44,20 +50,22 @@
 
 namespace tlkit {
 
-enum class BootstrapScheme { kStratified, kIid };
+enum class BootstrapScheme { kStratified, kIid, kSubsample };
 
-/// "stratified" or "iid"; InputError otherwise.
+/// "stratified", "iid" or "subsample"; InputError otherwise.
 BootstrapScheme parse_bootstrap_scheme(const std::string& s);
 const char* to_string(BootstrapScheme s);
 
 /// A uniform integer in [0, m) from `rng` by rejection (m >= 1); see the header comment.
 std::uint64_t uniform_index(std::mt19937_64& rng, std::uint64_t m);
 
-/// The N row indices of the next replicate (ascending), drawn from `rng` with `scheme`.
-/// `labels` are the original labels (N >= 1). For iid, the replicate is drawn again until every
-/// class of `labels` is present; `redrawn` (if not null) is incremented per redraw.
+/// The row indices of the next replicate (ascending), drawn from `rng` with `scheme`: N of them,
+/// or sum round(fraction n_c) for subsample (fraction in (0, 1]). `labels` are the original
+/// labels (N >= 1). For iid, the replicate is drawn again until every class of `labels` is
+/// present; `redrawn` (if not null) is incremented per redraw.
 std::vector<std::int64_t> bootstrap_indices(LabelView labels, BootstrapScheme scheme,
-                                            std::mt19937_64& rng, std::int64_t* redrawn = nullptr);
+                                            std::mt19937_64& rng, std::int64_t* redrawn = nullptr,
+                                            double fraction = 0.5);
 
 /// Row-wise softmax of N x C logits (float32 or float64) into N x C float64 probabilities,
 /// row-major: exp(z - max z) / sum exp(z - max z), which is how `tlkit evaluate --bootstrap`
@@ -77,7 +85,8 @@ struct BootstrapOptions {
   std::int64_t replicates = 1000;  ///< K >= 1
   std::uint64_t seed = 0;          ///< seeds the resampling (not the metrics: see `score`)
   BootstrapScheme scheme = BootstrapScheme::kStratified;
-  ScoreOptions score;  ///< parameters, seed and threads of every score() call
+  double fraction = 0.5;  ///< subsample: share of each class drawn without replacement
+  ScoreOptions score;     ///< parameters, seed and threads of every score() call
   /// Called after each replicate with (done, K), e.g. for a progress bar; may be empty.
   std::function<void(std::int64_t, std::int64_t)> progress;
 };
@@ -100,6 +109,7 @@ struct BootstrapSeries {
 struct BootstrapResult {
   std::int64_t n = 0;                    ///< target samples
   std::int64_t replicates = 0;           ///< K
+  std::int64_t replicate_rows = 0;       ///< rows of each replicate (N, or fewer for subsample)
   std::int64_t redrawn = 0;              ///< iid replicates drawn again because a class was absent
   std::vector<BootstrapSeries> metrics;  ///< registered metrics (first-request order), then zoo
 };
