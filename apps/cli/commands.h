@@ -47,7 +47,7 @@ struct EvaluateArgs {
   bool seed_given = false;
   double confidence = 0.95;
   bool confidence_given = false;
-  std::string bootstrap_scheme = "stratified";
+  std::string bootstrap_scheme = "subsample";
   bool scheme_given = false;
   double fraction = 0.5;  // --subsample-fraction
   bool fraction_given = false;

@@ -428,7 +428,14 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
           "models (most for '{}', by {:.6g}); the bootstrap uses the recomputed scores",
           label, a.features_dir, a.scores, differ, s.models.size(), printable(worst_model), worst));
   }
+  if (opt.scheme == BootstrapScheme::kSubsample)
+    run.notes.push_back(fmt::format(
+        "bootstrap: replicate scores are computed on {} of the {} samples; metrics that depend "
+        "on the sample size (logme, knn, hscore, ...) are shifted against the original scores, "
+        "so compare models within the replicates (intervals side by side, P(first), tau)",
+        run.result.replicate_rows, run.result.n));
   for (const auto& sm : run.summaries) {
+    if (opt.scheme == BootstrapScheme::kSubsample) break;  // shifts are expected (noted above)
     // The bootstrap's estimate of the bias, mean - original, against the spread: a resample
     // holds about 63% distinct samples, which shifts metrics that depend on how many distinct
     // samples there are (docs/evaluate.md).
@@ -635,9 +642,9 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
         a.bootstrap_scheme = v;
         a.scheme_given = true;
       },
-      "With --bootstrap: stratified (default: with replacement within each class, keeping its "
-      "count), iid (with replacement over all samples; a replicate missing a class is redrawn) "
-      "or subsample (without replacement, --subsample-fraction of each class: no duplicates)");
+      "With --bootstrap: subsample (default: --subsample-fraction of each class without "
+      "replacement, no duplicates), stratified (with replacement within each class, keeping its "
+      "count) or iid (with replacement over all samples; a replicate missing a class is redrawn)");
   cmd->add_option_function<double>(
       "--subsample-fraction",
       [&a](double v) {

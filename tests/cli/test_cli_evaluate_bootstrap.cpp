@@ -33,9 +33,10 @@ const std::map<std::string, double> kProbe{{"imagenet_mobilenet_v1_075_192", 0.7
                                            {"imagenet_mobilenet_v1_025_128", 0.65},
                                            {"cifar10_resnet20", 0.47}};
 
-// A features folder: per model the first 20 rows of each class (200 rows) of its real features,
+// A features folder: per model the first 40 rows of each class (400 rows) of its real features,
 // labels.npy, and logits.npy where the example has it; scores.csv with etran_lda, etran_energy
-// (etran_energy needs N >= 200) and knn computed by the library on the same rows, and truth.csv.
+// (etran_energy needs N >= 200, so a half-sample of 400 rows) and knn computed by the library on
+// the same rows, and truth.csv.
 class Zoo {
  public:
   Zoo() {
@@ -43,7 +44,7 @@ class Zoo {
     std::vector<std::int64_t> rows;
     std::map<std::int64_t, int> taken;
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(all.size()); ++i)
-      if (taken[all[i]]++ < 20) rows.push_back(i);
+      if (taken[all[i]]++ < 40) rows.push_back(i);
     for (auto r : rows) labels_.push_back(all[r]);
     const std::int64_t n = static_cast<std::int64_t>(rows.size());
     std::string scores = "model,metric,score\n", truth = "model,accuracy\n";
@@ -104,13 +105,17 @@ TEST(CliEvaluateBootstrap, JsonAddsABootstrapObjectAndKeepsEveryOtherKey) {
   j.erase("bootstrap");
   EXPECT_EQ(j, plain);
   EXPECT_EQ(b["replicates"], 8);
-  EXPECT_EQ(b["scheme"], "stratified");
+  EXPECT_EQ(b["scheme"], "subsample");
+  EXPECT_EQ(b["subsample_fraction"], 0.5);
+  EXPECT_EQ(b["replicate_samples"], 200);
   EXPECT_EQ(b["seed"], 3);
   EXPECT_EQ(b["confidence"], 0.95);
-  EXPECT_EQ(b["n_samples"], 200);
-  // The scores match and nothing is skipped (a shift note may appear: etran_lda is biased up).
-  EXPECT_EQ(b["notes"].dump().find("differs from"), std::string::npos) << b["notes"];
-  EXPECT_EQ(b["notes"].dump().find("registry"), std::string::npos) << b["notes"];
+  EXPECT_EQ(b["n_samples"], 400);
+  // The scores match and nothing is skipped: only the note on the subsample size.
+  ASSERT_EQ(b["notes"].size(), 1u) << b["notes"];
+  EXPECT_EQ(b["notes"][0].get<std::string>().rfind(
+                "bootstrap: replicate scores are computed on 200 of the 400 samples", 0),
+            0u);
   // etran_lda, etran_energy, knn and the zoo-level etran.
   ASSERT_EQ(b["metrics"].size(), 4u);
   EXPECT_TRUE(b["metrics"]["etran"]["zoo"].get<bool>());
@@ -170,25 +175,49 @@ TEST(CliEvaluateBootstrap, CsvAppendsALongFormatBlockAfterTheUnchangedOne) {
 TEST(CliEvaluateBootstrap, TableShowsTheBootstrapSections) {
   const CliRun r = run_cli(zoo().boot(3));
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("bootstrap: 3 replicates (stratified resampling of the N = 200 target "
-                       "samples, seed 0), 95% percentile intervals"),
+  EXPECT_NE(r.out.find("bootstrap: 3 replicates (subsamples of 200 of the N = 400 target samples, "
+                       "50% of each class without replacement, seed 0), 95% percentile intervals"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("P(first)"), std::string::npos);
   EXPECT_NE(r.out.find("P(top1=best)"), std::string::npos);
 }
 
-TEST(CliEvaluateBootstrap, SubsampleSchemeScoresHalfOfEachClass) {
-  const auto j = json_of(run_cli(zoo().boot(3, "--format json --bootstrap-scheme subsample")));
-  EXPECT_EQ(j["bootstrap"]["scheme"], "subsample");
-  EXPECT_EQ(j["bootstrap"]["subsample_fraction"], 0.5);
-  EXPECT_EQ(j["bootstrap"]["replicate_samples"], 100);
-  const CliRun t = run_cli(zoo().boot(2, "--bootstrap-scheme subsample --subsample-fraction 0.75"));
-  ASSERT_EQ(t.code, 0) << t.err;
-  EXPECT_NE(t.out.find("subsamples of 150 of the N = 200 target samples, 75% of each class "
-                       "without replacement"),
+TEST(CliEvaluateBootstrap, WithReplacementSchemesKeepNAndNoteShiftedMetrics) {
+  const auto j = json_of(run_cli(zoo().boot(6, "--format json --bootstrap-scheme stratified")));
+  EXPECT_EQ(j["bootstrap"]["scheme"], "stratified");
+  EXPECT_FALSE(j["bootstrap"].contains("subsample_fraction"));
+  EXPECT_EQ(j["bootstrap"]["replicate_samples"], 400);
+  // Every note is a shift note whose claim holds: |mean - original| > sd for the named models.
+  for (const auto& note : j["bootstrap"]["notes"]) {
+    const std::string text = note.get<std::string>();
+    EXPECT_NE(text.find("further from the original score than one replicate standard"),
+              std::string::npos)
+        << text;
+  }
+  int shifted = 0;
+  for (const auto& [metric, m] : j["bootstrap"]["metrics"].items())
+    for (const auto& [model, e] : m["models"].items())
+      if (std::abs(e["mean"].get<double>() - e["score"].get<double>()) > e["sd"].get<double>()) {
+        ++shifted;
+        EXPECT_NE(j["bootstrap"]["notes"].dump().find("metric '" + metric + "'"), std::string::npos)
+            << metric;
+      }
+  EXPECT_GT(shifted, 0);  // etran_lda gains from the tighter resampled classes
+  const CliRun iid = run_cli(zoo().boot(2, "--format csv --bootstrap-scheme iid"));
+  EXPECT_EQ(iid.code, 0) << iid.err;
+  const CliRun t = run_cli(zoo().boot(2, "--bootstrap-scheme stratified"));
+  EXPECT_NE(t.out.find("bootstrap: 2 replicates (stratified resampling of the N = 400 target "
+                       "samples, seed 0)"),
             std::string::npos)
       << t.out;
+}
+
+TEST(CliEvaluateBootstrap, SubsampleFractionSetsTheReplicateSize) {
+  const CliRun t = run_cli(zoo().boot(2, "--subsample-fraction 0.75 --format json"));
+  const auto j = json_of(t);
+  EXPECT_EQ(j["bootstrap"]["subsample_fraction"], 0.75);
+  EXPECT_EQ(j["bootstrap"]["replicate_samples"], 300);
 }
 
 TEST(CliEvaluateBootstrap, ReplicateFileHoldsEveryScoreAndAgreesWithTheSummary) {
@@ -288,7 +317,7 @@ TEST(CliEvaluateBootstrap, BadInputsExitTwoWithOneLineAndNothingOnStdout) {
   expect_usage_error(z.args() + " --seed 4", "--seed is only used with --bootstrap K");
   expect_usage_error(z.boot(2, "--confidence 1.5"), "--confidence");
   expect_usage_error(z.boot(2, "--bootstrap-scheme bayesian"), "unknown scheme 'bayesian'");
-  expect_usage_error(z.boot(2, "--subsample-fraction 0.3"),
+  expect_usage_error(z.boot(2, "--bootstrap-scheme stratified --subsample-fraction 0.3"),
                      "--subsample-fraction is only used with --bootstrap-scheme subsample");
   expect_usage_error(z.boot(2, "--bootstrap-scheme subsample --subsample-fraction 0"),
                      "--subsample-fraction: must be in (0, 1], got 0");
@@ -315,7 +344,7 @@ TEST(CliEvaluateBootstrap, BadInputsExitTwoWithOneLineAndNothingOnStdout) {
   // Fewer labels in one model.
   save_npy(bad, shuffled.data(), {static_cast<std::int64_t>(shuffled.size()) - 1});
   expect_usage_error(z.args() + " --bootstrap 2 --features-dir " + quote(e.path() + "/feats"),
-                     "has 199 labels but");
+                     "has 399 labels but");
 
   // leep needs logits.npy, which the folder lacks.
   std::string scores = "model,metric,score\n";

@@ -236,6 +236,7 @@ TEST(Bootstrap, PairedModelsWithIdenticalFeaturesGetIdenticalScoresInEveryReplic
   BootstrapOptions opt;
   opt.replicates = 6;
   opt.seed = 11;
+  opt.scheme = BootstrapScheme::kStratified;  // with copies, the harder case for pairing
   const BootstrapResult r = bootstrap_scores(
       {model_of("a", a, metrics), model_of("a_copy", a, metrics), model_of("b", b, metrics)},
       a.label_view(), opt);
@@ -255,25 +256,33 @@ TEST(Bootstrap, PairedModelsWithIdenticalFeaturesGetIdenticalScoresInEveryReplic
 TEST(Bootstrap, ReplicateEqualsScoreOnTheGatheredRows) {
   // Replicate k is score() on the rows of the k-th index draw from mt19937_64(seed).
   const Subset a = load_subset("darknet_tiny_imagenet", 15);
-  BootstrapOptions opt;
-  opt.replicates = 3;
-  opt.seed = 5;
-  const BootstrapResult r =
-      bootstrap_scores({model_of("m", a, {"logme", "knn", "gbc"})}, a.label_view(), opt);
-  std::mt19937_64 rng(5);
-  for (std::int64_t k = 0; k < 3; ++k) {
-    const auto idx = bootstrap_indices(a.label_view(), BootstrapScheme::kStratified, rng);
-    std::vector<float> f;
-    std::vector<std::int64_t> y;
-    for (auto i : idx) {
-      f.insert(f.end(), a.features.begin() + i * a.d, a.features.begin() + (i + 1) * a.d);
-      y.push_back(a.labels[i]);
+  for (const auto scheme : {BootstrapScheme::kStratified, BootstrapScheme::kSubsample}) {
+    BootstrapOptions opt;
+    opt.replicates = 3;
+    opt.seed = 5;
+    opt.scheme = scheme;
+    opt.fraction = 0.6;
+    const BootstrapResult r =
+        bootstrap_scores({model_of("m", a, {"logme", "knn", "gbc"})}, a.label_view(), opt);
+    std::mt19937_64 rng(5);
+    for (std::int64_t k = 0; k < 3; ++k) {
+      const auto idx = bootstrap_indices(a.label_view(), scheme, rng, nullptr, 0.6);
+      const std::int64_t n = static_cast<std::int64_t>(idx.size());
+      EXPECT_EQ(n, scheme == BootstrapScheme::kSubsample ? 90 : 150);
+      EXPECT_EQ(r.replicate_rows, n);
+      std::vector<float> f;
+      std::vector<std::int64_t> y;
+      for (auto i : idx) {
+        f.insert(f.end(), a.features.begin() + i * a.d, a.features.begin() + (i + 1) * a.d);
+        y.push_back(a.labels[i]);
+      }
+      ScoreInputs in{FeatureView::row_major(f.data(), n, a.d), LabelView{y.data(), n}, {}};
+      in.sample_ids = idx.data();
+      const ScoreReport rep = score(in, {"logme", "knn", "gbc"});
+      for (std::size_t m = 0; m < 3; ++m)
+        EXPECT_EQ(r.metrics[m].replicate(k, 0), rep.metrics[m].score)
+            << rep.metrics[m].name << " " << to_string(scheme);
     }
-    ScoreInputs in{FeatureView::row_major(f.data(), a.n, a.d), LabelView{y.data(), a.n}, {}};
-    in.sample_ids = idx.data();
-    const ScoreReport rep = score(in, {"logme", "knn", "gbc"});
-    for (std::size_t m = 0; m < 3; ++m)
-      EXPECT_EQ(r.metrics[m].replicate(k, 0), rep.metrics[m].score) << rep.metrics[m].name;
   }
 }
 
@@ -299,9 +308,10 @@ TEST(Bootstrap, DeterministicForASeedAndDifferentForAnother) {
 TEST(Bootstrap, DominantModelIsFirstInEveryReplicateAndZooMetricsAreRecombined) {
   // Real features: MobileNetV1 0.75 (ImageNet) against ResNet-20 at 32 px (CIFAR-10) on clothing
   // photos; etran_lda 0.754 vs 0.248 on all 1000 rows (examples/clothing-features).
-  const Subset good = load_subset("imagenet_mobilenet_v1_075_192", 30);
-  const Subset poor = load_subset("cifar10_resnet20", 30);
-  const Subset mid = load_subset("imagenet_mobilenet_v1_025_128", 30);
+  // 40 per class: the default half-samples keep the 200 rows etran_energy needs.
+  const Subset good = load_subset("imagenet_mobilenet_v1_075_192", 40);
+  const Subset poor = load_subset("cifar10_resnet20", 40);
+  const Subset mid = load_subset("imagenet_mobilenet_v1_025_128", 40);
   const std::vector<std::string> metrics{"etran_lda", "etran_energy"};
   BootstrapOptions opt;
   opt.replicates = 10;
