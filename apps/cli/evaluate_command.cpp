@@ -276,11 +276,17 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
   for (const auto& m : metric_registry()) registered.emplace(m.name);
   for (const auto& m : metrics) {
     if (!registered.count(m.name)) {
-      // Zoo-level combinations are recombined from their components, not skipped.
+      // A zoo-level combination is recombined from its components when the scores file has
+      // them all; otherwise it cannot be recomputed either.
+      std::set<std::string> in_file;
+      for (const auto& other : metrics) in_file.insert(other.name);
       const auto& zoo = zoo_metrics();
-      if (std::none_of(zoo.begin(), zoo.end(),
-                       [&](const ZooMetric& z) { return z.name == m.name; }))
-        skipped.push_back(m.name);
+      const bool recombined = std::any_of(zoo.begin(), zoo.end(), [&](const ZooMetric& z) {
+        return z.name == m.name &&
+               std::all_of(z.components.begin(), z.components.end(),
+                           [&](const auto& c) { return in_file.count(c.first); });
+      });
+      if (!recombined) skipped.push_back(m.name);
       continue;
     }
     for (std::size_t i = 0; i < m.models.size(); ++i) {
