@@ -188,12 +188,17 @@ BootstrapResult bootstrap_scores(const std::vector<BootstrapModel>& models, Labe
       rep = score(in, m.metrics, options.score);
     } catch (const InputError& e) {
       if (original) throw InputError(fmt::format("model '{}': {}", m.name, e.what()));
+      // One metric refused this resample: score the metrics one by one so that only the ones
+      // that fail are undefined here.
       for (const auto& name : m.metrics) {
-        BootstrapSeries& s = result.metrics[series_of.at(name)];
-        if (s.failed++ == 0) s.first_failure = e.what();
-        (*per_model)[m.name][name] = kNaN;
+        try {
+          rep.metrics.push_back(score(in, {name}, options.score).metrics.at(0));
+        } catch (const InputError& e1) {
+          BootstrapSeries& s = result.metrics[series_of.at(name)];
+          if (s.failed++ == 0) s.first_failure = e1.what();
+          (*per_model)[m.name][name] = kNaN;
+        }
       }
-      return;
     }
     for (const auto& v : rep.metrics) {
       BootstrapSeries& s = result.metrics[series_of.at(v.name)];

@@ -344,6 +344,30 @@ TEST(Bootstrap, DominantModelIsFirstInEveryReplicateAndZooMetricsAreRecombined) 
   }
 }
 
+TEST(Bootstrap, AMetricThatRefusesAResampleIsUndefinedThereAndTheOthersAreKept) {
+  // 2 classes x 2 samples, with replacement: in about 1/4 of the replicates each class holds
+  // copies of a single sample, so logistic (whose copies stay on one side) has no test sample and
+  // refuses; knn is defined in every replicate.
+  const std::vector<std::int64_t> y{0, 0, 1, 1};
+  const std::vector<double> f = test::make_features(4, 3, y, 2);
+  BootstrapOptions opt;
+  opt.replicates = 40;
+  opt.scheme = BootstrapScheme::kStratified;
+  const BootstrapResult r = bootstrap_scores(
+      {BootstrapModel{"m", FeatureView::row_major(f.data(), 4, 3), {}, {"knn", "logistic"}}},
+      LabelView{y.data(), 4}, opt);
+  ASSERT_EQ(r.metrics.size(), 2u);
+  EXPECT_EQ(r.metrics[0].failed, 0);
+  for (double v : r.metrics[0].values) EXPECT_FALSE(std::isnan(v));
+  const auto& lg = r.metrics[1];
+  EXPECT_GT(lg.failed, 3);
+  EXPECT_LT(lg.failed, 25);
+  EXPECT_NE(lg.first_failure.find("no test samples"), std::string::npos) << lg.first_failure;
+  EXPECT_EQ(
+      std::count_if(lg.values.begin(), lg.values.end(), [](double v) { return std::isnan(v); }),
+      lg.failed);
+}
+
 TEST(Bootstrap, BadInputs) {
   const Subset a = load_subset("cifar10_resnet20", 5);
   BootstrapOptions opt;
