@@ -130,8 +130,9 @@ TEST(CliEvaluateBootstrap, JsonAddsABootstrapObjectAndKeepsEveryOtherKey) {
       const double mean = e["mean"].get<double>();
       EXPECT_LE(e["interval"][0].get<double>(), mean) << metric << " " << model;
       EXPECT_GE(e["interval"][1].get<double>(), mean) << metric << " " << model;
-      if (!m["zoo"].get<bool>())
+      if (!m["zoo"].get<bool>()) {
         EXPECT_NEAR(e["score"].get<double>(), e["scores_csv"].get<double>(), 1e-12);
+      }
       total += e["p_first"].get<double>();
     }
     EXPECT_NEAR(total, 1.0, 1e-12) << metric;
