@@ -38,6 +38,21 @@ struct EvaluateArgs {
   std::string scores;  // CSV: model,metric,score
   std::string truth;   // CSV: model,accuracy
   std::string format = "table";
+  // Stability (--bootstrap K): K paired resamples of the target samples, scores recomputed from
+  // the models' features in features_dir (one sub-folder per model).
+  std::int64_t bootstrap = 0;
+  bool bootstrap_given = false;
+  std::string features_dir;
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  double confidence = 0.95;
+  bool confidence_given = false;
+  std::string bootstrap_scheme = "subsample";
+  bool scheme_given = false;
+  double fraction = 0.5;  // --subsample-fraction
+  bool fraction_given = false;
+  std::string replicates_out;  // optional CSV of every replicate score
+  int threads = 0;
 };
 
 Command add_evaluate_command(CLI::App& app);

@@ -35,6 +35,10 @@ class MetricContext {
   const std::vector<std::int64_t>& labels() const { return labels_; }  ///< distinct, ascending
   const std::vector<int>& y() const { return y_; }                     ///< class index per row
   const std::vector<std::int64_t>& counts() const { return counts_; }  ///< rows per class
+  /// The original sample row i copies (ScoreInputs::sample_ids), or i when none were given.
+  std::int64_t sample_id(std::int64_t i) const {
+    return inputs_.sample_ids ? inputs_.sample_ids[i] : i;
+  }
 
   /// Throws InputError if `metric` needs inputs that were not given.
   void require(unsigned inputs, std::string_view metric) const;
@@ -51,9 +55,9 @@ class MetricContext {
   /// per-class sums, V^T S (D x C). Covariance-based metrics use it through rank-one updates
   /// (T = F^T F - N mu mu^T) when it is well conditioned, saving a second decomposition.
   struct GramEigen {
-    Eigen::VectorXd values;    // ascending
-    Eigen::MatrixXd proj;      // V^T S
-    Eigen::VectorXd mean;      // V^T mu
+    Eigen::VectorXd values;         // ascending
+    Eigen::MatrixXd proj;           // V^T S
+    Eigen::VectorXd mean;           // V^T mu
     bool well_conditioned = false;  // smallest eigenvalue > 1e-10 x largest
   };
   const GramEigen* gram_eigen();  // nullptr when N <= D

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "metric_context.h"
 #include "tlkit/core/linear_probe.h"
@@ -12,8 +13,10 @@
 namespace tlkit::metrics {
 
 // Leave-one-out 1-nearest-neighbour accuracy in percent (Euclidean distance; among equally near
-// neighbours the lowest row index wins). Distances ||a||^2 + ||b||^2 - 2 a.b come from a blocked
-// float64 GEMM, so the cost is O(N^2 D) time and O(block N) extra memory.
+// neighbours the lowest row index wins). A row's copies of the same original sample
+// (ScoreInputs::sample_ids) are left out with the row itself: a duplicate at distance 0 would
+// otherwise always be the nearest neighbour with the right label. Distances ||a||^2 + ||b||^2 - 2
+// a.b come from a blocked float64 GEMM, so the cost is O(N^2 D) time and O(block N) extra memory.
 void knn(MetricContext& ctx, MetricValue& out) {
   const std::int64_t n = ctx.n(), d = ctx.d();
   std::vector<double> f;
@@ -26,7 +29,7 @@ void knn(MetricContext& ctx, MetricValue& out) {
   }
   const std::int64_t block = std::max<std::int64_t>(1, std::min<std::int64_t>(n, (1 << 22) / n));
   std::vector<double> dots(static_cast<std::size_t>(block * n));
-  std::int64_t correct = 0;
+  std::int64_t correct = 0, asked = 0;
   for (std::int64_t b = 0; b < n; b += block) {
     const std::int64_t cnt = std::min(block, n - b);
     // dots (cnt x n, row-major) = F[b:b+cnt] F^T
@@ -38,17 +41,20 @@ void knn(MetricContext& ctx, MetricValue& out) {
       double best = std::numeric_limits<double>::infinity();
       std::int64_t arg = -1;
       for (std::int64_t j = 0; j < n; ++j) {
-        if (j == i) continue;
+        if (j == i || ctx.sample_id(j) == ctx.sample_id(i)) continue;
         const double dist = sq[i] + sq[j] - 2.0 * dots[r * n + j];
         if (dist < best) {
           best = dist;
           arg = j;
         }
       }
+      if (arg < 0) continue;  // every row is a copy of this sample: no neighbour to ask
+      ++asked;
       correct += ctx.y()[arg] == ctx.y()[i];
     }
   }
-  out.score = 100.0 * static_cast<double>(correct) / static_cast<double>(n);
+  TLKIT_CHECK_ARG(asked > 0, "knn: every row is a copy of one sample (no neighbour to compare)");
+  out.score = 100.0 * static_cast<double>(correct) / static_cast<double>(asked);
 }
 
 }  // namespace tlkit::metrics
@@ -127,13 +133,14 @@ void parc(MetricContext& ctx, MetricValue& out) {
   same.reserve(static_cast<std::size_t>(pairs));
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = i + 1; j < n; ++j) {
+      if (ctx.sample_id(i) == ctx.sample_id(j)) continue;  // two copies of one sample
       rdm_f.push_back(1.0 - corr(i, j));
       same.push_back(ctx.y()[i] == ctx.y()[j]);
     }
   const std::vector<double> rf = average_ranks(rdm_f);
   // Ranks of the two-valued label RDM: same-class pairs (value 0) share the lowest rank block.
   const double n_same = static_cast<double>(std::count(same.begin(), same.end(), 1));
-  const double m = static_cast<double>(pairs);
+  const double m = static_cast<double>(rdm_f.size());
   const double rank_same = 0.5 * (1.0 + n_same), rank_diff = n_same + 0.5 * (1.0 + m - n_same);
   const double mean_r = 0.5 * (m + 1.0);
   double sxy = 0.0, sxx = 0.0, syy = 0.0;
@@ -155,7 +162,9 @@ namespace tlkit::metrics {
 
 // Held-out accuracy (percent) of multinomial logistic regression: within each class, rows in
 // order alternate between training and test (positions 0, 2, ... train for an even seed, 1, 3,
-// ... for an odd one; a class with one sample always trains); softmax over all classes with an
+// ... for an odd one; a class with one sample always trains; with sample ids, the distinct samples
+// of a class alternate in order of first appearance and every copy goes where its sample goes, so
+// no test row has a copy in training); softmax over all classes with an
 // unpenalised intercept, minimising 0.5 ||W||^2 + C sum cross-entropy (C = 1, sklearn's
 // objective) on the raw features, by L-BFGS (liblbfgs) to convergence.
 void logistic(MetricContext& ctx, MetricValue& out) {
@@ -163,9 +172,23 @@ void logistic(MetricContext& ctx, MetricValue& out) {
   const int parity = static_cast<int>(ctx.options().seed % 2);
   std::vector<char> train(static_cast<std::size_t>(n), 0);
   std::vector<std::int64_t> seen(static_cast<std::size_t>(classes), 0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    const int c = ctx.y()[i];
-    train[i] = (seen[c]++ % 2) == parity || ctx.counts()[c] == 1;
+  if (!ctx.inputs().sample_ids) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const int c = ctx.y()[i];
+      train[i] = (seen[c]++ % 2) == parity || ctx.counts()[c] == 1;
+    }
+  } else {
+    std::vector<std::int64_t> distinct(static_cast<std::size_t>(classes), 0);
+    std::map<std::int64_t, char> side;  // sample id -> train
+    for (std::int64_t i = 0; i < n; ++i)
+      if (side.emplace(ctx.sample_id(i), 0).second) ++distinct[ctx.y()[i]];
+    side.clear();
+    for (std::int64_t i = 0; i < n; ++i) {
+      const int c = ctx.y()[i];
+      const auto [it, first] = side.emplace(ctx.sample_id(i), 0);
+      if (first) it->second = (seen[c]++ % 2) == parity || distinct[c] == 1;
+      train[i] = it->second;
+    }
   }
   const std::int64_t n_train = std::count(train.begin(), train.end(), 1);
   TLKIT_CHECK_ARG(n_train < n, "logistic: the split leaves no test samples (N = {})", n);

@@ -22,19 +22,25 @@ struct ScoreInputs {
   FeatureView features;  ///< N x D; may be empty (rows = 0) if only probability metrics are asked
   LabelView labels;      ///< N class labels (any integers; the distinct values are the classes)
   FeatureView probs;     ///< N x Cs source-class probabilities (rows = 0: not given)
+  /// Optional (nullptr: every row is its own sample): N ids naming the original sample each row
+  /// copies, as in a bootstrap resample (bootstrap.h). Rows with the same id are copies of one
+  /// sample, and the metrics that compare samples with each other do not let a copy stand in for
+  /// an unseen sample: knn excludes a row's copies from its neighbours, logistic puts all copies of
+  /// a sample on the same side of its train/test split, parc leaves out the pairs of copies.
+  const std::int64_t* sample_ids = nullptr;
 };
 
 struct ScoreOptions {
-  MetricParams params;    ///< per-metric parameters (registry defaults otherwise)
-  std::uint64_t seed = 0; ///< for metrics with random steps (nleep, logistic split)
-  int threads = 0;        ///< 0: all cores
+  MetricParams params;     ///< per-metric parameters (registry defaults otherwise)
+  std::uint64_t seed = 0;  ///< for metrics with random steps (nleep, logistic split)
+  int threads = 0;         ///< 0: all cores
 };
 
 /// One metric's result. `details` holds named components (e.g. NCTI's parts, GBC's pair count).
 struct MetricValue {
   std::string name;
   double score = 0.0;
-  double seconds = 0.0;   ///< wall time of this metric, including shared work it triggered first
+  double seconds = 0.0;  ///< wall time of this metric, including shared work it triggered first
   bool converged = true;
   std::map<std::string, double> details;
   std::vector<std::string> notes;
