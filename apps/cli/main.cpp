@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include "commands.h"
@@ -36,6 +39,20 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_extract_command(app));
 #endif
 
+  // CLI11 would report a misspelt command as "A subcommand is required": name it instead.
+  if (argc >= 2 && argv[1][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const auto& c : commands) {
+      found = found || c.app->get_name() == argv[1];
+      known += (known.empty() ? "" : ", ") + c.app->get_name();
+    }
+    if (!found) {
+      fmt::print(stderr, "tlkit: error: unknown command '{}' (commands: {}; see tlkit --help)\n",
+                 argv[1], known);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -53,12 +70,22 @@ int main(int argc, char** argv) {
   }
 
   try {
-    for (const auto& c : commands)
-      if (c.app->parsed()) return c.run();
+    for (const auto& c : commands) {
+      if (!c.app->parsed()) continue;
+      const int code = c.run();
+      // Output goes through stdio's buffer: a full disk shows only when it is flushed.
+      if (std::fflush(stdout) != 0 || std::ferror(stdout))
+        throw std::system_error(errno, std::generic_category(), "standard output: write failed");
+      return code;
+    }
     return 2;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "tlkit: error: {}\n", e.what());
     return 2;
+  } catch (const std::system_error& e) {
+    // The environment failed (a full disk, a closed pipe): not a bug in tlkit.
+    fmt::print(stderr, "tlkit: error: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "tlkit: internal error: {}\n", e.what());
     return 1;
