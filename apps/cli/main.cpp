@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The handlers print with stdio, which cannot throw (fmt::print throws when stderr fails, and
+  // an exception from a handler would abort).
   try {
     for (const auto& c : commands) {
       if (!c.app->parsed()) continue;
@@ -80,17 +82,17 @@ int main(int argc, char** argv) {
     }
     return 2;
   } catch (const std::invalid_argument& e) {
-    fmt::print(stderr, "tlkit: error: {}\n", e.what());
+    std::fprintf(stderr, "tlkit: error: %s\n", e.what());
     return 2;
   } catch (const std::system_error& e) {
     // The environment failed (a full disk, a closed pipe): not a bug in tlkit.
-    fmt::print(stderr, "tlkit: error: {}\n", e.what());
+    std::fprintf(stderr, "tlkit: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "tlkit: internal error: {}\n", e.what());
+    std::fprintf(stderr, "tlkit: internal error: %s\n", e.what());
     return 1;
   } catch (...) {
-    fmt::print(stderr, "tlkit: internal error: unknown exception\n");
+    std::fputs("tlkit: internal error: unknown exception\n", stderr);
     return 1;
   }
 }
