@@ -12,4 +12,10 @@ function(tlkit_target_defaults target)
                                             -fno-sanitize-recover=undefined)
     target_link_options(${target} PUBLIC -fsanitize=address,undefined)
   endif()
+  if(TLKIT_BUILD_FUZZERS)
+    # Coverage instrumentation for libFuzzer plus the sanitizers that turn bugs into reports.
+    target_compile_options(${target} PUBLIC -fsanitize=fuzzer-no-link,address,undefined
+                                            -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(${target} PUBLIC -fsanitize=address,undefined)
+  endif()
 endfunction()

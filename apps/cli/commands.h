@@ -11,6 +11,15 @@
 
 namespace tlkit::cli {
 
+/// An integer option >= 0. (CLI11's NonNegativeNumber prints its range as a 300-digit double.)
+inline const CLI::Validator kNonNegativeInteger(
+    [](std::string& s) -> std::string {
+      std::size_t digits = 0;
+      while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+      return !s.empty() && digits == s.size() ? "" : "expected an integer >= 0, got '" + s + "'";
+    },
+    "INT>=0", "non-negative integer");
+
 /// A registered subcommand and how to run it once parsed (returns the exit code).
 struct Command {
   CLI::App* app = nullptr;
@@ -29,6 +38,7 @@ struct ScoreArgs {
   std::int64_t chunk_rows = 0;
   int threads = 0;
   std::uint64_t seed = 0;
+  std::string max_memory;  // empty: default_memory_limit()
 };
 
 Command add_score_command(CLI::App& app);

@@ -13,18 +13,18 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "LibTorch threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads,
                   "Image decoding threads, running ahead of the model (0: half the cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--per-class", a.per_class,
                   "At most K samples per class, chosen with --seed (0: all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--limit", a.limit, "At most N samples in all, chosen with --seed (0: all)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed of the subsampling (std::mt19937_64)")
       ->capture_default_str();

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <exception>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 #include "commands.h"
@@ -39,6 +42,20 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_finetune_command(app));
 #endif
 
+  // CLI11 would report a misspelt command as "A subcommand is required": name it instead.
+  if (argc >= 2 && argv[1][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const auto& c : commands) {
+      found = found || c.app->get_name() == argv[1];
+      known += (known.empty() ? "" : ", ") + c.app->get_name();
+    }
+    if (!found) {
+      fmt::print(stderr, "tlkit: error: unknown command '{}' (commands: {}; see tlkit --help)\n",
+                 argv[1], known);
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -55,9 +72,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The handlers print with stdio, which cannot throw (fmt::print throws when stderr fails, and
+  // an exception from a handler would abort).
   try {
-    for (const auto& c : commands)
-      if (c.app->parsed()) return c.run();
+    for (const auto& c : commands) {
+      if (!c.app->parsed()) continue;
+      const int code = c.run();
+      // Output goes through stdio's buffer: a full disk shows only when it is flushed.
+      if (std::fflush(stdout) != 0 || std::ferror(stdout))
+        throw std::system_error(errno, std::generic_category(), "standard output: write failed");
+      return code;
+    }
     return 2;
   } catch (const tlkit::Interrupted&) {
     fmt::print(stderr,
@@ -65,13 +90,17 @@ int main(int argc, char** argv) {
                "resume)\n");
     return 130;
   } catch (const std::invalid_argument& e) {
-    fmt::print(stderr, "tlkit: error: {}\n", e.what());
+    std::fprintf(stderr, "tlkit: error: %s\n", e.what());
     return 2;
+  } catch (const std::system_error& e) {
+    // The environment failed (a full disk, a closed pipe): not a bug in tlkit.
+    std::fprintf(stderr, "tlkit: error: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "tlkit: internal error: {}\n", e.what());
+    std::fprintf(stderr, "tlkit: internal error: %s\n", e.what());
     return 1;
   } catch (...) {
-    fmt::print(stderr, "tlkit: internal error: unknown exception\n");
+    std::fputs("tlkit: internal error: unknown exception\n", stderr);
     return 1;
   }
 }

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
 
 #include "commands.h"
 #include "metric_options.h"
 #include "tlkit/core/logme.h"
+#include "tlkit/core/memory.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
@@ -94,6 +96,48 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
   out.report.metrics.push_back(v);
   out.report.logme = std::move(r);
   return out;
+}
+
+// Refuses, before anything is allocated, inputs whose arrays would take more than the memory
+// limit: the .npy headers give the shapes. Streamed features (--chunk-rows) are not counted.
+void check_memory(const ScoreArgs& a) {
+  const std::uint64_t limit =
+      a.max_memory.empty() ? default_memory_limit() : parse_memory_size(a.max_memory, "--max-memory");
+  if (limit == 0) return;
+  std::uint64_t total = 0;
+  std::string largest;
+  std::uint64_t largest_bytes = 0;
+  for (const std::string* spec : {&a.labels, &a.features, &a.probs}) {
+    if (spec->empty() || (spec == &a.features && a.chunk_rows > 0)) continue;
+    const NpyHeader h = read_npy_header(*spec);
+    const std::uint64_t bytes =
+        static_cast<std::uint64_t>(h.count()) * static_cast<std::uint64_t>(h.itemsize);
+    total += bytes;
+    if (bytes >= largest_bytes) {
+      largest_bytes = bytes;
+      largest = fmt::format("{} (shape {} {})", *spec, h.shape_string(), to_string(h.type));
+    }
+  }
+  TLKIT_CHECK_ARG(total <= limit,
+                  "{}: loading the inputs needs {}, over the memory limit of {} ({}); stream the "
+                  "features with --chunk-rows 65536 (logme) or raise --max-memory",
+                  largest, format_bytes(total), format_bytes(limit),
+                  a.max_memory.empty() ? "80% of physical memory" : "--max-memory " + a.max_memory);
+}
+
+// The library names an input by its role ("features: non-finite value nan at row 7, column 1");
+// the CLI names the file the user gave instead.
+[[noreturn]] void rethrow_naming_files(const InputError& e, const ScoreArgs& a) {
+  const std::string m = e.what();
+  const std::pair<const char*, const std::string*> roles[] = {
+      {"features:", &a.features}, {"labels:", &a.labels}, {"probs:", &a.probs},
+      {"targets:", &a.labels}};
+  for (const auto& [role, file] : roles) {
+    const std::size_t len = std::strlen(role);
+    if (m.compare(0, len, role) == 0 && !file->empty())
+      throw InputError(*file + ":" + m.substr(len));
+  }
+  throw e;
 }
 
 std::vector<std::string> notes_for(const Outcome& o) {
@@ -234,14 +278,20 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
   cmd->add_option("--chunk-rows", a.chunk_rows,
                   "Stream the features in chunks of this many rows (memory independent of N; "
                   "logme only); 0 reads them whole")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "BLAS/OpenMP threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed for metrics with random steps")->capture_default_str();
+  cmd->add_option("--max-memory", a.max_memory,
+                  "Refuse inputs whose arrays need more memory than this (e.g. 8G, 512M; default "
+                  "80% of physical memory); checked from the .npy headers before loading");
   return cmd;
 }
+
+static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
+                           const std::vector<std::string>& metrics);
 
 int run_score(const ScoreArgs& a) {
   set_blas_threads(a.threads);
@@ -269,7 +319,19 @@ int run_score(const ScoreArgs& a) {
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || !a.probs.empty(),
                     "--metric {} needs --probs (softmax of the model's own logits)", name);
   }
+  check_memory(a);
+  try {
+    return score_and_print(a, options, metrics);
+  } catch (const InputError& e) {
+    rethrow_naming_files(e, a);
+  }
+}
+
+static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
+                           const std::vector<std::string>& metrics) {
   const NpyArray label_file = load_npy(a.labels);
+  TLKIT_CHECK_ARG(label_file.rows() >= 2, "{}: need at least 2 samples, got N = {}", a.labels,
+                  label_file.rows());
   Outcome out;
   if (a.regression || a.chunk_rows > 0) {
     LogmeOptions opt;

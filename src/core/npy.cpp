@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <system_error>
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tlkit's .npy reader assumes a little-endian host");
 
@@ -285,18 +286,36 @@ NpyHeader read_file_header(int fd, const std::string& origin) {
   return h;
 }
 
-std::vector<std::uint8_t> read_npz_member(const SpecParts& parts, std::string* origin) {
+[[noreturn]] void throw_zip_open_error(const std::string& path, int err) {
+  zip_error_t ze;
+  zip_error_init_with_code(&ze, err);
+  const std::string msg = zip_error_strerror(&ze);
+  zip_error_fini(&ze);
+  TLKIT_THROW_ARG("{}: not a valid .npz (zip) archive: {}", path, msg);
+}
+
+// Extracts the member named by `parts` from the open archive `za` (which it closes); with
+// `max_bytes` > 0 only the member's first `max_bytes` bytes (for its header).
+std::vector<std::uint8_t> read_npz_member(zip_t* za, const SpecParts& parts, std::string* origin,
+                                          std::size_t max_bytes = 0);
+
+zip_t* open_npz(const SpecParts& parts) {
   int err = 0;
   zip_t* za = zip_open(parts.path.c_str(), ZIP_RDONLY, &err);
   if (!za) {
     if (err == ZIP_ER_NOENT || err == ZIP_ER_OPEN || err == ZIP_ER_READ)
       TLKIT_THROW_ARG("{}: cannot open: {}", parts.path, std::strerror(errno));
-    zip_error_t ze;
-    zip_error_init_with_code(&ze, err);
-    const std::string msg = zip_error_strerror(&ze);
-    zip_error_fini(&ze);
-    TLKIT_THROW_ARG("{}: not a valid .npz (zip) archive: {}", parts.path, msg);
+    throw_zip_open_error(parts.path, err);
   }
+  return za;
+}
+
+std::vector<std::uint8_t> read_npz_member(const SpecParts& parts, std::string* origin) {
+  return read_npz_member(open_npz(parts), parts, origin);
+}
+
+std::vector<std::uint8_t> read_npz_member(zip_t* za, const SpecParts& parts, std::string* origin,
+                                          std::size_t max_bytes) {
   struct Closer {
     zip_t* z;
     ~Closer() { zip_discard(z); }
@@ -344,6 +363,7 @@ std::vector<std::uint8_t> read_npz_member(const SpecParts& parts, std::string* o
     if (got == 0) break;
     out.insert(out.end(), chunk, chunk + got);
     TLKIT_CHECK_ARG(out.size() <= st.size, "{}: member is larger than its recorded size", *origin);
+    if (max_bytes > 0 && out.size() >= max_bytes) return out;
   }
   TLKIT_CHECK_ARG(out.size() == st.size, "{}: truncated member ({} of {} bytes)", *origin,
                   out.size(), st.size);
@@ -524,6 +544,51 @@ std::vector<double> NpyArray::targets(std::int64_t* k_out) const {
   return out;
 }
 
+NpyArray load_npy_bytes(const std::uint8_t* data, std::size_t size, const std::string& origin) {
+  // array_from_image copies the data out, so the caller's buffer needs no alignment.
+  return array_from_image(std::vector<std::uint8_t>(data, data + size), origin);
+}
+
+NpyArray load_npz_bytes(const std::uint8_t* data, std::size_t size, const std::string& member,
+                        const std::string& origin) {
+  zip_error_t ze;
+  zip_error_init(&ze);
+  zip_source_t* src = zip_source_buffer_create(data, size, 0, &ze);
+  if (!src) {
+    zip_error_fini(&ze);
+    throw std::bad_alloc();
+  }
+  zip_t* za = zip_open_from_source(src, ZIP_RDONLY, &ze);
+  if (!za) {
+    zip_source_free(src);
+    const int code = zip_error_code_zip(&ze);
+    zip_error_fini(&ze);
+    throw_zip_open_error(origin, code);
+  }
+  zip_error_fini(&ze);
+  SpecParts parts;
+  parts.path = origin;
+  parts.member = member;
+  parts.npz = true;
+  std::string member_origin;
+  const std::vector<std::uint8_t> image = read_npz_member(za, parts, &member_origin);
+  return array_from_image(image, member_origin);
+}
+
+NpyHeader read_npy_header(const std::string& spec) {
+  const SpecParts parts = split_spec(spec);
+  if (parts.npz) {
+    std::string origin;
+    const std::vector<std::uint8_t> head =
+        read_npz_member(open_npz(parts), parts, &origin, kMaxHeaderBytes + 16);
+    NpyHeader h = parse_npy_header(head.data(), head.size(), origin);
+    checked_nbytes(h, origin);
+    return h;
+  }
+  Fd fd(parts.path);
+  return read_file_header(fd.get(), parts.path);
+}
+
 NpyArray load_npy(const std::string& spec) {
   const SpecParts parts = split_spec(spec);
   if (parts.npz) {
@@ -621,7 +686,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    throw std::runtime_error(fmt::format("{}: cannot create: {}", tmp, std::strerror(errno)));
+    throw std::system_error(errno, std::generic_category(), path + ": cannot create");
   const char* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0) {
@@ -631,7 +696,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
       const int e = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
-      throw std::runtime_error(fmt::format("{}: write failed: {}", path, std::strerror(e)));
+      throw std::system_error(e, std::generic_category(), path + ": write failed");
     }
     p += w;
     left -= static_cast<std::size_t>(w);
@@ -639,13 +704,12 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(fmt::format("{}: write failed: {}", path, std::strerror(e)));
+    throw std::system_error(e, std::generic_category(), path + ": write failed");
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(fmt::format("{}: cannot rename into place: {}", path,
-                                         std::strerror(e)));
+    throw std::system_error(e, std::generic_category(), path + ": cannot rename into place");
   }
 }
 

@@ -235,8 +235,28 @@ std::string default_output_dir(const std::string& model_path) {
   return (fs::path("tlkit-features") / fs::path(model_path).stem()).string();
 }
 
+namespace {
+void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::string& dir);
+}  // namespace
+
 void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
                            const std::string& dir) {
+  std::error_code ec;
+  const bool created = !fs::exists(dir, ec);
+  try {
+    write_outputs(r, o, dir);
+  } catch (...) {
+    // No partial output: remove what this run wrote (each file was complete or absent, but
+    // without meta.json the set is not), and the folder if this run created it.
+    for (const char* f : {"features.npy", "logits.npy", "labels.npy", "files.txt", "meta.json"})
+      fs::remove(fs::path(dir) / f, ec);
+    if (created) fs::remove(dir, ec);
+    throw;
+  }
+}
+
+namespace {
+void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::string& dir) {
   TLKIT_ASSERT(r.n == static_cast<std::int64_t>(r.samples.size()) &&
                r.features.size() == static_cast<std::size_t>(r.n * r.features_dim));
   const auto t0 = Clock::now();
@@ -330,5 +350,6 @@ void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
   };
   write_file_atomic((d / "meta.json").string(), meta.dump(1) + "\n");
 }
+}  // namespace
 
 }  // namespace tlkit::model

@@ -4,7 +4,8 @@
 //   throws std::invalid_argument whose message names the argument and the bad value. The CLI maps
 //   it to exit code 2, the Python bindings to ValueError.
 // * Failures of the environment (I/O errors while writing, out of memory) throw std::runtime_error
-//   (CLI exit code 1).
+//   (CLI exit code 1); I/O errors are std::system_error, printed as "tlkit: error: <path>: <what
+//   failed>: <errno text>" (not as an internal error).
 // * A broken internal invariant is a bug: TLKIT_ASSERT prints the condition and aborts.
 // * Non-convergence of an iterative method is a result field, never an exception.
 #pragma once

@@ -72,6 +72,20 @@ class NpyArray {
 /// Loads "file.npy" or "file.npz:member" into memory.
 NpyArray load_npy(const std::string& spec);
 
+/// The header of "file.npy" or "file.npz:member" without reading the data (for a plain .npy the
+/// file size is checked against the shape too): what loading it would allocate is
+/// header.count() * header.itemsize bytes.
+NpyHeader read_npy_header(const std::string& spec);
+
+/// The .npy image `data` (`size` bytes, any alignment; copied) as an array; `origin` names it in
+/// messages. Same checks and errors as load_npy.
+NpyArray load_npy_bytes(const std::uint8_t* data, std::size_t size, const std::string& origin);
+
+/// Member `member` (as after "file.npz:"; empty: the archive's only member) of the .npz archive
+/// image `data` (`size` bytes, not copied, must outlive the call); `origin` names it in messages.
+NpyArray load_npz_bytes(const std::uint8_t* data, std::size_t size, const std::string& member,
+                        const std::string& origin);
+
 /// Reads a 2-D float32/float64 .npy in row chunks so memory does not grow with N (C or Fortran
 /// order). For an .npz member the member is decompressed into memory once.
 class NpyRowReader {
@@ -93,8 +107,8 @@ class NpyRowReader {
 };
 
 /// Writes a C-order .npy (version 1.0) atomically: a temporary file in the same directory is
-/// written, flushed and renamed, so readers never see a partial file. Throws std::runtime_error
-/// on I/O failure (the temporary is removed).
+/// written, flushed and renamed, so readers never see a partial file. Throws std::system_error
+/// (a std::runtime_error) naming the path and the errno on I/O failure (the temporary is removed).
 void save_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape);
 void save_npy(const std::string& path, const double* data, const std::vector<std::int64_t>& shape);
 void save_npy(const std::string& path, const std::int64_t* data,

@@ -1,0 +1,5 @@
+// libFuzzer target: tlkit::fuzz::npz (fuzz/entries.h).
+#include "entries.h"
+#include "fuzz_target.h"
+
+TLKIT_FUZZ_TARGET(tlkit::fuzz::npz)

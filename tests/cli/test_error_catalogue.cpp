@@ -1,0 +1,571 @@
+// The error catalogue (docs/errors.md), one row per bad input: each row of the table below runs
+// the tlkit executable on a crafted input and checks the contract of include/tlkit/core/error.h:
+// the documented exit code, exactly one stderr line "tlkit: error: ..." naming the input (file or
+// flag) and the problem, nothing on stdout, and no output file left behind. Rows whose code is 0
+// are inputs that look bad but are accepted (documented as such). A last test checks that the
+// table and docs/errors.md list the same ids.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+
+#include "cli_support.h"
+#include "tlkit/core/npy.h"
+
+namespace tlkit {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The inputs every case starts from, in one temporary folder: 20 samples, D = 3, 2 classes.
+struct Inputs {
+  test::TempDir dir;
+  std::string feats, labels, probs, truth, scores;
+  std::string p(const std::string& name) const { return dir.file(name); }
+
+  Inputs() {
+    std::vector<double> f(20 * 3), probs_v(20 * 4, 0.25);
+    std::vector<std::int64_t> y(20);
+    for (int i = 0; i < 20; ++i) {
+      y[i] = i % 2;
+      for (int j = 0; j < 3; ++j) f[i * 3 + j] = std::sin(1.0 + i * 3 + j) + y[i];
+    }
+    feats = p("feats.npy");
+    labels = p("labels.npy");
+    probs = p("probs.npy");
+    save_npy(feats, f.data(), {20, 3});
+    save_npy(labels, y.data(), {20});
+    save_npy(probs, probs_v.data(), {20, 4});
+    truth = p("truth.csv");
+    scores = p("scores.csv");
+    test::write_bytes(truth, "model,accuracy\na,0.9\nb,0.8\nc,0.7\n");
+    test::write_bytes(scores, "model,metric,score\na,logme,3\nb,logme,2\nc,logme,1\n");
+  }
+};
+
+// An .npy image with a hand-written header (for malformed files).
+std::string raw_npy(const std::string& dict, const std::string& data, char major = 1) {
+  std::string d = dict;
+  while ((10 + d.size() + 1) % 64) d.push_back(' ');
+  d.push_back('\n');
+  std::string out("\x93NUMPY", 6);
+  out.push_back(major);
+  out.push_back(0);
+  out.push_back(static_cast<char>(d.size() & 0xff));
+  out.push_back(static_cast<char>(d.size() >> 8));
+  return out + d + data;
+}
+
+std::string doubles(std::vector<double> v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+}
+
+// Features 20 x 3 with one value replaced.
+std::string feats_with(double bad) {
+  std::vector<double> f(60, 0.5);
+  for (int i = 0; i < 60; ++i) f[i] = std::cos(i);
+  f[7] = bad;
+  return raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (20, 3), }", doubles(f));
+}
+
+std::string probs_with(double a, double b) {
+  std::vector<double> p(80, 0.25);
+  p[0] = a;
+  p[1] = b;
+  return raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (20, 4), }", doubles(p));
+}
+
+std::string int64_labels(std::vector<std::int64_t> y, const std::string& shape) {
+  return raw_npy("{'descr': '<i8', 'fortran_order': False, 'shape': " + shape + ", }",
+                 std::string(reinterpret_cast<const char*>(y.data()), y.size() * 8));
+}
+
+struct Case {
+  const char* id;
+  int code;          // expected exit code
+  const char* name;  // what stderr must name (a file is given relative to the inputs folder)
+  const char* problem;
+  // Writes its inputs into `in` and returns the arguments of tlkit. A "!sh " prefix holds shell
+  // commands run first ("!sh CMDS;;ARGS").
+  std::function<std::string(Inputs& in)> make;
+  const char* output = nullptr;  // a file that must not exist afterwards (in the inputs folder)
+};
+
+// gtest names a parameter by its id (not by a dump of its bytes).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.id; }
+
+std::string score(const Inputs& in) {
+  return "score --features " + in.feats + " --labels " + in.labels;
+}
+
+std::string with_features(Inputs& in, const std::string& file, const std::string& bytes) {
+  test::write_bytes(in.p(file), bytes);
+  return "score --features " + in.p(file) + " --labels " + in.labels;
+}
+
+std::string with_labels(Inputs& in, const std::string& bytes, const std::string& extra = "") {
+  test::write_bytes(in.p("y.npy"), bytes);
+  return "score --features " + in.feats + " --labels " + in.p("y.npy") + extra;
+}
+
+std::string with_probs(Inputs& in, const std::string& bytes) {
+  test::write_bytes(in.p("p.npy"), bytes);
+  return "score --labels " + in.labels + " --probs " + in.p("p.npy") + " --metric leep";
+}
+
+std::string evaluate_with(Inputs& in, const std::string& scores, const std::string& truth) {
+  if (!scores.empty()) test::write_bytes(in.p("s.csv"), scores);
+  if (!truth.empty()) test::write_bytes(in.p("t.csv"), truth);
+  return "evaluate --scores " + (scores.empty() ? in.scores : in.p("s.csv")) + " --truth " +
+         (truth.empty() ? in.truth : in.p("t.csv"));
+}
+
+std::string npy_data(const std::string& name) { return test::data_path("npy/" + name); }
+
+const std::string kF8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (20, 3), }";
+
+std::vector<Case> score_cases() {
+  return {
+      // ---- .npy / .npz files ----
+      {"npy-missing-file", 2, "none.npy", "cannot open",
+       [](Inputs& in) {
+         return "score --features " + in.p("none.npy") + " --labels " + in.labels;
+       }},
+      {"npy-empty-file", 2, "f.npy", "empty file",
+       [](Inputs& in) { return with_features(in, "f.npy", ""); }},
+      {"npy-not-npy", 2, "f.npy", "not an .npy file",
+       [](Inputs& in) { return with_features(in, "f.npy", "a,b,c\n1,2,3\n"); }},
+      {"npy-bad-version", 2, "f.npy", "unsupported .npy version 9.0",
+       [](Inputs& in) { return with_features(in, "f.npy", raw_npy(kF8, "", 9)); }},
+      {"npy-truncated-header", 2, "f.npy", "truncated .npy header",
+       [](Inputs& in) { return with_features(in, "f.npy", raw_npy(kF8, "").substr(0, 40)); }},
+      {"npy-header-unknown-key", 2, "f.npy", "unexpected key 'x'",
+       [](Inputs& in) {
+         return with_features(in, "f.npy",
+                              raw_npy("{'descr': '<f8', 'fortran_order': False, "
+                                      "'shape': (20, 3), 'x': 1}",
+                                      ""));
+       }},
+      {"npy-header-missing-shape", 2, "f.npy", "missing key 'shape'",
+       [](Inputs& in) {
+         return with_features(in, "f.npy", raw_npy("{'descr': '<f8', 'fortran_order': False}", ""));
+       }},
+      {"npy-truncated-data", 2, "f.npy", "truncated",
+       [](Inputs& in) { return with_features(in, "f.npy", feats_with(0).substr(0, 500)); }},
+      {"npy-trailing-bytes", 2, "f.npy", "unexpected bytes after the array data",
+       [](Inputs& in) { return with_features(in, "f.npy", feats_with(0) + "xxxxxxxx"); }},
+      {"npy-big-endian", 2, "f8_bigendian.npy", "big-endian",
+       [](Inputs& in) {
+         return "score --features " + npy_data("f8_bigendian.npy") + " --labels " + in.labels;
+       }},
+      {"npy-object-dtype", 2, "object.npy", "object arrays",
+       [](Inputs& in) {
+         return "score --features " + npy_data("object.npy") + " --labels " + in.labels;
+       }},
+      {"npy-structured-dtype", 2, "structured.npy", "structured dtypes",
+       [](Inputs& in) {
+         return "score --features " + npy_data("structured.npy") + " --labels " + in.labels;
+       }},
+      {"npy-float16", 2, "f2.npy", "float16",
+       [](Inputs& in) {
+         return "score --features " + npy_data("f2.npy") + " --labels " + in.labels;
+       }},
+      {"npy-fortran-order", 0, "", "",
+       [](Inputs& in) {
+         std::vector<double> f(60);
+         for (int i = 0; i < 60; ++i) f[i] = std::cos(i);
+         return with_features(
+             in, "f.npy",
+             raw_npy("{'descr': '<f8', 'fortran_order': True, 'shape': (20, 3), }", doubles(f)));
+       }},
+      {"npy-huge-shape", 2, "f.npy", "over the memory limit",
+       [](Inputs& in) {
+         // A sparse file as large as its header claims (1 TiB): only the memory guard stops it.
+         const std::string path = in.p("f.npy");
+         test::write_bytes(path, raw_npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                         "(1073741824, 256), }",
+                                         ""));
+         const auto size = fs::file_size(path) + (std::uint64_t{1} << 40);
+         if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) return std::string("!skip");
+         return "score --features " + path + " --labels " + in.labels;
+       }},
+      {"npz-missing-member", 2, "stored.npz", "no member 'nope'",
+       [](Inputs& in) {
+         return "score --features " + npy_data("stored.npz") + ":nope --labels " + in.labels;
+       }},
+      {"npz-member-not-named", 2, "stored.npz", "name one as",
+       [](Inputs& in) {
+         return "score --features " + npy_data("stored.npz") + " --labels " + in.labels;
+       }},
+      {"npz-not-a-zip", 2, "f.npz", "not a valid .npz",
+       [](Inputs& in) { return with_features(in, "f.npz", "this is not a zip archive"); }},
+      {"npz-truncated", 2, "f.npz", "not a valid .npz",
+       [](Inputs& in) {
+         return with_features(in, "f.npz", test::read_bytes(npy_data("stored.npz")).substr(0, 300));
+       }},
+      // ---- features ----
+      {"features-nan", 2, "f.npy", "non-finite value nan at row 2, column 1",
+       [](Inputs& in) { return with_features(in, "f.npy", feats_with(std::nan(""))); }},
+      {"features-inf", 2, "f.npy", "non-finite value inf at row 2, column 1",
+       [](Inputs& in) {
+         return with_features(in, "f.npy", feats_with(std::numeric_limits<double>::infinity()));
+       }},
+      {"features-integer-dtype", 2, "labels.npy", "features must be float32 or float64",
+       [](Inputs& in) { return "score --features " + in.labels + " --labels " + in.labels; }},
+      {"features-1d", 2, "f.npy", "2-D array",
+       [](Inputs& in) {
+         return with_features(in, "f.npy",
+                              raw_npy("{'descr': '<f8', 'fortran_order': False, "
+                                      "'shape': (20,), }",
+                                      doubles(std::vector<double>(20, 1.0))));
+       }},
+      {"features-d0", 2, "f.npy", "at least 1 feature column, got D = 0",
+       [](Inputs& in) {
+         return with_features(in, "f.npy",
+                              raw_npy("{'descr': '<f8', 'fortran_order': False, "
+                                      "'shape': (20, 0), }",
+                                      ""));
+       }},
+      {"features-n1", 2, "y1.npy", "N = 1",
+       [](Inputs& in) {
+         save_npy(in.p("f1.npy"), std::vector<double>{1, 2, 3}.data(), {1, 3});
+         save_npy(in.p("y1.npy"), std::vector<std::int64_t>{0}.data(), {1});
+         return "score --features " + in.p("f1.npy") + " --labels " + in.p("y1.npy");
+       }},
+      {"features-n0", 2, "y0.npy", "N = 0",
+       [](Inputs& in) {
+         test::write_bytes(in.p("y0.npy"), int64_labels({}, "(0,)"));
+         return "score --features " + npy_data("empty_rows.npy") + " --labels " + in.p("y0.npy");
+       }},
+      {"length-mismatch", 2, "feats.npy", "has 20 rows but",
+       [](Inputs& in) {
+         return with_labels(in, int64_labels(std::vector<std::int64_t>(19, 0), "(19,)"));
+       }},
+      // ---- labels ----
+      {"labels-float-without-regression", 2, "y.npy", "pass --regression",
+       [](Inputs& in) {
+         return with_labels(in,
+                            raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (20,), }",
+                                    doubles(std::vector<double>(20, 0.5))));
+       }},
+      {"labels-2d", 2, "y.npy", "labels must have shape (N,) or (N, 1)",
+       [](Inputs& in) {
+         return with_labels(in, int64_labels(std::vector<std::int64_t>(40, 0), "(20, 2)"));
+       }},
+      {"labels-uint64-overflow", 2, "y.npy", "does not fit in int64",
+       [](Inputs& in) {
+         std::vector<std::uint64_t> y(20, 0);
+         y[3] = ~std::uint64_t{0};
+         return with_labels(in,
+                            raw_npy("{'descr': '<u8', 'fortran_order': False, 'shape': (20,), }",
+                                    std::string(reinterpret_cast<const char*>(y.data()), 160)));
+       }},
+      {"labels-single-class", 2, "y.npy", "at least 2 classes, found only label 4",
+       [](Inputs& in) {
+         return with_labels(in, int64_labels(std::vector<std::int64_t>(20, 4), "(20,)"));
+       }},
+      {"targets-nan-regression", 2, "y.npy", "non-finite value nan at row 2",
+       [](Inputs& in) {
+         std::vector<double> t(20, 0.5);
+         t[2] = std::nan("");
+         return with_labels(
+             in, raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (20,), }", doubles(t)),
+             " --regression");
+       }},
+      // ---- probabilities ----
+      {"probs-negative", 2, "p.npy", "negative value -0.25 at row 0, column 0",
+       [](Inputs& in) { return with_probs(in, probs_with(-0.25, 0.75)); }},
+      {"probs-rows-not-summing-to-1", 2, "p.npy", "row 0 sums to 1.5",
+       [](Inputs& in) { return with_probs(in, probs_with(0.5, 0.5)); }},
+      {"probs-nan", 2, "p.npy", "non-finite value nan at row 0, column 0",
+       [](Inputs& in) { return with_probs(in, probs_with(std::nan(""), 0.25)); }},
+      {"probs-length-mismatch", 2, "p.npy", "has 10 rows but",
+       [](Inputs& in) {
+         return with_probs(in,
+                           raw_npy("{'descr': '<f8', 'fortran_order': False, 'shape': (10, 4), }",
+                                   doubles(std::vector<double>(40, 0.25))));
+       }},
+      // ---- flags ----
+      {"flag-unknown", 2, "--bogus", "not expected",
+       [](Inputs& in) { return score(in) + " --bogus"; }},
+      {"flag-missing-labels", 2, "--labels", "required",
+       [](Inputs& in) { return "score --features " + in.feats; }},
+      {"flag-unknown-metric", 2, "--metric", "nope",
+       [](Inputs& in) { return score(in) + " --metric nope"; }},
+      {"flag-metric-needs-probs", 2, "--metric leep", "needs --probs",
+       [](Inputs& in) { return score(in) + " --metric leep"; }},
+      {"flag-regression-unsupported", 2, "--metric hscore", "does not support --regression",
+       [](Inputs& in) { return score(in) + " --metric hscore --regression"; }},
+      {"flag-chunk-rows-not-streaming", 2, "--metric hscore", "cannot stream",
+       [](Inputs& in) { return score(in) + " --metric hscore --chunk-rows 5"; }},
+      {"flag-bad-format", 2, "--format", "xml",
+       [](Inputs& in) { return score(in) + " --format xml"; }},
+      {"flag-negative-chunk-rows", 2, "--chunk-rows", "expected an integer >= 0, got '-1'",
+       [](Inputs& in) { return score(in) + " --chunk-rows -1"; }},
+      {"flag-bad-metric-parameter", 2, "--logme-mode", "fast",
+       [](Inputs& in) { return score(in) + " --logme-mode fast"; }},
+      {"flag-bad-max-memory", 2, "--max-memory lots", "expected a size",
+       [](Inputs& in) { return score(in) + " --max-memory lots"; }},
+      {"max-memory-exceeded", 2, "feats.npy", "over the memory limit of 100 B",
+       [](Inputs& in) { return score(in) + " --max-memory 100"; }},
+      {"command-missing", 2, "", "subcommand", [](Inputs&) { return std::string(); }},
+      {"command-unknown", 2, "frobnicate", "unknown command",
+       [](Inputs&) { return std::string("frobnicate"); }},
+      // ---- output ----
+      {"stdout-full-disk", 1, "standard output", "No space left on device",
+       [](Inputs& in) { return score(in) + " >/dev/full"; }},
+      // ---- evaluate ----
+      {"csv-missing-file", 2, "none.csv", "cannot open",
+       [](Inputs& in) { return "evaluate --scores " + in.p("none.csv") + " --truth " + in.truth; }},
+      {"csv-missing-column", 2, "t.csv", "missing column 'accuracy'",
+       [](Inputs& in) { return evaluate_with(in, "", "model,acc\na,1\nb,2\n"); }},
+      {"csv-not-a-number", 2, "t.csv", "'high'",
+       [](Inputs& in) { return evaluate_with(in, "", "model,accuracy\na,0.9\nb,high\nc,0.7\n"); }},
+      {"csv-ragged-row", 2, "s.csv", "line 3",
+       [](Inputs& in) {
+         return evaluate_with(in, "model,metric,score\na,logme,3\nb,logme\n", "");
+       }},
+      {"csv-open-quote", 2, "s.csv", "quote",
+       [](Inputs& in) { return evaluate_with(in, "model,metric,score\n\"a,logme,3\n", ""); }},
+      {"csv-duplicate-model", 2, "t.csv", "a second accuracy for model 'a'",
+       [](Inputs& in) { return evaluate_with(in, "", "model,accuracy\na,0.9\na,0.8\nc,0.7\n"); }},
+      {"csv-unknown-model", 2, "s.csv", "no accuracy",
+       [](Inputs& in) {
+         return evaluate_with(in, "model,metric,score\na,logme,3\nzz,logme,2\n", "");
+       }},
+      {"csv-single-model", 2, "s.csv", "only 1 model",
+       [](Inputs& in) { return evaluate_with(in, "model,metric,score\na,logme,3\n", ""); }},
+      {"csv-empty-file", 2, "s.csv", "",
+       [](Inputs& in) {
+         test::write_bytes(in.p("s.csv"), "");
+         return "evaluate --scores " + in.p("s.csv") + " --truth " + in.truth;
+       }},
+  };
+}
+
+// ---- tlkit extract (built with LibTorch only; these rows skip otherwise) ----
+std::string model(const std::string& name) {
+  return test::data_path("model/models/" + name + ".pt");
+}
+
+// A copy of the 6-image training folder, with `extra` (file -> source image) added.
+std::string image_folder(Inputs& in,
+                         const std::vector<std::pair<std::string, std::string>>& extra) {
+  const std::string data = in.p("data");
+  fs::copy(test::data_path("model/images/train"), data, fs::copy_options::recursive);
+  for (const auto& [file, source] : extra) {
+    fs::create_directories(fs::path(data + "/" + file).parent_path());
+    fs::copy_file(test::data_path("model/images/" + source), data + "/" + file);
+  }
+  return data;
+}
+
+std::string extract(Inputs& in, const std::string& data, const std::string& model_name = "tuple") {
+  return "extract --model " + model(model_name) + " --data " + data +
+         " --input-size 16 --quiet --out " + in.p("feats");
+}
+
+std::vector<Case> extract_cases() {
+  return {
+      {"extract-truncated-jpeg", 2, "bad.jpg", "truncated JPEG",
+       [](Inputs& in) {
+         return extract(in, image_folder(in, {{"cat/bad.jpg", "special/truncated.jpg"}}));
+       },
+       "feats"},
+      {"extract-png-alpha", 0, "", "",
+       [](Inputs& in) {
+         return extract(in, image_folder(in, {{"cat/a.png", "special/alpha.png"}}));
+       }},
+      {"extract-grayscale", 0, "", "",
+       [](Inputs& in) {
+         return extract(in, image_folder(in, {{"cat/g.png", "special/gray.png"}}));
+       }},
+      {"extract-palette-png", 0, "", "",
+       [](Inputs& in) {
+         return extract(in, image_folder(in, {{"cat/p.png", "special/palette.png"}}));
+       }},
+      {"extract-not-an-image", 2, "fake.jpg", "",
+       [](Inputs& in) {
+         const std::string data = image_folder(in, {});
+         test::write_bytes(data + "/cat/fake.jpg", "not a JPEG");
+         return extract(in, data);
+       },
+       "feats"},
+      {"extract-unreadable-image", 2, "0000.jpg", "",
+       [](Inputs& in) {
+         if (::geteuid() == 0) return std::string("!skip");  // root reads mode-000 files
+         const std::string data = image_folder(in, {});
+         ::chmod((data + "/cat/0000.jpg").c_str(), 0);
+         return extract(in, data);
+       },
+       "feats"},
+      {"extract-empty-class-folder", 0, "", "",
+       [](Inputs& in) {
+         const std::string data = image_folder(in, {});
+         fs::create_directory(data + "/empty");
+         return extract(in, data);
+       }},
+      {"extract-no-images", 2, "data", "no .jpg/.jpeg/.png files",
+       [](Inputs& in) {
+         fs::create_directories(in.p("data/a"));
+         fs::create_directories(in.p("data/b"));
+         return extract(in, in.p("data"));
+       },
+       "feats"},
+      {"extract-missing-data", 2, "nodata", "no such file or folder",
+       [](Inputs& in) { return extract(in, in.p("nodata")); }, "feats"},
+      {"extract-csv-missing-field", 2, "list.csv", "expected 2 fields",
+       [](Inputs& in) {
+         test::write_bytes(in.p("list.csv"), "path,label\ncat/0000.jpg\n");
+         return extract(in, in.p("list.csv"));
+       },
+       "feats"},
+      {"extract-csv-missing-image", 2, "gone.jpg", "",
+       [](Inputs& in) {
+         test::write_bytes(in.p("list.csv"), "path,label\ngone.jpg,0\n");
+         return extract(in, in.p("list.csv"));
+       },
+       "feats"},
+      {"extract-missing-model", 2, "none.pt", "no such model file",
+       [](Inputs& in) {
+         return "extract --model " + in.p("none.pt") + " --data " + image_folder(in, {}) +
+                " --input-size 16 --out " + in.p("feats");
+       },
+       "feats"},
+      {"extract-model-not-torchscript", 2, "bad.pt", "",
+       [](Inputs& in) {
+         test::write_bytes(in.p("bad.pt"), "not a model");
+         return "extract --model " + in.p("bad.pt") + " --data " + image_folder(in, {}) +
+                " --input-size 16 --out " + in.p("feats");
+       },
+       "feats"},
+      {"extract-forward-fails", 2, "throws.pt", "forward failed",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "throws"); }, "feats"},
+      {"extract-wrong-output-shape", 2, "wrong_shape.pt", "first dimension must be the batch size",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "wrong_shape"); }, "feats"},
+      {"extract-out-is-a-file", 2, "feats", "cannot create the folder",
+       [](Inputs& in) {
+         test::write_bytes(in.p("feats"), "a file");
+         return extract(in, image_folder(in, {}));
+       }},
+      {"extract-bad-input-size", 2, "--input-size", "",
+       [](Inputs& in) {
+         return "extract --model " + model("tuple") + " --data " + image_folder(in, {}) +
+                " --input-size 0 --out " + in.p("feats");
+       },
+       "feats"},
+      {"extract-full-disk", 1, "feats/meta.json", "write failed: File too large",
+       [](Inputs& in) {
+         // A file-size limit of 512 bytes (dash counts 512-byte blocks) stands in for a full
+         // disk: meta.json's write fails with EFBIG, after the smaller files were written.
+         return "!sh trap '' XFSZ; ulimit -f 1;;" + extract(in, image_folder(in, {}));
+       },
+       "feats"},
+  };
+}
+
+std::vector<std::string> extract_case_ids() {
+  std::vector<std::string> ids;
+  for (const auto& c : extract_cases()) ids.push_back(c.id);
+  return ids;
+}
+
+// Runs `args` (a "!sh CMDS;;ARGS" prefix runs CMDS in the same shell first).
+test::CliRun run(const std::string& args) {
+  if (args.rfind("!sh ", 0) != 0) return test::run_cli(args);
+  const auto sep = args.find(";;");
+  test::TempDir t;
+  const std::string cmd = args.substr(4, sep - 4) + "; exec " + TLKIT_CLI + " " +
+                          args.substr(sep + 2) + " >" + t.file("out") + " 2>" + t.file("err");
+  test::CliRun r;
+  const int status = std::system(cmd.c_str());
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = test::read_bytes(t.file("out"));
+  r.err = test::read_bytes(t.file("err"));
+  return r;
+}
+
+void check(const Case& c) {
+  Inputs in;
+  const std::string args = c.make(in);
+  if (args == "!skip") GTEST_SKIP() << c.id << ": cannot be set up here";
+  const test::CliRun r = run(args);
+  SCOPED_TRACE(std::string(c.id) + ": tlkit " + args + "\nstderr: " + r.err);
+  // TLKIT_ERROR_CATALOGUE_OUT=file appends "id<TAB>code<TAB>stderr" per case, with the temporary
+  // folder's path cut, for writing docs/errors.md.
+  if (const char* dump = std::getenv("TLKIT_ERROR_CATALOGUE_OUT")) {
+    std::string err = r.err;
+    for (std::size_t at; (at = err.find(in.dir.path() + "/")) != std::string::npos;)
+      err.erase(at, in.dir.path().size() + 1);
+    if (r.code == 0) err = "(accepted)\n";
+    std::ofstream(dump, std::ios::app) << c.id << '\t' << r.code << '\t' << err;
+  }
+  EXPECT_EQ(r.code, c.code);
+  if (c.code == 0) return;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(test::count_lines(r.err), 1);
+  EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u);
+  EXPECT_NE(r.err.find(c.name), std::string::npos) << "does not name " << c.name;
+  EXPECT_NE(r.err.find(c.problem), std::string::npos) << "does not say " << c.problem;
+  if (c.output) {
+    EXPECT_FALSE(fs::exists(in.p(c.output))) << c.output << " was left behind";
+  }
+}
+
+class ErrorCatalogue : public ::testing::TestWithParam<Case> {};
+TEST_P(ErrorCatalogue, OneLineExitCodeNoOutput) { check(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Score, ErrorCatalogue, ::testing::ValuesIn(score_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+class ExtractErrorCatalogue : public ::testing::TestWithParam<Case> {};
+TEST_P(ExtractErrorCatalogue, OneLineExitCodeNoOutput) {
+  static const bool has_extract =
+      test::run_cli("--version").out.find("without LibTorch") == std::string::npos;
+  if (!has_extract) GTEST_SKIP() << "tlkit was built without LibTorch";
+  check(GetParam());
+}
+INSTANTIATE_TEST_SUITE_P(Extract, ExtractErrorCatalogue, ::testing::ValuesIn(extract_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+// The ids of docs/errors.md's tables ("| `id` | ..."), in file order.
+std::set<std::string> documented_ids() {
+  std::ifstream in(std::string(TLKIT_EXAMPLES_DIR) + "/../docs/errors.md");
+  EXPECT_TRUE(in.good()) << "docs/errors.md";
+  std::set<std::string> ids;
+  // No std::regex: GCC 12's -Wmaybe-uninitialized misfires on it in the sanitizer build.
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("| `", 0) != 0) continue;
+    const std::size_t end = line.find("` |", 3);
+    const std::string id = line.substr(3, end == std::string::npos ? 0 : end - 3);
+    if (!id.empty() && id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") ==
+                           std::string::npos)
+      ids.insert(id);
+  }
+  return ids;
+}
+
+TEST(ErrorCatalogueDocs, EveryDocumentedRowHasATestAndViceVersa) {
+  std::set<std::string> tested;
+  for (const auto& c : score_cases()) tested.insert(c.id);
+  for (const auto& id : extract_case_ids()) tested.insert(id);
+  const std::set<std::string> documented = documented_ids();
+  for (const auto& id : documented) EXPECT_TRUE(tested.count(id)) << id << " has no test";
+  for (const auto& id : tested)
+    EXPECT_TRUE(documented.count(id)) << id << " is not in docs/errors.md";
+}
+
+}  // namespace
+}  // namespace tlkit
