@@ -80,6 +80,7 @@ struct ExtractionArgs {
   std::uint64_t seed = 0;
   std::string on_bad_image = "fail";
   std::string optimize = "freeze";
+  bool channels_last = false;
   bool quiet = false;
 };
 

@@ -38,6 +38,9 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
                   "against the model as loaded on the first batch")
       ->check(CLI::IsMember({"none", "freeze", "full"}))
       ->capture_default_str();
+  cmd->add_flag("--channels-last", a.channels_last,
+                "Run image models in channels-last (NHWC) memory format: same features to float32 "
+                "rounding, 1.05-1.6x faster end to end on the kit's CNNs (docs/extract.md)");
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
 }
 
@@ -52,6 +55,7 @@ model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
   o.sample.seed = a.seed;
   o.on_bad_image = model::parse_bad_image_policy(a.on_bad_image);
   o.model_options.optimization = model::parse_optimization(a.optimize);
+  o.model_options.channels_last = a.channels_last;
   return o;
 }
 

@@ -299,6 +299,7 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
            : json()},
       {"optimize_requested", to_string(o.model_options.optimization)},
       {"optimize", to_string(r.optimization)},
+      {"channels_last", o.model_options.channels_last},
   };
   meta["model"]["notes"] = r.model_notes;
   json classes = json::array();

@@ -98,6 +98,7 @@ std::string cache_key(const std::string& model_sha, const std::string& listing_s
       {"features_output", o.model_options.features_output},
       {"logits_output", o.model_options.logits_output},
       {"optimize", to_string(o.model_options.optimization)},
+      {"channels_last", o.model_options.channels_last},
       {"on_bad_image", o.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
   };
   return sha256_hex(k.dump()).substr(0, 16);

@@ -157,6 +157,14 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
     TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", path, one_line(e));
   }
   impl_->loaded.eval();
+  if (options.channels_last) {
+    // Before freezing, so that the folded constants keep the format.
+    torch::NoGradGuard no_grad;
+    for (at::Tensor p : impl_->loaded.parameters())
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    for (at::Tensor b : impl_->loaded.buffers())
+      if (b.dim() == 4) b.set_data(b.contiguous(at::MemoryFormat::ChannelsLast));
+  }
   TLKIT_CHECK_ARG(impl_->loaded.find_method("forward").has_value(),
                   "{}: the TorchScript module has no forward method", path);
   impl_->load_s = seconds_since(t0);
@@ -310,8 +318,9 @@ ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int he
   Impl& m = *impl_;
   c10::InferenceMode inference;
   c10::Warning::WarningHandlerGuard warnings(&m.warnings);
-  const at::Tensor input =
+  at::Tensor input =
       torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
+  if (m.options.channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
   return to_outputs(m.forward(input, n, {n, height, width},
                               fmt::format("an input of shape [{}, 3, {}, {}]", n, height, width)),
                     n);

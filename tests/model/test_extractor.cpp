@@ -114,6 +114,17 @@ TEST(Extract, ResultsDoNotDependOnBatchSizeOrThreads) {
   EXPECT_EQ(a.labels, c.labels);
 }
 
+TEST(Extract, ChannelsLastGivesTheSameFeatures) {
+  for (const char* name : {"tuple", "features_only", "relu6_pool"}) {
+    ExtractOptions o = fixture_options(name);
+    const ExtractResult a = extract_features(o);
+    o.model_options.channels_last = true;
+    const ExtractResult b = extract_features(o);
+    EXPECT_TRUE(close_to(a.features, b.features, 1e-5)) << name;
+    EXPECT_TRUE(close_to(a.logits, b.logits, 1e-5)) << name;
+  }
+}
+
 TEST(Extract, FeaturesOnlyModelIsFlattenedAndHasNoLogits) {
   const ExtractResult r = extract_features(fixture_options("features_only"));
   EXPECT_FALSE(r.has_logits);
@@ -366,13 +377,18 @@ TEST(KitExtract, Resnet20EqualsThePythonTool) {
   }
   ASSERT_EQ(labels.size(), 20u);
   write_bytes(t.file("list.csv"), csv);
-  for (Optimization o : {Optimization::kNone, Optimization::kFull}) {
+  for (int variant = 0; variant < 3; ++variant) {
+    // As loaded; optimised for inference; frozen in channels-last format.
+    const Optimization o = variant == 0   ? Optimization::kNone
+                           : variant == 1 ? Optimization::kFull
+                                          : Optimization::kFreeze;
     ExtractOptions opt;
     opt.model = kit("models/image/cifar10_resnet20.pt");
     opt.data = t.file("list.csv");
     opt.input_size = 32;
     opt.batch = 8;
     opt.model_options.optimization = o;
+    opt.model_options.channels_last = variant == 2;
     const ExtractResult r = extract_features(opt);
     EXPECT_EQ(r.optimization, o);
     EXPECT_EQ(r.labels, labels);
