@@ -70,7 +70,20 @@ def run_error(argv):
     assert out.returncode == 2, "%s: expected exit code 2, got %d (stderr %r)" % (
         argv[0], out.returncode, out.stderr)
     line = out.stderr.strip().splitlines()[-1]
-    return line.split(": error: ", 1)[1]
+    return _as_roles(line.split(": error: ", 1)[1], [str(a) for a in argv])
+
+
+def _as_roles(msg, argv):
+    """The message as the library words it: tlkit score names the file the user gave where the
+    library names the input's role ('f.npy: non-finite ...' for 'features: non-finite ...')."""
+    flags = (("--features", "features"), ("--labels", "targets" if "--regression" in argv
+                                          else "labels"), ("--probs", "probs"))
+    for flag, role in flags:
+        if flag in argv[:-1]:
+            path = argv[argv.index(flag) + 1]
+            if msg.startswith(path + ":"):
+                return role + msg[len(path):]
+    return msg
 
 
 def rel_err(a, b):
