@@ -64,6 +64,15 @@ py::array contiguous(const py::array& a, const char* dtype) {
   return numpy().attr("ascontiguousarray")(a, numpy().attr(dtype)).cast<py::array>();
 }
 
+// Why `a` cannot be viewed in place (empty: it can): a dtype other than the accepted ones
+// (`accepted_dtype`), a foreign byte order, or addresses that are not whole elements.
+std::string copy_reason(const py::array& a, bool accepted_dtype) {
+  if (!accepted_dtype) return fmt::format("dtype {} is converted to float64", dtype_string(a));
+  if (!native_byte_order(a.dtype())) return "non-native byte order";
+  if (!element_aligned(a)) return "address or strides are not whole elements";
+  return {};
+}
+
 }  // namespace
 
 HeldMatrix matrix_arg(py::handle obj, const char* what) {
@@ -74,12 +83,7 @@ HeldMatrix matrix_arg(py::handle obj, const char* what) {
   const py::dtype dt = a.dtype();
   const bool real = dt.kind() == 'f' && (dt.itemsize() == 4 || dt.itemsize() == 8);
   HeldMatrix h;
-  if (!real)
-    h.reason = fmt::format("dtype {} is converted to float64", dtype_string(a));
-  else if (!native_byte_order(dt))
-    h.reason = "non-native byte order";
-  else if (!element_aligned(a))
-    h.reason = "address or strides are not whole elements";
+  h.reason = copy_reason(a, real);
   if (!h.reason.empty()) {
     a = contiguous(a, real && dt.itemsize() == 4 ? "float32" : "float64");
     h.copied = true;
@@ -139,12 +143,7 @@ HeldTargets targets_arg(py::handle obj, const char* what) {
   check_real(a, what);
   const py::dtype dt = a.dtype();
   HeldTargets h;
-  if (!(dt.kind() == 'f' && dt.itemsize() == 8))
-    h.reason = fmt::format("dtype {} is converted to float64", dtype_string(a));
-  else if (!native_byte_order(dt))
-    h.reason = "non-native byte order";
-  else if (!element_aligned(a))
-    h.reason = "address or strides are not whole elements";
+  h.reason = copy_reason(a, dt.kind() == 'f' && dt.itemsize() == 8);
   if (!h.reason.empty()) {
     a = contiguous(a, "float64");
     h.copied = true;

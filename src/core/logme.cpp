@@ -447,6 +447,19 @@ struct LogmeAccumulator::State {
   std::map<std::int64_t, Eigen::Index> label_column;  // classification: label -> column of fty
   std::vector<double> buffer;                         // float64 copy of the current block
 
+  // The column of fty (and entry of yy) for a class label, appended (zero) on first sight.
+  Eigen::Index column_of(std::int64_t label) {
+    auto it = label_column.find(label);
+    if (it != label_column.end()) return it->second;
+    const Eigen::Index col = fty.cols();
+    label_column.emplace(label, col);
+    fty.conservativeResize(Eigen::NoChange, col + 1);
+    fty.col(col).setZero();
+    yy.conservativeResize(col + 1);
+    yy[col] = 0.0;
+    return col;
+  }
+
   void start(const FeatureView& f, Kind k) {
     if (kind == Kind::kUnset) {
       kind = k;
@@ -481,16 +494,9 @@ void LogmeAccumulator::update(const FeatureView& features, const LabelView& labe
         detail::syrk_accumulate_rows(rows, cnt, s.d, s.gram.data());
         for (std::int64_t i = 0; i < cnt; ++i) {
           const std::int64_t label = labels.data[b + i];
-          auto it = s.label_column.find(label);
-          if (it == s.label_column.end()) {
-            it = s.label_column.emplace(label, s.fty.cols()).first;
-            s.fty.conservativeResize(Eigen::NoChange, s.fty.cols() + 1);
-            s.fty.col(s.fty.cols() - 1).setZero();
-            s.yy.conservativeResize(s.yy.size() + 1);
-            s.yy[s.yy.size() - 1] = 0.0;
-          }
-          s.fty.col(it->second) += Eigen::Map<const Eigen::VectorXd>(rows + i * s.d, s.d);
-          s.yy[it->second] += 1.0;
+          const Eigen::Index col = s.column_of(label);
+          s.fty.col(col) += Eigen::Map<const Eigen::VectorXd>(rows + i * s.d, s.d);
+          s.yy[col] += 1.0;
         }
       });
   s.n += features.rows;
@@ -550,16 +556,9 @@ void LogmeAccumulator::merge(const LogmeAccumulator& other) {
     s.yy += o.yy;
   } else {
     for (const auto& [label, col] : o.label_column) {
-      auto it = s.label_column.find(label);
-      if (it == s.label_column.end()) {
-        it = s.label_column.emplace(label, s.fty.cols()).first;
-        s.fty.conservativeResize(Eigen::NoChange, s.fty.cols() + 1);
-        s.fty.col(s.fty.cols() - 1).setZero();
-        s.yy.conservativeResize(s.yy.size() + 1);
-        s.yy[s.yy.size() - 1] = 0.0;
-      }
-      s.fty.col(it->second) += o.fty.col(col);
-      s.yy[it->second] += o.yy[col];
+      const Eigen::Index to = s.column_of(label);
+      s.fty.col(to) += o.fty.col(col);
+      s.yy[to] += o.yy[col];
     }
   }
   s.n += o.n;
