@@ -190,9 +190,31 @@ void score_model(const ModelData& data, const MetricPlan& plan, const RankOption
   so.seed = o.seed;
   so.threads = o.extract.threads;
   const auto t0 = Clock::now();
-  const ScoreReport report = score(in, metrics, so);
+  std::vector<MetricValue> values;
+  try {
+    values = score(in, metrics, so).metrics;
+  } catch (const InputError&) {
+    // One metric that cannot run on this data (NLEEP's 5 C mixture components for fewer
+    // samples, say) must not cost the model its other scores: score them one by one, and give
+    // the ones that fail NaN and a note. When every one fails, the data itself is the problem.
+    std::string first_error;
+    std::size_t failed = 0;
+    for (const std::string& name : metrics) {
+      try {
+        values.push_back(score(in, {name}, so).metrics.at(0));
+      } catch (const InputError& e) {
+        if (failed++ == 0) first_error = e.what();
+        MetricValue v;
+        v.name = name;
+        v.score = kNaN;
+        v.notes.push_back(std::string("not computed: ") + e.what());
+        values.push_back(std::move(v));
+      }
+    }
+    if (failed == metrics.size()) throw InputError(first_error);
+  }
   m->score_seconds = seconds_since(t0);
-  for (const MetricValue& v : report.metrics) {
+  for (const MetricValue& v : values) {
     m->scores[v.name] = v.score;
     for (const std::string& note : v.notes) m->notes.push_back(v.name + ": " + note);
   }

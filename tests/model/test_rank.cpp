@@ -214,6 +214,37 @@ TEST(Rank, AFailingModelIsReportedAndTheOthersAreRanked) {
   EXPECT_NE(test::input_error_of([&] { rank_zoo(zoo, o); }).find("nonsense"), std::string::npos);
 }
 
+TEST(Rank, AMetricThatCannotRunIsNaNWithANoteAndTheOthersAreKept) {
+  test::TempDir t;
+  const ZooManifest zoo = image_zoo(t, fixture("tuple"));
+  RankOptions o = image_options("");
+  // NLEEP needs 5 C mixture components: more than the fixture's few images.
+  o.metrics = "logme,nleep,hscore";
+  const RankResult r = rank_zoo(zoo, o);
+  ASSERT_EQ(r.models.size(), 2u);
+  for (const RankedModel& m : r.models) {
+    EXPECT_TRUE(m.error.empty()) << m.error;
+    EXPECT_TRUE(std::isnan(m.scores.at("nleep"))) << m.name;
+    EXPECT_TRUE(std::isfinite(m.scores.at("logme"))) << m.name;
+    EXPECT_TRUE(std::isfinite(m.scores.at("hscore"))) << m.name;
+    bool noted = false;
+    for (const std::string& note : m.notes)
+      noted = noted || note.find("nleep: not computed: nleep: ") == 0;
+    EXPECT_TRUE(noted) << m.name;
+  }
+  // The same scores as without the failing metric.
+  o.metrics = "logme,hscore";
+  const RankResult ok = rank_zoo(zoo, o);
+  for (std::size_t i = 0; i < ok.models.size(); ++i) {
+    EXPECT_EQ(ok.models[i].scores.at("logme"), r.models[i].scores.at("logme"));
+    EXPECT_EQ(ok.models[i].scores.at("hscore"), r.models[i].scores.at("hscore"));
+  }
+  // Every metric failing fails the model, and a zoo of failed models is an error.
+  o.metrics = "nleep";
+  EXPECT_NE(test::input_error_of([&] { rank_zoo(zoo, o); }).find("mixture components"),
+            std::string::npos);
+}
+
 TEST(Rank, TextZoosRankOnTextAndZooLevelMetricsAreFormed) {
   test::TempDir t;
   test::write_bytes(
