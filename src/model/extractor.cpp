@@ -290,7 +290,7 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
   meta["model"] = {
       {"name", fs::path(o.model).stem().string()},
       {"file", fs::absolute(o.model).lexically_normal().string()},
-      {"sha256", file_sha256(o.model)},
+      {"sha256", o.model_sha256.empty() ? file_sha256(o.model) : o.model_sha256},
       {"bytes", fs::file_size(o.model, ec)},
       {"features_output", o.model_options.features_output},
       {"logits_output",

@@ -318,7 +318,8 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       ModelData data;
       fs::path entry;
       if (!o.cache_dir.empty()) {
-        eo.cache_key = cache_key(file_sha256(z.file), r.listing_sha256, stat_sha, eo, listing);
+        eo.model_sha256 = file_sha256(z.file);  // once: the key and meta.json both need it
+        eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
         entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
         m.cache_path = entry.string();
         m.cached = read_cache(entry, eo.cache_key, &data);

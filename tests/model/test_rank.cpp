@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
+#include "model/sha256.h"
 #include "test_support.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/npy.h"
@@ -124,6 +127,9 @@ TEST(Rank, ScoresEqualScoreOnTheSameFeaturesAndTheCacheGivesTheSameAnswer) {
     const ScoreReport s = score(in, {"logme", "hscore"});
     EXPECT_EQ(m.scores.at("logme"), s.metrics[0].score) << m.name;
     EXPECT_EQ(m.scores.at("hscore"), s.metrics[1].score) << m.name;
+    // meta.json records the model's hash (computed once, for the key and for meta.json).
+    const auto meta = nlohmann::json::parse(test::read_bytes(m.cache_path + "/meta.json"));
+    EXPECT_EQ(meta["model"]["sha256"], file_sha256(m.file)) << m.name;
   }
   EXPECT_TRUE(std::isfinite(a.models[0].scores.at("leep")));
   EXPECT_TRUE(std::isnan(a.models[1].scores.at("leep")));  // no logits: NaN, ranked last

@@ -37,6 +37,9 @@ struct ExtractOptions {
   std::function<bool()> cancelled;
   /// Recorded in meta.json as "cache_key" when not empty (tlkit rank's feature cache, rank.h).
   std::string cache_key;
+  /// SHA-256 (hex) of the model file when the caller has it already (tlkit rank hashes it for
+  /// the cache key); empty: meta.json's hash is computed from the file.
+  std::string model_sha256;
   /// Called on the calling thread after each batch with (images done, images in all).
   std::function<void(std::int64_t, std::int64_t)> progress;
 };
