@@ -13,6 +13,9 @@ tools/export_text_test_model.py). Writes:
                        6 -> 4); extra = out(features) (`out`: Linear 4 -> 3, an "original head" off
                        the feature path, as the kit char-RNNs' `out`). Blocks (finetune.h): emb,
                        proj. Weights: N(0, 0.5^2) from torch.Generator seed 11.
+  models/text_buffer.pt  forward(texts: List[str]) -> (features [N, 4], features): the mean of
+                       rows ord(c) % 64 of a 64 x 4 table held as a BUFFER (N(0, 1), seed 12): a
+                       model with no parameter, which top:K and full must refuse (linear works).
   reference/text_bag_sgd_{top1,full}_{emb.weight,proj.weight,proj.bias}.npy
                        float32: the backbone parameters after ONE SGD step of `tlkit finetune`
                        on trec12.txt, computed here by PyTorch independently of tlkit:
@@ -57,6 +60,22 @@ class TextBag(nn.Module):
             rows.append(self.emb(torch.tensor(ids, dtype=torch.long)).mean(0))
         f = torch.tanh(self.proj(torch.stack(rows)))
         return f, self.out(f)
+
+
+class TextBuffer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", torch.randn(64, 4, generator=torch.Generator().manual_seed(12)))
+
+    def forward(self, texts: List[str]) -> Tuple[Tensor, Tensor]:
+        rows: List[Tensor] = []
+        for t in texts:
+            ids: List[int] = [0]
+            for ch in t:
+                ids.append(ord(ch) % 64)
+            rows.append(self.table[torch.tensor(ids, dtype=torch.long)].mean(0))
+        f = torch.stack(rows)
+        return f, f
 
 
 M64 = (1 << 64) - 1
@@ -106,6 +125,7 @@ def main():
     torch.set_num_threads(1)
     path = os.path.join(a.out, "models", "text_bag.pt")
     torch.jit.script(TextBag().eval()).save(path)
+    torch.jit.script(TextBuffer().eval()).save(os.path.join(a.out, "models", "text_buffer.pt"))
     labels, texts = [], []
     with open(os.path.join(a.out, "text", "trec12.txt"), "rb") as f:
         for line in f.read().decode("ascii").split("\n"):

@@ -381,7 +381,10 @@ class Backbone {
     }
     for (const auto& p : module_.parameters(true)) p.mutable_grad() = at::Tensor();
     blocks_ = std::move(kept);
-    TLKIT_CHECK_ARG(!blocks_.empty(), "{}: no parameter of the model reaches its features output",
+    TLKIT_CHECK_ARG(!blocks_.empty(),
+                    "{}: no parameter of the model reaches its features output, so top:K and full "
+                    "have nothing to train (tensors kept as buffers do not train); --mode linear "
+                    "fits a new head on its fixed features",
                     path);
   }
 

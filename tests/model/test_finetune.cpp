@@ -493,6 +493,22 @@ TEST(FinetuneText, BadInputsThrowClearInputErrors) {
   EXPECT_NE(r.notes[0].find("does not apply to text data"), std::string::npos) << r.notes[0];
 }
 
+// A model whose tensors are buffers (text_buffer.pt) has nothing for top:K or full to train; the
+// linear probe on its fixed features works.
+TEST(FinetuneText, AModelWithoutParametersTrainsOnlyLinearly) {
+  test::TempDir t;
+  FinetuneOptions o = text_toy(t.path(), "full");
+  o.model = test::data_path("model/models/text_buffer.pt");
+  const std::string e = test::input_error_of([&] { run_finetune(o); });
+  EXPECT_NE(e.find("no parameter of the model reaches its features output"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("--mode linear"), std::string::npos) << e;
+  o.mode = parse_mode("linear");
+  const FinetuneResult r = run_finetune(o);
+  EXPECT_EQ(r.features_dim, 4);
+  EXPECT_GE(r.runs[r.best_run].test_acc, 0.0);
+}
+
 // --mean/--std for image models: the identity normalisation changes nothing, another one
 // changes the run; a bad normalisation is refused.
 TEST(Finetune, MeanAndStdNormaliseTheImages) {
