@@ -1,6 +1,6 @@
-// tlkit finetune: fine-tune a TorchScript image model with a new linear head (linear probe, top-K
-// blocks or full), with validation-based epoch selection, checkpoints and hyper-parameter grids.
-// Everything but the options, the progress bar and the summary is in tlkit/model/finetune.h.
+// tlkit finetune: fine-tune a TorchScript image or text model with a new linear head (linear probe,
+// top-K blocks or full), with validation-based epoch selection, checkpoints and hyper-parameter
+// grids. Everything but the options, the progress bar and the summary is in tlkit/model/finetune.h.
 #include <fmt/format.h>
 
 #include <memory>
@@ -24,19 +24,22 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
   model::FinetuneOptions& o = a.o;
   CLI::App* cmd = app.add_subcommand(
       "finetune",
-      "Fine-tune a TorchScript image model on a labelled image dataset with a new linear head.\n"
+      "Fine-tune a TorchScript image or text model on a labelled dataset with a new linear head.\n"
       "Example: tlkit finetune --model resnet20.pt --data DATA --split-train train --split-test "
       "test\n         --input-size 32 --mode top:1 --epochs 5 --out runs/r20\n"
+      "Text models (forward(List[str])): --data TREC.train.all --split-test TREC.test.all (files "
+      "of\n'<label> <text>' lines or text,label CSVs; no --input-size, no augmentation).\n"
       "Modes: linear (logistic regression on fixed features, L-BFGS, C chosen on validation), "
       "top:K (the last K\nblocks and the head train), full (everything trains). Writes "
       "checkpoint.pt and metrics.json to --out\nand resumes from a checkpoint of the same "
       "configuration (docs/finetune.md).");
   cmd->add_option("--model", o.model,
-                  "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) -> "
-                  "(features, ...) or features");
+                  "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) "
+                  "-> (features, ...) or features");
   cmd->add_option("--data", o.data,
                   "Folder of class sub-folders (or of split folders), or a CSV "
-                  "of path,label rows");
+                  "of path,label rows; text: a file of '<label> <text>' lines or a text,label "
+                  "CSV (the training split), or a folder of such files (with --split-train)");
   cmd->add_option("--features", o.features_dir,
                   "--mode linear only: a `tlkit extract` folder to use as the training pool "
                   "instead of --model/--data");
@@ -44,11 +47,15 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "--mode linear only: an extract folder used as the validation split");
   cmd->add_option("--features-test", o.features_test_dir,
                   "--mode linear only: an extract folder used as the test split");
-  cmd->add_option("--split-train", o.split_train, "Sub-folder of --data with the training images");
+  cmd->add_option("--split-train", o.split_train,
+                  "Sub-folder of --data with the training images (text: a file in a --data "
+                  "folder)");
   cmd->add_option("--split-val", o.split_val,
-                  "Sub-folder with validation images (default: --val-fraction of train)");
+                  "Sub-folder with validation images (default: --val-fraction of train); text: "
+                  "a file (as given, else next to a --data file)");
   cmd->add_option("--split-test", o.split_test,
-                  "Sub-folder with test images (or carve one with --test-fraction)");
+                  "Sub-folder with test images (or carve one with --test-fraction); text: a "
+                  "file (as given, else next to a --data file)");
   cmd->add_option("--test-fraction", o.test_fraction,
                   "Carve this fraction of each class of --data as the test split (seeded)")
       ->check(CLI::Range(0.0, 0.99));
@@ -64,8 +71,19 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--input-size", o.input_size,
-                  "S: the shorter side is resized to S, the centre S x S cropped")
+                  "S: the shorter side is resized to S, the centre S x S cropped (image models; "
+                  "required there)")
       ->check(CLI::Range(1, 8192));
+  cmd->add_option("--mean", o.mean,
+                  "Image models: per-channel R,G,B mean subtracted after scaling to [0, 1], e.g. "
+                  "0.485,0.456,0.406 (default: none; the kit's models normalise inside)")
+      ->expected(3)
+      ->delimiter(',');
+  cmd->add_option("--std", o.std,
+                  "Image models: per-channel R,G,B std dividing after --mean, e.g. "
+                  "0.229,0.224,0.225 (with --mean)")
+      ->expected(3)
+      ->delimiter(',');
   cmd->add_option("--features-output", o.features_output,
                   "Which element of forward's tuple holds the features")
       ->check(CLI::NonNegativeNumber)
@@ -75,7 +93,7 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
   cmd->add_option("--epochs", o.epochs, "Training epochs")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  cmd->add_option("--batch", o.batch, "Images per step")
+  cmd->add_option("--batch", o.batch, "Samples per step")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--lr", o.lr, "Learning rate of the backbone")->capture_default_str();
@@ -95,8 +113,9 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--augment", o.augment,
-                  "Training augmentation: flip (horizontal, p=1/2), crop (zero-pad S/8, random "
-                  "S x S crop), a comma list, or none")
+                  "Training augmentation of images: flip (horizontal, p=1/2), crop (zero-pad S/8, "
+                  "random S x S crop), a comma list, or none (text data: none, a warning when "
+                  "another value is given)")
       ->capture_default_str();
   cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing of the cross-entropy")
       ->capture_default_str();
@@ -136,8 +155,8 @@ std::string acc(double v) { return v < 0 ? "-" : fmt::format("{:.2f}%", v); }
 
 int run_finetune_command(FinetuneArgs& a) {
   if (a.list_blocks) {
-    TLKIT_CHECK_ARG(!a.o.model.empty() && a.o.input_size > 0,
-                    "--list-blocks needs --model and --input-size");
+    TLKIT_CHECK_ARG(!a.o.model.empty(),
+                    "--list-blocks needs --model (and --input-size for an image model)");
     const auto blocks = model::list_blocks(a.o.model, a.o.input_size, a.o.features_output);
     fmt::print("{} blocks of {} (top:K trains the last K):\n", blocks.size(), a.o.model);
     for (std::size_t i = blocks.size(); i-- > 0;)
@@ -146,7 +165,7 @@ int run_finetune_command(FinetuneArgs& a) {
     return 0;
   }
   a.o.mode = model::parse_mode(a.mode);
-  ProgressBar bar(progress_wanted(a.quiet), "img");
+  ProgressBar bar(progress_wanted(a.quiet), "item");
   a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,
                                               std::int64_t total,
                                               const std::string& suffix) mutable {

@@ -23,6 +23,7 @@
 #include "tlkit/core/npy.h"
 #include "tlkit/model/extractor.h"
 #include "tlkit/model/runtime.h"
+#include "tlkit/model/text_dataset.h"
 #include "tlkit/model/torchscript_model.h"
 
 namespace tlkit::model {
@@ -84,12 +85,20 @@ std::string one_line(const std::exception& e) {
   return msg.substr(0, msg.find('\n'));
 }
 
+// True for a text model: forward takes List[str] (text_dataset.h).
+bool takes_texts(const torch::jit::Module& m) {
+  const auto fwd = m.find_method("forward");
+  if (!fwd) return false;
+  const auto& args = fwd->function().getSchema().arguments();
+  return args.size() >= 2 && *args[1].type() == *c10::ListType::ofStrings();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Data
 
 struct Split {
   std::vector<ImageSample> samples;
-  std::vector<float> images;  // n x 3 x S x S, preprocessed (image_dataset.h)
+  std::vector<float> images;  // n x 3 x S x S, preprocessed (image_dataset.h); empty for text
   std::int64_t n() const { return static_cast<std::int64_t>(samples.size()); }
 };
 
@@ -98,12 +107,38 @@ struct Splits {
   Split train, val, test;
 };
 
+// Text data (finetune.h): --data a text file, or a folder whose --split-train is a text file.
+bool is_text_data(const FinetuneOptions& o) {
+  std::error_code ec;
+  if (fs::is_directory(o.data, ec)) {
+    if (o.split_train.empty()) return false;
+    const fs::path f = fs::path(o.data) / o.split_train;
+    return fs::is_regular_file(f, ec) && detect_data_kind(f.string()) == DataKind::kText;
+  }
+  return detect_data_kind(o.data) == DataKind::kText;
+}
+
+// The file of a text split ("" for the training split): in the --data folder, or, with a text
+// file as --data, the path as given or else next to --data (as extract and rank, a text file has
+// no sub-splits: each split is its own file).
+std::string text_split_file(const FinetuneOptions& o, const std::string& split) {
+  std::error_code ec;
+  if (fs::is_directory(o.data, ec)) return (fs::path(o.data) / split).string();
+  if (split.empty()) return o.data;
+  if (fs::exists(split, ec)) return split;
+  const std::string next = (fs::path(o.data).parent_path() / split).string();
+  TLKIT_CHECK_ARG(fs::exists(next, ec), "{}: no such text file (nor {}, next to --data)", split,
+                  next);
+  return next;
+}
+
 ImageListing list_split(const FinetuneOptions& o, const std::string& split) {
   SubsampleOptions s;
   s.per_class = o.per_class;
   s.limit = o.limit;
   s.seed = o.seed;
-  return subsample(list_images(o.data, split), s);
+  return subsample(
+      is_text_data(o) ? list_texts(text_split_file(o, split)) : list_images(o.data, split), s);
 }
 
 Splits make_splits(const FinetuneOptions& o) {
@@ -130,6 +165,10 @@ Splits make_splits(const FinetuneOptions& o) {
   } else {
     s.val.samples = carve(s.train.samples, o.val_fraction, mix(o.seed, kSplitVal));
   }
+  for (const Split* sp : {&s.train, &s.val, &s.test})
+    for (const auto& x : sp->samples)
+      TLKIT_CHECK_ARG(x.label >= 0, "{}: sample {} has the negative label {}", o.data, x.name,
+                      x.label);
   TLKIT_CHECK_ARG(s.val.n() > 0, "{}: the validation split is empty", o.data);
   TLKIT_CHECK_ARG(s.test.n() > 0, "{}: the test split is empty", o.data);
   return s;
@@ -147,8 +186,13 @@ void decode_split(Split& split, int size, int threads, const FinetuneOptions& o,
   const std::int64_t item = 3LL * size * size;
   split.images.assign(static_cast<std::size_t>(split.n() * item), 0.0f);
   if (split.n() == 0) return;
+  const std::int64_t plane = static_cast<std::int64_t>(size) * size;
   BatchLoader loader(split.n(), 64, item, threads, 4, [&](std::int64_t i, float* out) {
     load_image(split.samples[static_cast<std::size_t>(i)].path, size, out);
+    for (std::size_t c = 0; c < o.mean.size(); ++c) {  // extract's --mean/--std (extractor.cpp)
+      float* p = out + static_cast<std::int64_t>(c) * plane;
+      for (std::int64_t k = 0; k < plane; ++k) p[k] = (p[k] - o.mean[c]) / o.std[c];
+    }
   });
   for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
     BatchLoader::Batch& batch = loader.wait(b);
@@ -278,6 +322,11 @@ class Backbone {
       TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", path, one_line(e));
     }
     module_.eval();
+    text_ = takes_texts(module_);
+    TLKIT_CHECK_ARG(text_ || input_size >= 1,
+                    "--input-size is required for the image model {} (S of its input, "
+                    "zoo.json's input_size)",
+                    path);
     // Descend through wrappers, then split the first level with structure into blocks.
     torch::jit::Module level = module_;
     std::string prefix;
@@ -306,12 +355,16 @@ class Backbone {
     // Keep the blocks whose parameters reach the features.
     at::Tensor f;
     try {
-      f = features(torch::zeros({2, 3, input_size, input_size}));
+      f = text_ ? features(std::vector<std::string>{"a short text", "and another one?"})
+                : features(torch::zeros({2, 3, input_size, input_size}));
     } catch (const InputError&) {
       throw;
     } catch (const std::exception& e) {
-      TLKIT_THROW_ARG("{}: forward failed on an input of shape [2, 3, {}, {}]: {}", path,
-                      input_size, input_size, one_line(e));
+      TLKIT_THROW_ARG("{}: forward failed on {}: {}", path,
+                      text_
+                          ? std::string("two short texts")
+                          : fmt::format("an input of shape [2, 3, {}, {}]", input_size, input_size),
+                      one_line(e));
     }
     features_dim_ = f.size(1);
     if (f.requires_grad()) {
@@ -328,14 +381,17 @@ class Backbone {
     }
     for (const auto& p : module_.parameters(true)) p.mutable_grad() = at::Tensor();
     blocks_ = std::move(kept);
-    TLKIT_CHECK_ARG(!blocks_.empty(), "{}: no parameter of the model reaches its features output",
+    TLKIT_CHECK_ARG(!blocks_.empty(),
+                    "{}: no parameter of the model reaches its features output, so top:K and full "
+                    "have nothing to train (tensors kept as buffers do not train); --mode linear "
+                    "fits a new head on its fixed features",
                     path);
   }
 
   // The parameters of a module that holds them all itself, split by use: in the inlined forward
   // graph (execution order), each node that first uses some of them makes those a block (a
-  // convolution's weight and bias, a batch norm's four tensors); shape reads (aten::size,
-  // aten::dim) do not count as uses.
+  // convolution's weight and bias, a batch norm's four tensors); shape, dtype and device reads
+  // (aten::size, aten::dim, prim::dtype, prim::device) do not count as uses.
   std::vector<Block> split_flat(const torch::jit::Module& holder, const std::string& prefix) {
     std::shared_ptr<torch::jit::Graph> g = module_.get_method("forward").graph()->copy();
     torch::jit::Inline(*g);
@@ -351,8 +407,11 @@ class Backbone {
       if (!holder.hasattr(name) || !holder.attr(name).isTensor()) continue;
       std::size_t first = SIZE_MAX;
       for (const torch::jit::Use& u : n->output()->uses()) {
-        // Reading a parameter's shape (to compute padding, say) is not using it.
-        if (u.user->kind() == c10::aten::size || u.user->kind() == c10::aten::dim) continue;
+        // Reading a parameter's shape (to compute padding, say) or its dtype/device (checks in
+        // functional wrappers such as embedding_bag) is not using it.
+        if (u.user->kind() == c10::aten::size || u.user->kind() == c10::aten::dim ||
+            u.user->kind() == c10::prim::dtype || u.user->kind() == c10::prim::device)
+          continue;
         const torch::jit::Node* top = u.user;  // the top-level node holding the use
         while (top->owningBlock()->owningNode() != nullptr) top = top->owningBlock()->owningNode();
         const auto it = position.find(top);
@@ -388,7 +447,14 @@ class Backbone {
   at::Tensor features(const at::Tensor& x) {
     return select_features(module_.forward({x}), features_output_, path_);
   }
+  at::Tensor features(const std::vector<std::string>& texts) {
+    c10::List<std::string> input;
+    input.reserve(texts.size());
+    for (const auto& t : texts) input.push_back(t);
+    return select_features(module_.forward({input}), features_output_, path_);
+  }
 
+  bool text() const { return text_; }  // forward(List[str])
   const std::vector<Block>& blocks() const { return blocks_; }
   std::int64_t features_dim() const { return features_dim_; }
   torch::jit::Module& module() { return module_; }
@@ -443,6 +509,7 @@ class Backbone {
   std::vector<Block> blocks_;
   std::int64_t features_dim_ = 0;
   int trainable_k_ = 0;
+  bool text_ = false;
 };
 
 void copy_state(const std::vector<at::Tensor>& from, std::vector<at::Tensor>& to) {
@@ -629,8 +696,9 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     TLKIT_CHECK_ARG(!o.resume, "--resume: {} has no checkpoint.pt to resume from", dir);
   }
 
-  const bool flip = o.augment.find("flip") != std::string::npos;
-  const bool crop = o.augment.find("crop") != std::string::npos;
+  const bool text = backbone.text();  // batches of texts, no augmentation
+  const bool flip = !text && o.augment.find("flip") != std::string::npos;
+  const bool crop = !text && o.augment.find("crop") != std::string::npos;
   const int s = o.input_size;
   const std::int64_t item = 3LL * s * s;
   const Split& train = ctx.splits.train;
@@ -642,10 +710,17 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     std::int64_t correct = 0;
     for (std::int64_t b = 0; b < split.n(); b += o.batch) {
       const std::int64_t cnt = std::min<std::int64_t>(o.batch, split.n() - b);
-      at::Tensor x = torch::from_blob(const_cast<float*>(split.images.data()) + b * item,
-                                      {cnt, 3, s, s}, torch::kFloat32)
-                         .to(ctx.device);
-      at::Tensor pred = head->forward(backbone.features(x)).argmax(1).cpu();
+      at::Tensor f;
+      if (text) {
+        std::vector<std::string> texts;
+        for (std::int64_t i = 0; i < cnt; ++i) texts.push_back(split.samples[b + i].text);
+        f = backbone.features(texts);
+      } else {
+        f = backbone.features(torch::from_blob(const_cast<float*>(split.images.data()) + b * item,
+                                               {cnt, 3, s, s}, torch::kFloat32)
+                                  .to(ctx.device));
+      }
+      at::Tensor pred = head->forward(f).argmax(1).cpu();
       for (std::int64_t i = 0; i < cnt; ++i)
         correct += pred[i].item<std::int64_t>() == split.samples[b + i].label;
     }
@@ -672,22 +747,30 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     double loss_sum = 0.0;
     std::int64_t correct = 0, seen = 0;
     std::vector<float> xb, tmp;
+    std::vector<std::string> tb;
     std::vector<std::int64_t> yb;
     const std::int64_t batches = (train.n() + o.batch - 1) / o.batch;
     for (std::int64_t bi = 0; bi < batches; ++bi) {
       const std::int64_t b = bi * o.batch, cnt = std::min<std::int64_t>(o.batch, train.n() - b);
-      xb.resize(static_cast<std::size_t>(cnt * item));
+      xb.resize(text ? 0 : static_cast<std::size_t>(cnt * item));
+      tb.resize(text ? static_cast<std::size_t>(cnt) : 0);
       yb.resize(static_cast<std::size_t>(cnt));
       for (std::int64_t i = 0; i < cnt; ++i) {
         const std::int64_t src = order[static_cast<std::size_t>(b + i)];
-        std::copy_n(train.images.data() + src * item, item, xb.data() + i * item);
-        augment_image(xb.data() + i * item, s, flip, crop, aug_rng, tmp);
+        if (text) {
+          tb[static_cast<std::size_t>(i)] = train.samples[static_cast<std::size_t>(src)].text;
+        } else {
+          std::copy_n(train.images.data() + src * item, item, xb.data() + i * item);
+          augment_image(xb.data() + i * item, s, flip, crop, aug_rng, tmp);
+        }
         yb[static_cast<std::size_t>(i)] = train.samples[static_cast<std::size_t>(src)].label;
       }
-      at::Tensor x = torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device);
       at::Tensor y = torch::from_blob(yb.data(), {cnt}, torch::kInt64).to(ctx.device);
       opt->zero_grad();
-      at::Tensor logits = head->forward(backbone.features(x));
+      at::Tensor logits = head->forward(
+          text ? backbone.features(tb)
+               : backbone.features(
+                     torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device)));
       at::Tensor loss = torch::nn::functional::cross_entropy(
           logits, y,
           torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(h.label_smoothing));
@@ -846,11 +929,15 @@ LabelledRows carve_rows(LabelledRows& from, std::int64_t d, double fraction, std
 }
 
 LabelledRows extract_rows(TorchScriptModel& model, const std::vector<ImageSample>& samples,
-                          const FinetuneOptions& o, std::int64_t& d, const std::string& phase) {
+                          const FinetuneOptions& o, bool text, std::int64_t& d,
+                          const std::string& phase) {
   ImageListing l;
   l.samples = samples;
+  l.format = text ? "lines" : "";  // extract_features runs text listings through forward(texts)
   ExtractOptions eo;
   eo.input_size = o.input_size;
+  eo.mean = o.mean;
+  eo.std = o.std;
   eo.batch = o.batch;
   eo.threads = o.threads;
   eo.decode_threads = o.decode_threads;
@@ -1079,10 +1166,48 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
                     "no test split: give --split-test, or --test-fraction F to carve one");
   TLKIT_CHECK_ARG(o.split_test.empty() || o.test_fraction == 0,
                   "--split-test and --test-fraction exclude each other");
-  if (!from_features)
+  const bool text = !from_features && is_text_data(o);
+  if (text) {
+    TLKIT_CHECK_ARG(!fs::is_regular_file(o.data, ec) || o.split_train.empty(),
+                    "--split-train {}: --data {} is a text file and is itself the training split "
+                    "(--split-val/--split-test name other files; or give the folder as --data)",
+                    o.split_train, o.data);
+    TLKIT_CHECK_ARG(o.mean.empty() && o.std.empty(),
+                    "--mean/--std: {} is text data; they normalise images", o.data);
+    TLKIT_CHECK_ARG(o.device == "cpu",
+                    "--device {}: text models build their input tensors inside forward, on the "
+                    "CPU; use --device cpu",
+                    o.device);
+  }
+  TLKIT_CHECK_ARG(o.mean.size() == o.std.size() && (o.mean.empty() || o.mean.size() == 3),
+                  "--mean and --std must both be given with 3 values (R, G, B), got {} and {}",
+                  o.mean.size(), o.std.size());
+  for (const float v : o.std) TLKIT_CHECK_ARG(v > 0, "--std values must be positive, got {}", v);
+  if (!from_features) {
+    std::error_code mec;
+    TLKIT_CHECK_ARG(fs::is_regular_file(o.model, mec), "{}: no such model file", o.model);
+    bool text_model = false;
+    try {
+      text_model = takes_texts(torch::jit::load(o.model, torch::kCPU));
+    } catch (const std::exception& e) {
+      TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", o.model, one_line(e));
+    }
+    TLKIT_CHECK_ARG(!text || text_model,
+                    "{} is text data but {} is an image model (its forward does not take "
+                    "List[str]); fine-tune a text model on it",
+                    o.data, o.model);
+    TLKIT_CHECK_ARG(text || !text_model,
+                    "{} is a text model (forward(List[str])) but {} is image data; give a text "
+                    "file (label<space>text lines, or a CSV with text,label columns)",
+                    o.model, o.data);
+  }
+  if (!from_features && !text)
     TLKIT_CHECK_ARG(o.input_size >= 1,
                     "--input-size is required (S of the "
                     "model's input, zoo.json's input_size)");
+  if (text && !o.augment.empty() && o.augment != "none" && o.augment != FinetuneOptions().augment)
+    res.notes.push_back(
+        fmt::format("--augment {} does not apply to text data: no augmentation", o.augment));
   std::vector<GridAxis> axes;
   if (!o.grid.empty()) axes = parse_grid(o.grid, o.mode.mode);
   set_torch_threads(o.threads);
@@ -1113,9 +1238,9 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
       res.class_names = sp.classes;
       TorchScriptModel m(o.model,
                          ModelOptions{o.features_output, kNoOutput, Optimization::kFreeze});
-      fsx.train = extract_rows(m, sp.train.samples, o, fsx.d, "features train");
-      fsx.val = extract_rows(m, sp.val.samples, o, fsx.d, "features val");
-      fsx.test = extract_rows(m, sp.test.samples, o, fsx.d, "features test");
+      fsx.train = extract_rows(m, sp.train.samples, o, text, fsx.d, "features train");
+      fsx.val = extract_rows(m, sp.val.samples, o, text, fsx.d, "features val");
+      fsx.test = extract_rows(m, sp.test.samples, o, text, fsx.d, "features test");
       for (const auto& n : m.notes()) res.notes.push_back(n);
     }
     for (const LabelledRows* r : {&fsx.train, &fsx.val, &fsx.test})
@@ -1195,9 +1320,11 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   const int decode_threads =
       o.decode_threads > 0 ? o.decode_threads
                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2);
-  decode_split(sp.train, o.input_size, decode_threads, o, "decode train");
-  decode_split(sp.val, o.input_size, decode_threads, o, "decode val");
-  decode_split(sp.test, o.input_size, decode_threads, o, "decode test");
+  if (!text) {  // texts go to the model as they are
+    decode_split(sp.train, o.input_size, decode_threads, o, "decode train");
+    decode_split(sp.val, o.input_size, decode_threads, o, "decode val");
+    decode_split(sp.test, o.input_size, decode_threads, o, "decode test");
+  }
   backbone.module().to(device);
   const std::vector<at::Tensor> initial = clone_state(backbone.state());
 
@@ -1206,12 +1333,16 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   base["train_sha256"] = listing_sha256(sp.train.samples);
   base["val_sha256"] = listing_sha256(sp.val.samples);
   base["test_sha256"] = listing_sha256(sp.test.samples);
-  base["input_size"] = o.input_size;
+  base["input_size"] = text ? 0 : o.input_size;
+  if (!o.mean.empty()) {  // only when given: earlier checkpoints keep their configuration hash
+    base["mean"] = o.mean;
+    base["std"] = o.std;
+  }
   base["batch"] = o.batch;
   base["optimizer"] = o.optimizer;
   base["schedule"] = o.schedule;
   base["warmup_epochs"] = o.warmup_epochs;
-  base["augment"] = o.augment;
+  base["augment"] = text ? std::string("none") : o.augment;
   base["patience"] = o.patience;
   base["device"] = o.device;
   json info;
@@ -1219,6 +1350,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   info["classes"] = res.classes;
   info["class_names"] = res.class_names;
   info["features_dim"] = res.features_dim;
+  info["data_kind"] = text ? "text" : "image";
   json bl = json::array();
   for (const auto& b : res.blocks)
     bl.push_back({{"name", b.name}, {"type", b.type}, {"parameters", b.parameters}});

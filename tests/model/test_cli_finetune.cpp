@@ -1,5 +1,6 @@
 // End-to-end tests of `tlkit finetune`: exit codes and the one-line error contract for bad
-// options, the summary and metrics.json of a run on the toy fixture (tests/data/model/toy).
+// options, the summary and metrics.json of a run on the toy fixture (tests/data/model/toy), and
+// of a text model on text/trec12.txt.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -98,6 +99,58 @@ TEST(CliFinetune, CudaWithoutCudaIsAUsageError) {
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("--device cuda: this LibTorch"), std::string::npos) << r.err;
   expect_usage_error(toy_args(t.file("out")) + " --device tpu", "--device tpu");
+}
+
+TEST(CliFinetune, TextModelRunsWithoutInputSize) {
+  test::TempDir t;
+  const std::string data = test::data_path("model/text/trec12.txt");
+  const std::string args = "finetune --model " + test::data_path("model/models/text_bag.pt") +
+                           " --data " + data + " --split-val " + data +
+                           " --split-test trec12.txt --epochs 1 --batch 4 --threads 1 --out ";
+  const CliRun r = run_cli(args + t.file("run") + " --mode full");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("tlkit finetune: full on 6 classes (train 12, val 12, test 12), features 4"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("2 blocks; training emb, proj"), std::string::npos) << r.out;
+  EXPECT_EQ(test::load_json(t.file("run") + "/metrics.json")["data"]["data_kind"], "text");
+  const CliRun aug = run_cli(args + t.file("aug") + " --augment crop --quiet");
+  ASSERT_EQ(aug.code, 0) << aug.err;
+  EXPECT_NE(aug.err.find("tlkit: warning: --augment crop does not apply to text data"),
+            std::string::npos)
+      << aug.err;
+  expect_usage_error(args + t.file("m") + " --mean 0.5,0.5,0.5 --std 0.2,0.2,0.2",
+                     "they normalise images");
+  expect_usage_error("finetune --model " + test::data_path("model/models/trainable.pt") +
+                         " --data " + data + " --split-test " + data + " --out " + t.file("x"),
+                     "is an image model");
+  expect_usage_error("finetune --model " + test::data_path("model/models/text_bag.pt") +
+                         " --data " + test::data_path("model/toy") +
+                         " --split-train train --split-test test --input-size 8 --out " +
+                         t.file("y"),
+                     "is a text model");
+  const CliRun blocks =
+      run_cli("finetune --model " + test::data_path("model/models/text_bag.pt") + " --list-blocks");
+  ASSERT_EQ(blocks.code, 0) << blocks.err;
+  EXPECT_NE(blocks.out.find("top:1   proj (Linear, 28 parameters)"), std::string::npos)
+      << blocks.out;
+  EXPECT_NE(blocks.out.find("top:2   emb (Embedding, 384 parameters)"), std::string::npos)
+      << blocks.out;
+  expect_usage_error(
+      "finetune --model " + test::data_path("model/models/trainable.pt") + " --list-blocks",
+      "--input-size is required");
+}
+
+TEST(CliFinetune, MeanAndStdTakeThreeValues) {
+  test::TempDir t;
+  const CliRun r =
+      run_cli(toy_args(t.file("run")) + " --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto m = test::load_json(t.file("run") + "/metrics.json");
+  EXPECT_EQ(m["config"]["mean"][0], 0.5);
+  EXPECT_EQ(m["config"]["std"][2], 0.25);
+  EXPECT_NE(run_cli(toy_args(t.file("bad")) + " --mean 0.5,0.5").code, 0);
+  expect_usage_error(toy_args(t.file("bad")) + " --mean 0.5,0.5,0.5", "--mean and --std");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // tlkit::model fine-tuning (tlkit/model/finetune.h) on the tiny scripted model
 // tests/data/model/models/trainable.pt and the separable toy images tests/data/model/toy/
-// (tools/export_finetune_fixtures.py), plus one small kit run (skipped without the kit).
+// (tools/export_finetune_fixtures.py), on the trainable text model models/text_bag.pt and the 12
+// TREC questions text/trec12.txt (tools/export_text_finetune_fixtures.py), plus small kit runs
+// (skipped without the kit).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -291,6 +293,258 @@ TEST(Finetune, BadOptionsThrow) {
   }
 }
 
+// --- Text models -------------------------------------------------------------------------------
+
+std::string text_bag() { return test::data_path("model/models/text_bag.pt"); }
+
+// trec12.txt as train, val and test (no carving: the tests below depend on no split draw).
+FinetuneOptions text_toy(const std::string& out, const std::string& mode = "top:1") {
+  FinetuneOptions o;
+  o.model = text_bag();
+  o.data = test::data_path("model/text/trec12.txt");
+  o.split_val = o.data;
+  o.split_test = o.data;
+  o.mode = parse_mode(mode);
+  o.epochs = 2;
+  o.batch = 5;
+  o.lr = 0.1;
+  o.patience = 0;
+  o.threads = 1;
+  o.seed = 3;
+  o.out = out;
+  return o;
+}
+
+std::vector<float> npy_floats(const std::string& rel) {
+  const NpyArray a = load_npy(test::data_path(rel));
+  EXPECT_EQ(a.header().type, NpyType::kFloat32) << rel;
+  const auto* p = static_cast<const float*>(a.data());
+  return {p, p + a.header().count()};
+}
+
+TEST(FinetuneText, BlocksOfTheTextFixture) {
+  // `out` (the old head) feeds only the second output and is dropped; no --input-size needed.
+  const auto b = list_blocks(text_bag(), 0);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].name, "emb");
+  EXPECT_EQ(b[0].type, "Embedding");
+  EXPECT_EQ(b[0].parameters, 64 * 6);
+  EXPECT_EQ(b[1].name, "proj");
+  EXPECT_EQ(b[1].parameters, 6 * 4 + 4);
+  // text_stats.pt keeps its one parameter in the root module: one block, split by use.
+  EXPECT_EQ(list_blocks(test::data_path("model/models/text_stats.pt"), 0).size(), 1u);
+}
+
+TEST(FinetuneText, AllModesRunAndRepeatExactly) {
+  for (const std::string mode : {"linear", "top:1", "full"}) {
+    test::TempDir a, b;
+    FinetuneOptions o = text_toy(a.path(), mode);
+    const FinetuneResult ra = run_finetune(o);
+    EXPECT_EQ(ra.train_n, 12) << mode;
+    EXPECT_EQ(ra.test_n, 12) << mode;
+    EXPECT_EQ(ra.features_dim, 4) << mode;
+    EXPECT_EQ(ra.classes, 6) << mode;  // labels 0..5 (4 absent)
+    o.out = b.path();
+    const FinetuneResult rb = run_finetune(o);
+    ASSERT_EQ(ra.runs.size(), rb.runs.size()) << mode;
+    EXPECT_EQ(ra.runs[ra.best_run].test_acc, rb.runs[rb.best_run].test_acc) << mode;
+    EXPECT_GE(ra.runs[ra.best_run].test_acc, 0.0) << mode;
+    if (mode == "linear") continue;
+    expect_same_history(ra.runs[0], rb.runs[0]);
+    EXPECT_EQ(checkpoint_parameters(a.path() + "/checkpoint.pt"),
+              checkpoint_parameters(b.path() + "/checkpoint.pt"))
+        << mode;
+    const auto m = test::load_json(a.path() + "/metrics.json");
+    EXPECT_EQ(m["data"]["data_kind"], "text");
+    EXPECT_EQ(m["config"]["augment"], "none");
+    EXPECT_EQ(m["history"].size(), 2u);
+  }
+}
+
+// top:1 trains proj only: emb and the old head stay bit-identical; full trains emb and proj.
+TEST(FinetuneText, FreezingChangesExactlyTheUnfrozenParameters) {
+  const auto before = model_parameters(text_bag());
+  for (const std::string mode : {"top:1", "full"}) {
+    test::TempDir t;
+    run_finetune(text_toy(t.path(), mode));
+    const auto after = checkpoint_parameters(t.path() + "/checkpoint.pt");
+    ASSERT_EQ(after.size(), before.size());
+    for (const auto& [name, v] : before) {
+      const bool trains =
+          name.rfind("proj.", 0) == 0 || (mode == "full" && name.rfind("emb.", 0) == 0);
+      if (trains)
+        EXPECT_NE(after.at(name), v) << mode << ": " << name << " did not train";
+      else
+        EXPECT_EQ(after.at(name), v) << mode << ": " << name << " changed";
+    }
+  }
+}
+
+// One SGD step (all 12 questions in one batch, one epoch) equals PyTorch's, computed by
+// tools/export_text_finetune_fixtures.py with the same head draw and hyper-parameters.
+TEST(FinetuneText, OneSgdStepMatchesPyTorch) {
+  for (const std::string mode : {"top:1", "full"}) {
+    test::TempDir t;
+    FinetuneOptions o = text_toy(t.path(), mode);
+    o.epochs = 1;
+    o.batch = 12;
+    o.lr = 0.1;
+    o.head_lr_mult = 10;
+    o.momentum = 0.9;
+    o.weight_decay = 5e-4;
+    run_finetune(o);
+    const auto before = model_parameters(text_bag());
+    const auto after = checkpoint_parameters(t.path() + "/checkpoint.pt");
+    const std::string tag = mode == "full" ? "full" : "top1";
+    for (const std::string name : {"emb.weight", "proj.weight", "proj.bias"}) {
+      const std::vector<float> ref =
+          npy_floats("model/reference/text_bag_sgd_" + tag + "_" + name + ".npy");
+      const std::vector<float>& got = after.at(name);
+      ASSERT_EQ(got.size(), ref.size()) << name;
+      float moved = 0;
+      for (std::size_t i = 0; i < ref.size(); ++i) {
+        EXPECT_NEAR(got[i], ref[i], 1e-5) << mode << " " << name << "[" << i << "]";
+        moved = std::max(moved, std::abs(ref[i] - before.at(name)[i]));
+      }
+      if (mode == "full" || name != "emb.weight")
+        EXPECT_GT(moved, 1e-3) << mode << " " << name << ": the reference step moves it";
+    }
+  }
+}
+
+TEST(FinetuneText, SplitsAreFilesNextToDataOrInADataFolder) {
+  test::TempDir a, b;
+  // --split-test as a bare name: found next to --data.
+  FinetuneOptions o = text_toy(a.path(), "top:1");
+  o.split_val.clear();
+  o.split_test = "trec12.txt";
+  o.val_fraction = 0.25;
+  o.epochs = 1;
+  const FinetuneResult r = run_finetune(o);
+  EXPECT_EQ(r.test_n, 12);
+  EXPECT_EQ(r.val_n, 3);    // round(0.25 * m) but at least 1 of classes 0, 3 (4 each), 1 (2 each)
+  EXPECT_EQ(r.train_n, 9);  // classes 2 and 5 have 1 question: none carved
+  // The same with the folder as --data and the files as splits.
+  o.out = b.path();
+  o.data = test::data_path("model/text");
+  o.split_train = "trec12.txt";
+  const FinetuneResult f = run_finetune(o);
+  EXPECT_EQ(f.train_n, 9);
+  expect_same_history(r.runs[0], f.runs[0]);
+  // A CSV of text,label with class names, a test fraction carved.
+  test::TempDir c;
+  o = text_toy(c.path(), "linear");
+  o.data = test::data_path("model/text/trec12.csv");
+  o.split_val.clear();
+  o.split_test.clear();
+  o.test_fraction = 0.25;
+  const FinetuneResult csv = run_finetune(o);
+  EXPECT_EQ(csv.class_names, (std::vector<std::string>{"c0", "c1", "c2", "c3", "c5"}));
+  EXPECT_EQ(csv.classes, 5);
+  EXPECT_EQ(csv.train_n + csv.val_n + csv.test_n, 12);
+}
+
+TEST(FinetuneText, BadInputsThrowClearInputErrors) {
+  test::TempDir t;
+  // Text data with an image model.
+  for (const std::string mode : {"linear", "top:1"}) {
+    FinetuneOptions o = text_toy(t.path(), mode);
+    o.model = trainable();
+    EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("is an image model"),
+              std::string::npos)
+        << mode;
+  }
+  // Image data with a text model.
+  for (const std::string mode : {"linear", "top:1"}) {
+    FinetuneOptions o = toy(t.path(), mode);
+    o.model = text_bag();
+    EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("is a text model"),
+              std::string::npos)
+        << mode;
+  }
+  FinetuneOptions o = text_toy(t.path());
+  o.split_train = "trec12.txt";  // --data is a file: it is the training split
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("itself the training split"),
+            std::string::npos);
+  o = text_toy(t.path());
+  o.split_test = "no_such_split.txt";
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("no_such_split.txt"),
+            std::string::npos);
+  o = text_toy(t.path());
+  o.mean = {0.5f, 0.5f, 0.5f};
+  o.std = {0.5f, 0.5f, 0.5f};
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("--mean/--std"), std::string::npos);
+  o = text_toy(t.path(), "top:3");  // 2 blocks
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("has 2 blocks"), std::string::npos);
+  o = text_toy(t.path());
+  o.device = "cuda";
+  EXPECT_THROW(run_finetune(o), InputError);
+  // A line without text.
+  test::write_bytes(t.file("bad.txt"), "0 a question ?\n1\n");
+  o = text_toy(t.path());
+  o.data = t.file("bad.txt");
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("bad.txt:2"), std::string::npos);
+  // An explicit augmentation is ignored with a note.
+  o = text_toy(t.file("aug"));
+  o.augment = "flip";
+  o.epochs = 1;
+  const FinetuneResult r = run_finetune(o);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("does not apply to text data"), std::string::npos) << r.notes[0];
+}
+
+// A model whose tensors are buffers (text_buffer.pt) has nothing for top:K or full to train; the
+// linear probe on its fixed features works.
+TEST(FinetuneText, AModelWithoutParametersTrainsOnlyLinearly) {
+  test::TempDir t;
+  FinetuneOptions o = text_toy(t.path(), "full");
+  o.model = test::data_path("model/models/text_buffer.pt");
+  const std::string e = test::input_error_of([&] { run_finetune(o); });
+  EXPECT_NE(e.find("no parameter of the model reaches its features output"), std::string::npos)
+      << e;
+  EXPECT_NE(e.find("--mode linear"), std::string::npos) << e;
+  o.mode = parse_mode("linear");
+  const FinetuneResult r = run_finetune(o);
+  EXPECT_EQ(r.features_dim, 4);
+  EXPECT_GE(r.runs[r.best_run].test_acc, 0.0);
+}
+
+// --mean/--std for image models: the identity normalisation changes nothing, another one
+// changes the run; a bad normalisation is refused.
+TEST(Finetune, MeanAndStdNormaliseTheImages) {
+  test::TempDir a, b, c;
+  FinetuneOptions o = toy(a.path(), "top:1");
+  o.epochs = 1;
+  const FinetuneResult plain = run_finetune(o);
+  o.out = b.path();
+  o.mean = {0, 0, 0};
+  o.std = {1, 1, 1};
+  const FinetuneResult identity = run_finetune(o);
+  expect_same_history(plain.runs[0], identity.runs[0]);
+  EXPECT_EQ(checkpoint_parameters(a.path() + "/checkpoint.pt", true),
+            checkpoint_parameters(b.path() + "/checkpoint.pt", true));
+  o.out = c.path();
+  o.mean = {0.5f, 0.4f, 0.3f};
+  o.std = {0.2f, 0.25f, 0.3f};
+  const FinetuneResult other = run_finetune(o);
+  EXPECT_NE(other.runs[0].history[0].train_loss, plain.runs[0].history[0].train_loss);
+  EXPECT_EQ(test::load_json(c.path() + "/metrics.json")["config"]["mean"].size(), 3u);
+  // Linear mode extracts with the same normalisation: the identity leaves it unchanged.
+  test::TempDir d, e;
+  FinetuneOptions l = toy(d.path(), "linear");
+  const FinetuneResult lp = run_finetune(l);
+  l.out = e.path();
+  l.mean = {0, 0, 0};
+  l.std = {1, 1, 1};
+  EXPECT_EQ(run_finetune(l).runs[lp.best_run].test_acc, lp.runs[lp.best_run].test_acc);
+  o.mean = {0.5f, 0.5f};
+  o.std = {0.5f, 0.5f};
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("3 values"), std::string::npos);
+  o.mean = {0.5f, 0.5f, 0.5f};
+  o.std = {0.5f, 0.0f, 0.5f};
+  EXPECT_NE(test::input_error_of([&] { run_finetune(o); }).find("positive"), std::string::npos);
+}
+
 TEST(FinetuneKit, Resnet20TopOneLearnsClothingInOneEpoch) {
   const std::string kit = TLKIT_KIT_DIR;
   if (!fs::exists(kit + "/models/image/cifar10_resnet20.pt")) GTEST_SKIP() << "no kit at " << kit;
@@ -328,6 +582,48 @@ TEST(FinetuneKit, BlocksOfAFlatConvertedModelAreItsConvolutions) {
     EXPECT_EQ(x.name.rfind("net.params.", 0), 0u) << x.name;
   }
   EXPECT_EQ(b.front().parameters, 3 * 3 * 3 * 8 + 8);  // the stem: 8 filters 3x3x3 with bias
+}
+
+// The kit's GloVe bag (one block: its 50k x 100 embedding table, used by two embedding_bag
+// calls) on 20 TREC questions per class. Its mean and max features (norm about 9) make SGD with
+// the default head-lr-mult diverge at lr 0.01; AdamW at 0.01 learns in one epoch.
+TEST(FinetuneKit, GloveTopOneLearnsTrecInOneEpoch) {
+  const std::string kit = TLKIT_KIT_DIR;
+  const std::string m = kit + "/models/text/text_glove6b_100d_50k.pt";
+  if (!fs::exists(m)) GTEST_SKIP() << "no kit at " << kit;
+  test::TempDir t;
+  FinetuneOptions o;
+  o.model = m;
+  o.data = kit + "/data/text-classification/TREC.train.all";
+  o.split_test = "TREC.test.all";  // next to --data
+  o.per_class = 20;                // 120 training questions (6 classes), 20 test per class
+  o.mode = parse_mode("top:1");
+  o.epochs = 1;
+  o.batch = 8;
+  o.optimizer = "adamw";
+  o.lr = 0.01;
+  o.threads = 1;
+  o.out = t.path();
+  const FinetuneResult r = run_finetune(o);
+  ASSERT_EQ(r.blocks.size(), 1u);
+  EXPECT_EQ(r.blocks[0].name, "emb.weight");
+  EXPECT_EQ(r.blocks[0].parameters, 50000 * 100);
+  EXPECT_EQ(r.test_n, 109);  // TREC.test.all has 9 ABBR questions
+  EXPECT_GT(r.runs[0].test_acc, 100.0 / 6 + 10) << "chance is 16.7%";
+}
+
+// The char-RNNs: the embedding and the 2-layer LSTM are blocks; `out` (next-character logits)
+// does not reach the features.
+TEST(FinetuneKit, BlocksOfTheCharRnns) {
+  const std::string kit = TLKIT_KIT_DIR;
+  const std::string m = kit + "/models/text/text_charrnn_darwin.pt";
+  if (!fs::exists(m)) GTEST_SKIP() << "no kit at " << kit;
+  const auto b = list_blocks(m, 0);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[0].name, "emb");
+  EXPECT_EQ(b[1].name, "lstm");
+  EXPECT_EQ(b[1].type, "LSTM");
+  EXPECT_EQ(b[1].parameters, 2 * (4 * 128 * 128 * 2 + 2 * 4 * 128));
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
-// Fine-tuning a TorchScript image model on a labelled image dataset (`tlkit finetune`,
+// Fine-tuning a TorchScript image or text model on a labelled dataset (`tlkit finetune`,
 // docs/finetune.md), behind a header without LibTorch.
+// Image models: forward(x [N,3,S,S] RGB in [0,1], or normalised by mean/std) -> (features, ...).
+// Text models: forward(texts: List[str]) -> (features, ...), the tokenizer inside; the data is a
+// text file (text_dataset.h), the batches are lists of the samples' texts (no augmentation).
 //
 // A new linear head (classes from the data) is attached to the model's features:
 //   * linear: the backbone stays fixed; features are extracted once (or read from `tlkit extract`
@@ -14,11 +17,13 @@
 // (a level that has both children and parameters of its own puts its own parameters first, as one
 // block). A level that holds all the parameters itself (a traced or converted model without module
 // structure, e.g. a ParameterDict) is split by use instead: in the inlined forward graph, in
-// execution order, the node that first uses a parameter (shape reads aside) groups it with the
-// others it first uses (a convolution's weight and bias). Blocks none of whose parameters reach
-// the features (one backward pass; e.g. the original classifier) are dropped. kit:
-// cifar10_resnet20 has 11 blocks (conv1, bn1, blocks.0 .. blocks.8), imagenet_mobilenet_v1_025
-// 27 (its convolutions), docs/finetune.md lists the others. "full" trains all blocks.
+// execution order, the node that first uses a parameter (shape, dtype and device reads aside)
+// groups it with the others it first uses (a convolution's weight and bias). Blocks none of whose
+// parameters reach the features (one backward pass on a zero image [2,3,S,S], or on two short
+// texts; e.g. the original classifier) are dropped. kit: cifar10_resnet20 has 11 blocks (conv1,
+// bn1, blocks.0 .. blocks.8), imagenet_mobilenet_v1_025 27 (its convolutions), the char-RNNs 2
+// (emb, lstm), the GloVe bag 1 (emb.weight); docs/finetune.md lists the others. "full" trains all
+// blocks.
 // BatchNorm: unfrozen blocks run in train mode (their running statistics update), frozen blocks
 // in eval mode; evaluation runs everything in eval mode.
 // Randomness (head initialisation, data order, augmentation, dropout) is a function of the seed
@@ -57,9 +62,15 @@ struct GridAxis {
 std::vector<GridAxis> parse_grid(const std::string& s, FinetuneMode mode);
 
 struct FinetuneOptions {
-  std::string model;  ///< TorchScript file (forward(x [N,3,S,S] in [0,1]) -> (features, ...))
+  std::string model;  ///< TorchScript file (image or text model, see above)
   int features_output = 0;
-  std::string data;  ///< folder of class sub-folders (or split sub-folders), or a CSV
+  /// Images: a folder of class sub-folders (or split sub-folders), or a CSV of path,label.
+  /// Text: a text file (label<space>text lines, or a CSV with text,label columns) that is the
+  /// training split, or a folder whose split_train names such a file.
+  std::string data;
+  /// Images: sub-folders of data. Text: files; with a text file as data, split_train stays empty
+  /// and split_val/split_test are paths (as given, else next to data); with a folder as data,
+  /// every split is a file in it.
   std::string split_train;
   std::string split_val;   ///< empty: carve val_fraction of train per class
   std::string split_test;  ///< empty: carve test_fraction of train per class
@@ -70,7 +81,10 @@ struct FinetuneOptions {
   std::string features_dir;       ///< linear only: a `tlkit extract` folder used as train
   std::string features_val_dir;   ///< linear only: extract folder used as val
   std::string features_test_dir;  ///< linear only: extract folder used as test
-  int input_size = 0;
+  int input_size = 0;             ///< image models only (required there)
+  /// Image models only: per-channel (R, G, B) normalisation after scaling to [0, 1],
+  /// x -> (x - mean) / std (`tlkit extract`'s --mean/--std); both empty (none) or 3 values each.
+  std::vector<float> mean, std;
   ModeSpec mode;
   int epochs = 10;
   int batch = 32;
@@ -81,7 +95,9 @@ struct FinetuneOptions {
   double weight_decay = 5e-4;
   std::string schedule = "cosine";  ///< cosine, step or constant
   int warmup_epochs = 0;
-  std::string augment = "flip,crop";  ///< comma list of flip, crop; "none" or empty: none
+  /// Comma list of flip, crop; "none" or empty: none. Text data: no augmentation (a note when
+  /// this names anything but the default or none).
+  std::string augment = "flip,crop";
   double label_smoothing = 0.0;
   int patience = 3;        ///< early stopping: epochs without a better val accuracy (0: never)
   std::vector<double> cs;  ///< linear: the C grid (empty: default_linear_probe_cs())
@@ -144,7 +160,8 @@ struct FinetuneResult {
 /// checkpoint.pt and metrics.json). Throws tlkit::InputError for bad options or data.
 FinetuneResult run_finetune(const FinetuneOptions& options);
 
-/// The blocks of a TorchScript model by the definition above (input_size: S of the probe pass).
+/// The blocks of a TorchScript model by the definition above (input_size: S of the probe pass of
+/// an image model; unused for a text model, whose forward takes List[str]).
 std::vector<BlockInfo> list_blocks(const std::string& model_path, int input_size,
                                    int features_output = 0);
 
