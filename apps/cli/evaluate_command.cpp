@@ -119,17 +119,30 @@ MetricEval evaluate_metric(const MetricScores& m, const Truth& truth, const Eval
                   "relative accuracy needs a positive maximum",
                   a.truth, printable(m.name), best);
 
+  // A metric tlkit registers as lower-is-better (ncti_vc) ranks by its negated score: the CSV
+  // that tlkit rank writes keeps every score as computed.
+  const auto& registry = metric_registry();
+  const auto info = std::find_if(registry.begin(), registry.end(),
+                                 [&](const MetricInfo& x) { return x.name == m.name; });
+  const bool lower_is_better = info != registry.end() && !info->higher_is_better;
+  std::vector<double> ranked = m.scores;
+  if (lower_is_better)
+    for (double& v : ranked) v = -v;
+
   MetricEval e;
   e.name = m.name;
   e.n_models = n;
-  e.weighted_tau = weighted_tau(m.scores, acc);
-  e.kendall_tau = kendall_tau_b(m.scores, acc);
-  e.spearman = spearman_rho(m.scores, acc);
-  e.pearson = pearson_r(m.scores, acc);
-  e.top1 = top1_relative_accuracy(m.scores, acc);
-  for (std::size_t i : top_indices(m.scores)) e.top_models.push_back(m.models[i]);
+  e.weighted_tau = weighted_tau(ranked, acc);
+  e.kendall_tau = kendall_tau_b(ranked, acc);
+  e.spearman = spearman_rho(ranked, acc);
+  e.pearson = pearson_r(ranked, acc);
+  e.top1 = top1_relative_accuracy(ranked, acc);
+  for (std::size_t i : top_indices(ranked)) e.top_models.push_back(m.models[i]);
 
   const std::string label = fmt::format("metric '{}'", printable(m.name));
+  if (lower_is_better)
+    notes->push_back(fmt::format(
+        "{}: lower is better, so the correlations use its negated score", label));
   if (n < truth.models.size()) {
     std::vector<std::string> missing;
     for (const auto& model : truth.models)
@@ -599,7 +612,8 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
       "a zoo of models rank the models' fine-tuned accuracies (weighted tau, Kendall tau-b,\n"
       "Spearman, Pearson, top-1 relative accuracy).\n"
       "Example: tlkit evaluate --scores scores.csv --truth truth.csv\n"
-      "Higher scores must mean 'predicted better' (negate a lower-is-better metric first).\n"
+      "Higher scores must mean 'predicted better', except for metrics that tlkit registers\n"
+      "as lower-is-better (ncti_vc), which are ranked by their negated score.\n"
       "Stability: --bootstrap K --features-dir DIR resamples the target samples K times (the\n"
       "same rows for every model), recomputes the scores from each model's features in DIR and\n"
       "reports each score's interval and P(ranked first), and each metric's mean weighted tau\n"

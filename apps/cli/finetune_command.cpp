@@ -206,7 +206,9 @@ int run_finetune_command(FinetuneArgs& a) {
     fmt::print("  {}{}best epoch {} val {} test {}{}{}{}\n", point, point.empty() ? "" : ": ",
                run.best_epoch, acc(run.best_val_acc), acc(run.test_acc),
                run.resumed ? fmt::format(" (resumed after epoch {})", run.resumed_from_epoch) : "",
-               run.early_stopped ? " (stopped early)" : "",
+               run.diverged        ? " (diverged: loss not finite)"
+               : run.early_stopped ? " (stopped early)"
+                                   : "",
                run.finished ? "" : " (interrupted: run again to resume)");
   }
   if (r.runs.size() > 1 && r.mode.mode != model::FinetuneMode::kLinear)

@@ -573,7 +573,9 @@ json history_json(const std::vector<EpochRecord>& h) {
 std::vector<EpochRecord> history_from_json(const json& a) {
   std::vector<EpochRecord> h;
   for (const auto& r : a)
-    h.push_back({r["epoch"].get<int>(), r["lr"].get<double>(), r["train_loss"].get<double>(),
+    // A non-finite loss (a diverged run) is written as null.
+    h.push_back({r["epoch"].get<int>(), r["lr"].get<double>(),
+                 r["train_loss"].is_null() ? std::nan("") : r["train_loss"].get<double>(),
                  r["train_acc"].get<double>(), r["val_acc"].get<double>(),
                  r["seconds"].get<double>()});
   return h;
@@ -793,7 +795,11 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     r.val_acc = evaluate(ctx.splits.val);
     r.seconds = seconds_since(t0);
     run.history.push_back(r);
-    if (run.best_epoch == 0 || r.val_acc > run.best_val_acc) {
+    // A loss that became NaN or infinite never recovers: stop, keep the best epoch before it.
+    const bool diverged = !std::isfinite(r.train_loss);
+    if (diverged) {
+      run.diverged = run.early_stopped = true;
+    } else if (run.best_epoch == 0 || r.val_acc > run.best_val_acc) {
       run.best_epoch = r.epoch;
       run.best_val_acc = r.val_acc;
       best_body = clone_state(state);
@@ -830,6 +836,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     fs::rename(tmp_path, ckpt);
   }
   const int done = run.history.empty() ? 0 : run.history.back().epoch;
+  for (const auto& r : run.history) run.diverged = run.diverged || !std::isfinite(r.train_loss);
   run.finished = run.early_stopped || done >= o.epochs;
   if (run.finished) {
     // Test the best epoch's weights.
@@ -846,6 +853,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   m["best_val_acc"] = run.best_val_acc;
   m["finished"] = run.finished;
   m["early_stopped"] = run.early_stopped;
+  m["diverged"] = run.diverged;
   m["test_acc"] = run.finished ? json(run.test_acc) : json(nullptr);
   double total = 0;
   for (const auto& r : run.history) total += r.seconds;
@@ -1379,8 +1387,17 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
           train_run(ctx, backbone, initial, h, p, o.out + "/" + point_dir_name(axes, p)));
     }
   }
-  for (std::size_t i = 0; i < res.runs.size(); ++i)
+  for (std::size_t i = 0; i < res.runs.size(); ++i) {
     if (res.runs[i].best_val_acc > res.runs[res.best_run].best_val_acc) res.best_run = i;
+    const FinetuneRun& r = res.runs[i];
+    if (r.diverged)
+      res.notes.push_back(fmt::format(
+          "{}the training loss became non-finite in epoch {} (lr {}): training stopped there and "
+          "the best epoch before it ({}) was kept; lower --lr",
+          r.point.empty() ? "" : fmt::format("{}: ", fs::path(r.out).filename().string()),
+          r.history.back().epoch, r.history.back().lr,
+          r.best_epoch > 0 ? std::to_string(r.best_epoch) : "none"));
+  }
   res.seconds = seconds_since(t_start);
   if (!axes.empty()) {
     json m;

@@ -168,6 +168,28 @@ TEST(CliEvaluate, MetricsWithMissingModelsAreEvaluatedOnTheIntersectionWithANote
   EXPECT_NE(t.out.find("note: metric 'b': evaluated on the 3 of 4 models"), std::string::npos);
 }
 
+TEST(CliEvaluate, ALowerIsBetterMetricOfTheRegistryIsRankedByItsNegatedScore) {
+  test::TempDir dir;
+  // ncti_vc is registered lower-is-better; "custom" is unknown, so higher-is-better.
+  test::write_bytes(dir.file("truth.csv"), "model,accuracy\nw,60\nx,70\ny,80\nz,90\n");
+  test::write_bytes(dir.file("scores.csv"),
+                    "model,metric,score\nw,ncti_vc,4\nx,ncti_vc,2\ny,ncti_vc,3\nz,ncti_vc,1\n"
+                    "w,custom,4\nx,custom,2\ny,custom,3\nz,custom,1\n");
+  const nlohmann::ordered_json j = run_json(dir.file("scores.csv"), dir.file("truth.csv"));
+  const std::vector<double> acc{60, 70, 80, 90};
+  EXPECT_EQ(j["metrics"]["ncti_vc"]["weighted_tau"].get<double>(),
+            weighted_tau({-4, -2, -3, -1}, acc));
+  EXPECT_EQ(j["metrics"]["custom"]["weighted_tau"].get<double>(), weighted_tau({4, 2, 3, 1}, acc));
+  EXPECT_GT(j["metrics"]["ncti_vc"]["kendall_tau"].get<double>(), 0.5);
+  EXPECT_LT(j["metrics"]["custom"]["kendall_tau"].get<double>(), -0.5);
+  EXPECT_EQ(j["metrics"]["ncti_vc"]["top1_model"], "z");  // the lowest score
+  EXPECT_EQ(j["metrics"]["ncti_vc"]["top1_relative_accuracy"], 1.0);
+  EXPECT_EQ(j["metrics"]["custom"]["top1_model"], "w");
+  ASSERT_EQ(j["notes"].size(), 1u);
+  EXPECT_EQ(j["notes"][0], "metric 'ncti_vc': lower is better, so the correlations use its "
+                           "negated score");
+}
+
 TEST(CliEvaluate, ConstantScoresAndTopTiesAreNotedAndUndefinedIsNull) {
   test::TempDir dir;
   test::write_bytes(dir.file("truth.csv"), "model,accuracy\np,0.5\nq,0.7\nr,0.9\n");

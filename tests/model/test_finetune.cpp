@@ -5,6 +5,7 @@
 // (skipped without the kit).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "test_support.h"
@@ -217,6 +218,40 @@ TEST(Finetune, LossDecreasesAndTheToyIsLearnt) {
   EXPECT_EQ(m["history"][0]["epoch"], 1);
   for (const char* k : {"lr", "train_loss", "train_acc", "val_acc", "seconds"})
     EXPECT_TRUE(m["history"][0].contains(k)) << k;
+}
+
+TEST(Finetune, ADivergedRunStopsKeepsTheBestEpochBeforeItAndSaysSo) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.path(), "full");
+  o.epochs = 5;
+  o.lr = 1e30;  // float32 weights overflow within the first steps
+  const FinetuneResult res = run_finetune(o);
+  const FinetuneRun& r = res.runs[0];
+  EXPECT_TRUE(r.diverged);
+  EXPECT_TRUE(r.early_stopped);
+  EXPECT_TRUE(r.finished);
+  ASSERT_LT(r.history.size(), 5u);  // stopped at the first non-finite epoch
+  EXPECT_FALSE(std::isfinite(r.history.back().train_loss));
+  for (std::size_t i = 0; i + 1 < r.history.size(); ++i)
+    EXPECT_TRUE(std::isfinite(r.history[i].train_loss));
+  EXPECT_LT(r.best_epoch, r.history.back().epoch);
+  ASSERT_EQ(res.notes.size(), 1u);
+  EXPECT_NE(res.notes[0].find("became non-finite in epoch"), std::string::npos) << res.notes[0];
+  const auto m = test::load_json(t.path() + "/metrics.json");
+  EXPECT_TRUE(m["diverged"].get<bool>());
+  EXPECT_TRUE(m["history"].back()["train_loss"].is_null());
+  // The checkpoint with the null loss resumes as the same finished, diverged run.
+  const FinetuneResult again = run_finetune(o);
+  EXPECT_TRUE(again.runs[0].resumed);
+  EXPECT_TRUE(again.runs[0].diverged);
+  EXPECT_EQ(again.runs[0].history.size(), r.history.size());
+  EXPECT_EQ(again.runs[0].test_acc, r.test_acc);
+  // A sane learning rate does not diverge.
+  test::TempDir t2;
+  o.out = t2.path();
+  o.lr = 0.003;
+  o.epochs = 2;
+  EXPECT_FALSE(run_finetune(o).runs[0].diverged);
 }
 
 TEST(Finetune, GridWritesOneFolderPerPointAndPicksTheBestByValidation) {

@@ -131,6 +131,9 @@ struct FinetuneRun {
   double test_acc = -1.0;  ///< of the best epoch; -1 until the run has finished
   bool finished = false;   ///< all epochs run or stopped early (not interrupted by stop_after)
   bool early_stopped = false;
+  /// The training loss became NaN or infinite: training stopped at that epoch (early_stopped
+  /// is set too), and the best epoch before it is the result (none: best_epoch 0).
+  bool diverged = false;
   bool resumed = false;  ///< continued from a checkpoint
   int resumed_from_epoch = 0;
 };
