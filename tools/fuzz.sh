@@ -8,8 +8,10 @@
 #   tools/fuzz.sh --build-only
 #
 # Targets: npy (load_npy_bytes), npz (load_npz_bytes), npy_rows (NpyRowReader), csv
-# (parse_csv_table), image_csv (model::list_image_csv). Seeds: tests/data/npy, tests/data/logme,
-# the CSVs under tests/data, and the regression corpus tests/data/fuzz/<target>/. The working
+# (parse_csv_table), image_csv (model::list_image_csv), zoo_manifest (model::parse_zoo_manifest),
+# text (model::parse_texts: '<label> <text>' lines or a text,label CSV; the first byte picks).
+# Seeds: tests/data/npy, tests/data/logme, the CSVs under tests/data, and the regression corpus
+# tests/data/fuzz/<target>/ (the only seeds of zoo_manifest and text). The working
 # corpus grows in build-fuzz/corpus/<target>/; crashes land in build-fuzz/crashes/<target>/ and
 # each run's log in build-fuzz/logs/<target>.log.
 # After a finding: fix it, copy the crashing input into tests/data/fuzz/<target>/ (the GoogleTests
@@ -28,12 +30,12 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --build-only) BUILD_ONLY=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "tools/fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(npy npz npy_rows csv image_csv)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(npy npz npy_rows csv image_csv zoo_manifest text)
 BUILD=${TLKIT_FUZZ_BUILD_DIR:-build-fuzz}
 CXX=${CXX:-clang++-14}
 command -v "$CXX" >/dev/null || { echo "tools/fuzz.sh: needs clang ($CXX not found)" >&2; exit 1; }
@@ -49,6 +51,7 @@ seeds_for() {
     npy|npy_rows) echo tests/data/npy tests/data/logme ;;
     npz) echo tests/data/npy ;;  # libFuzzer reads every file; the .npz ones are the useful seeds
     csv|image_csv) echo tests/data/correlation ;;
+    zoo_manifest|text) ;;  # their seeds are in the regression corpus tests/data/fuzz/<target>/
   esac
 }
 

@@ -3,15 +3,20 @@
 // grids. Everything but the options, the progress bar and the summary is in tlkit/model/finetune.h.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 #include "commands.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/finetune.h"
 
 namespace tlkit::cli {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct FinetuneArgs {
   model::FinetuneOptions o;
@@ -32,7 +37,8 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       "Modes: linear (logistic regression on fixed features, L-BFGS, C chosen on validation), "
       "top:K (the last K\nblocks and the head train), full (everything trains). Writes "
       "checkpoint.pt and metrics.json to --out\nand resumes from a checkpoint of the same "
-      "configuration (docs/finetune.md).");
+      "configuration (docs/finetune.md). Ctrl-C keeps the last epoch's checkpoint; rerun to "
+      "resume.");
   cmd->add_option("--model", o.model,
                   "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) "
                   "-> (features, ...) or features");
@@ -151,6 +157,14 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
   return cmd;
 }
 
+// Removes `dir` if it holds nothing but (recursively) empty folders; errors are ignored.
+void remove_empty_folders(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec) || fs::is_symlink(dir, ec)) return;
+  for (const auto& e : fs::directory_iterator(dir, ec)) remove_empty_folders(e.path());
+  fs::remove(dir, ec);  // fails, as wanted, when something is left inside
+}
+
 std::string acc(double v) { return v < 0 ? "-" : fmt::format("{:.2f}%", v); }
 
 int run_finetune_command(FinetuneArgs& a) {
@@ -175,11 +189,19 @@ int run_finetune_command(FinetuneArgs& a) {
     }
     bar.update(done, total, suffix);
   };
+  // Ctrl-C / SIGTERM: stop between batches, keeping the last epoch's checkpoint (exit 130).
+  catch_interrupts();
+  a.o.cancelled = interrupted;
+  // A run that fails or is stopped before writing anything leaves no --out behind (the library
+  // creates the folders before reading the model and the data).
+  std::error_code ec;
+  const bool out_existed = a.o.out.empty() || fs::exists(a.o.out, ec);
   model::FinetuneResult r;
   try {
     r = model::run_finetune(a.o);
   } catch (...) {
     bar.finish();
+    if (!out_existed) remove_empty_folders(a.o.out);
     throw;
   }
   bar.finish();

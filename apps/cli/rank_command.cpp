@@ -228,6 +228,9 @@ int run_rank(const RankArgs& a) {
   if (!a.out.empty())
     TLKIT_CHECK_ARG(!fs::is_directory(a.out), "--out {}: is a folder (expected a CSV file name)",
                     a.out);
+  if (!o.cache_dir.empty())
+    TLKIT_CHECK_ARG(!fs::exists(o.cache_dir) || fs::is_directory(o.cache_dir),
+                    "--cache {}: exists and is not a folder", o.cache_dir);
 
   catch_interrupts();
   o.extract.cancelled = interrupted;
@@ -237,10 +240,13 @@ int run_rank(const RankArgs& a) {
     bar.restart(fmt::format("[{}/{}] {}", i + 1, count, z.name));
   };
   events.progress = [&](std::int64_t done, std::int64_t total) { bar.update(done, total); };
+  // A failed model is reported once the ranking stands: when every model fails, the error line
+  // (the first failure) is all that is printed.
+  std::vector<std::string> failures;
   events.model_finished = [&](const model::RankedModel& m) {
     bar.finish();
     if (!m.error.empty()) {
-      fmt::print(stderr, "tlkit: warning: {} failed: {}\n", m.name, m.error);
+      failures.push_back(fmt::format("{} failed: {}", m.name, m.error));
       return;
     }
     if (!a.run.quiet)
@@ -256,6 +262,7 @@ int run_rank(const RankArgs& a) {
     bar.finish();
     throw;
   }
+  for (const std::string& f : failures) fmt::print(stderr, "tlkit: warning: {}\n", f);
   for (const std::string& note : r.notes) fmt::print(stderr, "tlkit: note: {}\n", note);
   if (!a.out.empty()) write_file_atomic(a.out, scores_csv(r));
   if (a.format == "json")

@@ -1,6 +1,8 @@
 #include "tlkit/core/npy.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
@@ -682,7 +684,34 @@ FeatureView NpyRowReader::next(std::int64_t max_rows) {
 }
 
 // ---- writing -----------------------------------------------------------------------------------
+namespace {
+// Removes "<path>.tmp.<pid>" files left by writers of `path` that were killed (SIGKILL, a crash,
+// a power cut) between creating their temporary and renaming it: those whose pid names no live
+// process. A temporary of a live process (another tlkit writing the same file) is left alone, and
+// so is anything else; errors are ignored (the stale file only wastes space).
+void remove_stale_temporaries(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+  const std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
+  if (d == nullptr) return;
+  const pid_t self = ::getpid();
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::stol(digits);
+    if (pid <= 0 || pid == self) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or unsure
+    ::unlink((dir + name).c_str());
+  }
+  ::closedir(d);
+}
+}  // namespace
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)

@@ -82,6 +82,12 @@ std::vector<ImageSample> carve(std::vector<ImageSample>& from, double fraction,
 std::string one_line(const std::exception& e) {
   const auto* c10e = dynamic_cast<const c10::Error*>(&e);
   std::string msg = c10e ? c10e->what_without_backtrace() : e.what();
+  // TorchScript interpreter errors end with "<Error>: <message>" after their traceback.
+  if (msg.find("The following operation failed") != std::string::npos ||
+      msg.find("Traceback of TorchScript") != std::string::npos) {
+    msg.erase(msg.find_last_not_of(" \r\n") + 1);
+    return msg.substr(msg.rfind('\n') + 1);
+  }
   return msg.substr(0, msg.find('\n'));
 }
 
@@ -171,6 +177,11 @@ Splits make_splits(const FinetuneOptions& o) {
                       x.label);
   TLKIT_CHECK_ARG(s.val.n() > 0, "{}: the validation split is empty", o.data);
   TLKIT_CHECK_ARG(s.test.n() > 0, "{}: the test split is empty", o.data);
+  std::set<std::int64_t> labels;
+  for (const auto& x : s.train.samples) labels.insert(x.label);
+  TLKIT_CHECK_ARG(labels.size() >= 2,
+                  "{}: the training split has {} class; fine-tuning needs at least 2 classes",
+                  o.data, labels.size());
   return s;
 }
 
@@ -195,6 +206,7 @@ void decode_split(Split& split, int size, int threads, const FinetuneOptions& o,
     }
   });
   for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
+    if (o.cancelled && o.cancelled()) throw Interrupted("interrupted");
     BatchLoader::Batch& batch = loader.wait(b);
     for (std::int64_t i = 0; i < batch.size; ++i)
       if (!batch.errors[static_cast<std::size_t>(i)].empty())
@@ -753,6 +765,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     std::vector<std::int64_t> yb;
     const std::int64_t batches = (train.n() + o.batch - 1) / o.batch;
     for (std::int64_t bi = 0; bi < batches; ++bi) {
+      if (o.cancelled && o.cancelled()) throw Interrupted("interrupted");  // the last checkpoint
       const std::int64_t b = bi * o.batch, cnt = std::min<std::int64_t>(o.batch, train.n() - b);
       xb.resize(text ? 0 : static_cast<std::size_t>(cnt * item));
       tb.resize(text ? static_cast<std::size_t>(cnt) : 0);
@@ -831,9 +844,9 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     a.write("best_val_acc", c10::IValue(run.best_val_acc));
     a.write("early_stopped", c10::IValue(run.early_stopped));
     a.write("history", c10::IValue(history_json(run.history).dump()));
-    const std::string tmp_path = ckpt + ".tmp";
-    a.save_to(tmp_path);
-    fs::rename(tmp_path, ckpt);
+    std::ostringstream bytes;  // then write_file_atomic: fsync, and a killed writer's temporary
+    a.save_to(bytes);          // is removed by the next write (npy.h)
+    write_file_atomic(ckpt, bytes.str());
   }
   const int done = run.history.empty() ? 0 : run.history.back().epoch;
   for (const auto& r : run.history) run.diverged = run.diverged || !std::isfinite(r.train_loss);
@@ -949,6 +962,7 @@ LabelledRows extract_rows(TorchScriptModel& model, const std::vector<ImageSample
   eo.batch = o.batch;
   eo.threads = o.threads;
   eo.decode_threads = o.decode_threads;
+  eo.cancelled = o.cancelled;
   if (o.progress)
     eo.progress = [&](std::int64_t done, std::int64_t total) {
       o.progress(phase, done, total, "");

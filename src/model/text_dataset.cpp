@@ -22,7 +22,6 @@ std::string read_file(const std::string& path) {
   TLKIT_CHECK_ARG(in.good(), "{}: cannot open the text file", path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   TLKIT_CHECK_ARG(!in.bad(), "{}: read error", path);
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
   return text;
 }
 
@@ -42,8 +41,8 @@ void assign_labels(const std::vector<std::string>& raw, ImageListing* out) {
   for (std::size_t i = 0; i < raw.size(); ++i) out->samples[i].label = values[i];
 }
 
-ImageListing list_text_lines(const std::string& path) {
-  const std::string text = read_file(path);
+ImageListing parse_text_lines(std::string text, const std::string& path) {
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);  // UTF-8 byte order mark
   ImageListing out;
   out.source = path;
   out.format = "lines";
@@ -75,8 +74,7 @@ ImageListing list_text_lines(const std::string& path) {
   return out;
 }
 
-ImageListing list_text_csv(const std::string& path) {
-  const CsvTable table = read_csv_table(path);
+ImageListing text_csv_listing(const CsvTable& table, const std::string& path) {
   const std::size_t text_col = table.column("text");
   const std::size_t label_col = table.column("label");
   ImageListing out;
@@ -107,7 +105,12 @@ bool csv_has_text_column(const std::string& path) {
 }  // namespace
 
 ImageListing list_texts(const std::string& path) {
-  return has_csv_extension(path) ? list_text_csv(path) : list_text_lines(path);
+  return has_csv_extension(path) ? text_csv_listing(read_csv_table(path), path)
+                                 : parse_text_lines(read_file(path), path);
+}
+
+ImageListing parse_texts(const std::string& bytes, const std::string& path, bool csv) {
+  return csv ? text_csv_listing(parse_csv_table(bytes, path), path) : parse_text_lines(bytes, path);
 }
 
 bool is_text_listing(const ImageListing& listing) {

@@ -2,6 +2,7 @@
 #include "tlkit/model/zoo_manifest.h"
 
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -50,7 +51,9 @@ std::vector<float> three_floats(const json& m, const char* key, const std::strin
   TLKIT_CHECK_ARG(a.is_array() && a.size() == 3, "{}: \"{}\" must be an array of 3 numbers", where,
                   key);
   for (const json& x : a) {
-    TLKIT_CHECK_ARG(x.is_number(), "{}: \"{}\" must be an array of 3 numbers, found {}", where, key,
+    // Within float's range: converting a larger double to float is undefined behaviour.
+    TLKIT_CHECK_ARG(x.is_number() && std::abs(x.get<double>()) <= 1e30,
+                    "{}: \"{}\" must be an array of 3 numbers (|x| <= 1e30), found {}", where, key,
                     show(x));
     v.push_back(x.get<float>());
   }
@@ -80,7 +83,9 @@ ZooManifest parse_zoo_manifest(const std::string& text, const std::string& path)
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double ("1e999"; found by
+    // fuzzing: tests/data/fuzz/zoo_manifest/crash-number-overflow.json).
     TLKIT_THROW_ARG("{}: not valid JSON ({})", path, printable(e.what()));
   }
   TLKIT_CHECK_ARG(doc.is_object() && doc.contains("models") && doc.at("models").is_array(),

@@ -469,9 +469,226 @@ std::vector<Case> extract_cases() {
   };
 }
 
+// ---- tlkit rank ----
+// A zoo manifest entry for a fixture model.
+std::string zoo_entry(const std::string& name, const std::string& file, const std::string& kind,
+                      const std::string& extra = ", \"input_size\": 16") {
+  return "{\"name\": \"" + name + "\", \"file\": \"" + file + "\", \"kind\": \"" + kind + "\"" +
+         extra + "}";
+}
+
+// Writes zoo.json holding `entries` (or `raw` text) and returns the rank arguments on `data`.
+std::string rank(Inputs& in, const std::vector<std::string>& entries, const std::string& data,
+                 const std::string& raw = "") {
+  std::string models;
+  for (const auto& e : entries) models += (models.empty() ? "" : ", ") + e;
+  test::write_bytes(in.p("zoo.json"), raw.empty() ? "{\"models\": [" + models + "]}" : raw);
+  return "rank --zoo " + in.p("zoo.json") + " --data " + data + " --cache " + in.p("cache") +
+         " --metrics logme --quiet --out " + in.p("ranked.csv");
+}
+
+std::string text_rank(Inputs& in, const std::string& file, const std::string& bytes) {
+  test::write_bytes(in.p(file), bytes);
+  return rank(in, {zoo_entry("words", model("text_stats"), "text", "")}, in.p(file));
+}
+
+std::vector<Case> rank_cases() {
+  return {
+      {"rank-zoo-missing-file", 2, "nope.json", "cannot open the manifest",
+       [](Inputs& in) {
+         return "rank --zoo " + in.p("nope.json") + " --data " + image_folder(in, {}) + " --out " +
+                in.p("ranked.csv");
+       },
+       "ranked.csv"},
+      {"rank-zoo-not-json", 2, "zoo.json", "not valid JSON",
+       [](Inputs& in) { return rank(in, {}, image_folder(in, {}), "{\"models\": [{name: 1}"); },
+       "ranked.csv"},
+      {"rank-zoo-no-models-array", 2, "zoo.json", "expected an object with a \"models\" array",
+       [](Inputs& in) { return rank(in, {}, image_folder(in, {}), "[1, 2]"); }, "ranked.csv"},
+      {"rank-zoo-missing-model-file", 2, "gone.pt", "does not exist",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("a", "gone.pt", "image")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-zoo-duplicate-name", 2, "zoo.json", "duplicate name 'a'",
+       [](Inputs& in) {
+         return rank(in,
+                     {zoo_entry("a", model("tuple"), "image"),
+                      zoo_entry("a", model("relu6_pool"), "image")},
+                     image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-zoo-wrong-kind", 2, "zoo.json", "kind 'audio' is not one of image, text",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("a", model("tuple"), "audio")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-zoo-missing-input-size", 2, "zoo.json", "image models need \"input_size\"",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("a", model("tuple"), "image", "")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-zoo-unsafe-name", 2, "zoo.json", "must be 1-200 letters, digits or ._-+",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("../evil", model("tuple"), "image")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-zoo-no-model-for-the-data", 2, "zoo.json", "no image models to rank",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("words", model("text_stats"), "text", "")},
+                     image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-text-empty-file", 2, "t.txt", "no '<label> <text>' lines",
+       [](Inputs& in) { return text_rank(in, "t.txt", ""); }, "ranked.csv"},
+      {"rank-text-line-without-label", 2, "t.txt:2", "expected '<label> <text>', found only",
+       [](Inputs& in) {
+         return text_rank(in, "t.txt", "1 how far is it\nlonely\n0 what is a cat\n");
+       },
+       "ranked.csv"},
+      {"rank-text-csv-missing-column", 2, "t.csv", "missing column 'label'",
+       [](Inputs& in) { return text_rank(in, "t.csv", "id,text\n1,how far\n2,what\n"); },
+       "ranked.csv"},
+      {"rank-text-single-class", 2, "t.txt", "ranking needs at least 2",
+       [](Inputs& in) { return text_rank(in, "t.txt", "1 how far is it\n1 what is a cat\n"); },
+       "ranked.csv"},
+      {"rank-forward-fails", 2, "throws.pt", "forward failed",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("bad", model("throws"), "image")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-wrong-output-shape", 2, "wrong_shape.pt", "first dimension must be the batch size",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("bad", model("wrong_shape"), "image")}, image_folder(in, {}));
+       },
+       "ranked.csv"},
+      {"rank-one-model-fails", 0, "", "",
+       [](Inputs& in) {
+         return rank(in,
+                     {zoo_entry("bad", model("throws"), "image"),
+                      zoo_entry("good", model("tuple"), "image")},
+                     image_folder(in, {}));
+       }},
+      {"rank-data-missing", 2, "--data", "required",
+       [](Inputs& in) {
+         rank(in, {zoo_entry("a", model("tuple"), "image")}, "");
+         return "rank --zoo " + in.p("zoo.json") + " --out " + in.p("ranked.csv");
+       },
+       "ranked.csv"},
+      {"rank-data-not-found", 2, "nodata", "no such file or folder",
+       [](Inputs& in) {
+         return rank(in, {zoo_entry("a", model("tuple"), "image")}, in.p("nodata"));
+       },
+       "ranked.csv"},
+      {"rank-cache-is-a-file", 2, "--cache", "exists and is not a folder",
+       [](Inputs& in) {
+         const std::string args =
+             rank(in, {zoo_entry("a", model("tuple"), "image")}, image_folder(in, {}));
+         test::write_bytes(in.p("cache"), "a file");
+         return args;
+       },
+       "ranked.csv"},
+      {"rank-out-is-a-folder", 2, "--out", "is a folder",
+       [](Inputs& in) {
+         const std::string args =
+             rank(in, {zoo_entry("a", model("tuple"), "image")}, image_folder(in, {}));
+         fs::create_directories(in.p("ranked.csv"));
+         return args;
+       }},
+  };
+}
+
+// ---- tlkit finetune ----
+// The toy fixture (2 classes of 8 x 8 images, train and test folders) and the trainable model.
+std::string finetune(Inputs& in, const std::string& data = "",
+                     const std::string& mdl = "trainable") {
+  return "finetune --model " + model(mdl) + " --data " +
+         (data.empty() ? test::data_path("model/toy") : data) +
+         " --split-train train --split-test test --input-size 8 --epochs 1 --batch 4 "
+         "--threads 1 --quiet --out " +
+         in.p("ft");
+}
+
+// A copy of the toy folder with `extra` (file -> bytes) added and the `drop` class removed.
+std::string toy_copy(Inputs& in, const std::vector<std::pair<std::string, std::string>>& extra,
+                     const std::string& drop = "") {
+  const std::string data = in.p("toy");
+  fs::copy(test::data_path("model/toy"), data, fs::copy_options::recursive);
+  if (!drop.empty()) {
+    fs::remove_all(data + "/train/" + drop);
+    fs::remove_all(data + "/test/" + drop);
+  }
+  for (const auto& [file, bytes] : extra) test::write_bytes(data + "/" + file, bytes);
+  return data;
+}
+
+std::vector<Case> finetune_cases() {
+  return {
+      {"finetune-unknown-mode", 2, "--mode all", "expected linear, top:K or full",
+       [](Inputs& in) { return finetune(in) + " --mode all"; }, "ft"},
+      {"finetune-top-k-too-many-blocks", 2, "top:5", "has 4 blocks",
+       [](Inputs& in) { return finetune(in) + " --mode top:5"; }, "ft"},
+      {"finetune-bad-grid-key", 2, "--grid", "unknown key",
+       [](Inputs& in) { return finetune(in) + " --grid depth=1,2"; }, "ft"},
+      {"finetune-bad-grid-value", 2, "--grid", "not a number",
+       [](Inputs& in) { return finetune(in) + " --grid lr=0.1,abc"; }, "ft"},
+      {"finetune-out-is-a-file", 2, "--out", "exists and is not a folder",
+       [](Inputs& in) {
+         test::write_bytes(in.p("ft"), "a file");
+         return finetune(in);
+       }},
+      {"finetune-missing-out", 2, "--out", "required",
+       [](Inputs& in) {
+         std::string args = finetune(in);
+         return args.substr(0, args.find(" --out"));
+       }},
+      {"finetune-missing-split", 2, "nosuch", "",
+       [](Inputs& in) {
+         std::string args = finetune(in);
+         return args.replace(args.find("--split-test test"), 17, "--split-test nosuch");
+       },
+       "ft"},
+      {"finetune-single-class", 2, "toy", "at least 2 classes",
+       [](Inputs& in) { return finetune(in, toy_copy(in, {}, "red")); }, "ft"},
+      {"finetune-split-test-and-test-fraction", 2, "--test-fraction", "exclude each other",
+       [](Inputs& in) { return finetune(in) + " --test-fraction 0.2"; }, "ft"},
+      {"finetune-features-without-linear", 2, "--features", "only --mode linear",
+       [](Inputs& in) { return finetune(in) + " --features " + in.p("feats"); }, "ft"},
+      {"finetune-missing-model", 2, "none.pt", "no such model file",
+       [](Inputs& in) {
+         std::string args = finetune(in);
+         return args.replace(args.find(model("trainable")), model("trainable").size(),
+                             in.p("none.pt"));
+       },
+       "ft"},
+      {"finetune-forward-fails", 2, "throws.pt", "forward always fails",
+       [](Inputs& in) { return finetune(in, "", "throws"); }, "ft"},
+      {"finetune-not-an-image", 2, "fake.png", "cannot decode the image",
+       [](Inputs& in) {
+         return finetune(in, toy_copy(in, {{"train/red/fake.png", "not a PNG"}}));
+       },
+       "ft"},
+      {"finetune-corrupt-checkpoint", 2, "checkpoint.pt", "not a readable checkpoint",
+       [](Inputs& in) {
+         fs::create_directories(in.p("ft"));
+         test::write_bytes(in.p("ft/checkpoint.pt"), "not a checkpoint");
+         return finetune(in);
+       }},
+      {"finetune-bad-augment", 2, "--augment rotate", "is not flip or crop",
+       [](Inputs& in) { return finetune(in) + " --augment rotate"; }, "ft"},
+  };
+}
+
+std::vector<Case> torch_cases() {
+  std::vector<Case> all = extract_cases();
+  for (auto& c : rank_cases()) all.push_back(c);
+  for (auto& c : finetune_cases()) all.push_back(c);
+  return all;
+}
+
 std::vector<std::string> extract_case_ids() {
   std::vector<std::string> ids;
-  for (const auto& c : extract_cases()) ids.push_back(c.id);
+  for (const auto& c : torch_cases()) ids.push_back(c.id);
   return ids;
 }
 
@@ -539,6 +756,18 @@ INSTANTIATE_TEST_SUITE_P(Extract, ExtractErrorCatalogue, ::testing::ValuesIn(ext
                            std::replace(s.begin(), s.end(), '-', '_');
                            return s;
                          });
+INSTANTIATE_TEST_SUITE_P(Rank, ExtractErrorCatalogue, ::testing::ValuesIn(rank_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+INSTANTIATE_TEST_SUITE_P(Finetune, ExtractErrorCatalogue, ::testing::ValuesIn(finetune_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
 
 // The ids of docs/errors.md's tables ("| `id` | ..."), in file order.
 std::set<std::string> documented_ids() {
@@ -550,8 +779,8 @@ std::set<std::string> documented_ids() {
     if (line.rfind("| `", 0) != 0) continue;
     const std::size_t end = line.find("` |", 3);
     const std::string id = line.substr(3, end == std::string::npos ? 0 : end - 3);
-    if (!id.empty() && id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") ==
-                           std::string::npos)
+    if (!id.empty() &&
+        id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos)
       ids.insert(id);
   }
   return ids;

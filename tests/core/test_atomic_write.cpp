@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <system_error>
@@ -70,6 +71,68 @@ TEST(AtomicWrite, AMissingFolderThrowsSystemErrorNamingThePath) {
         << e.what();
     EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
   }
+}
+
+// A pid that names no process: a child that has exited and been reaped.
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) std::_Exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
+
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(AtomicWrite, AWriterKilledBeforeItsRenameLeavesATemporaryThatTheNextWriteRemoves) {
+  test::TempDir dir;
+  const std::string path = dir.file("meta.json");
+  test::write_bytes(path, "old");
+  // A child that creates its temporary as write_file_atomic names it and is killed (SIGKILL: no
+  // handler, no cleanup) before the rename.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    test::write_bytes(path + ".tmp." + std::to_string(::getpid()), "half");
+    ::raise(SIGKILL);
+    std::_Exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  const std::string stale = "meta.json.tmp." + std::to_string(pid);
+  ASSERT_EQ(files_in(dir.path()), (std::vector<std::string>{"meta.json", stale}));
+  EXPECT_EQ(test::read_bytes(path), "old");  // the target itself was never touched
+
+  // Temporaries the next writer must keep: of a live process (pid 1, and this test's parent),
+  // of another target, and names that are not "<target>.tmp.<pid>".
+  const std::string live1 = "meta.json.tmp.1",
+                    live2 = "meta.json.tmp." + std::to_string(::getppid());
+  const std::string other = "other.json.tmp." + std::to_string(dead_pid());
+  for (const std::string& keep : {live1, live2, other, std::string("meta.json.tmp.x1"),
+                                  std::string("meta.json.tmp."), std::string("meta.json.tmp")})
+    test::write_bytes(dir.file(keep), "keep");
+  write_file_atomic(path, "new");
+  EXPECT_EQ(test::read_bytes(path), "new");
+  std::vector<std::string> expected = {
+      "meta.json", live1, live2, other, "meta.json.tmp.x1", "meta.json.tmp.", "meta.json.tmp"};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(files_in(dir.path()), expected);  // only the dead writer's temporary went
+}
+
+TEST(AtomicWrite, ARelativePathCleansTheCurrentFolder) {
+  test::TempDir dir;
+  const fs::path cwd = fs::current_path();
+  fs::current_path(dir.path());
+  const std::string stale = "r.csv.tmp." + std::to_string(dead_pid());
+  test::write_bytes(stale, "half");
+  write_file_atomic("r.csv", "a,b\n");
+  fs::current_path(cwd);
+  EXPECT_EQ(files_in(dir.path()), std::vector<std::string>{"r.csv"});
 }
 
 }  // namespace

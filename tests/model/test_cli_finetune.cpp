@@ -1,16 +1,27 @@
 // End-to-end tests of `tlkit finetune`: exit codes and the one-line error contract for bad
 // options, the summary and metrics.json of a run on the toy fixture (tests/data/model/toy), and
-// of a text model on text/trec12.txt.
+// of a text model on text/trec12.txt, and Ctrl-C (exit 130, the last checkpoint intact, no
+// temporary left, a resume identical to a straight run).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "cli_support.h"
 #include "test_support.h"
+#include "tlkit/model/finetune.h"
+
+extern char** environ;
 
 namespace tlkit {
 namespace {
 
+namespace fs = std::filesystem;
 using test::CliRun;
 using test::run_cli;
 
@@ -151,6 +162,109 @@ TEST(CliFinetune, MeanAndStdTakeThreeValues) {
   EXPECT_EQ(m["config"]["std"][2], 0.25);
   EXPECT_NE(run_cli(toy_args(t.file("bad")) + " --mean 0.5,0.5").code, 0);
   expect_usage_error(toy_args(t.file("bad")) + " --mean 0.5,0.5,0.5", "--mean and --std");
+}
+
+// Starts tlkit with stdout and stderr to files; returns its pid.
+pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out_file,
+                const std::string& err_file) {
+  std::vector<std::string> all = {TLKIT_CLI};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Arguments for run_cli (the paths here have no characters the shell would split).
+std::string joined(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// metrics.json without its timings (which differ between runs).
+nlohmann::json without_seconds(nlohmann::json m) {
+  for (auto& e : m["history"]) e.erase("seconds");
+  m.erase("totals");
+  return m;
+}
+
+TEST(CliFinetune, CtrlCKeepsTheLastCheckpointAndTheRerunEqualsAStraightRun) {
+  test::TempDir t;
+  // Many short epochs (18 images of 8 x 8, batch 2), no early stopping: the signal lands inside
+  // training, after at least one checkpoint.
+  auto args_for = [&](const std::string& out) {
+    return std::vector<std::string>{"finetune",
+                                    "--model",
+                                    test::data_path("model/models/trainable.pt"),
+                                    "--data",
+                                    test::data_path("model/toy"),
+                                    "--split-train",
+                                    "train",
+                                    "--split-test",
+                                    "test",
+                                    "--val-fraction",
+                                    "0.25",
+                                    "--input-size",
+                                    "8",
+                                    "--batch",
+                                    "2",
+                                    "--epochs",
+                                    "60",
+                                    "--patience",
+                                    "0",
+                                    "--threads",
+                                    "1",
+                                    "--seed",
+                                    "7",
+                                    "--mode",
+                                    "full",
+                                    "--out",
+                                    out};
+  };
+  const std::string out = t.file("run"), ckpt = out + "/checkpoint.pt";
+  const pid_t pid = spawn_cli(args_for(out), t.file("stdout"), t.file("stderr"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(::kill(pid, SIGINT), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string err = test::read_bytes(t.file("stderr"));
+  ASSERT_TRUE(WIFEXITED(status)) << err;
+  if (WEXITSTATUS(status) == 0) GTEST_SKIP() << "all epochs finished before the signal";
+  EXPECT_EQ(WEXITSTATUS(status), 130) << err;
+  EXPECT_EQ(err, "tlkit: interrupted (finished work is kept; run the command again to resume)\n");
+  EXPECT_EQ(test::read_bytes(t.file("stdout")), "");
+  // Nothing half-written: the checkpoint, no temporary, no metrics.json of an unfinished run.
+  std::vector<std::string> left;
+  for (const auto& e : fs::recursive_directory_iterator(out)) left.push_back(e.path().filename());
+  EXPECT_EQ(left, std::vector<std::string>{"checkpoint.pt"});
+  // The checkpoint loads (the last complete epoch's weights).
+  const auto params = model::checkpoint_parameters(ckpt);
+  EXPECT_FALSE(params.empty());
+
+  // The rerun resumes and ends where a straight run ends, bit for bit.
+  const CliRun resumed = run_cli(joined(args_for(out)));
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("(resumed after epoch "), std::string::npos) << resumed.out;
+  const CliRun straight = run_cli(joined(args_for(t.file("straight"))));
+  ASSERT_EQ(straight.code, 0) << straight.err;
+  const auto a = without_seconds(test::load_json(out + "/metrics.json"));
+  const auto b = without_seconds(test::load_json(t.file("straight") + "/metrics.json"));
+  EXPECT_EQ(a["history"].size(), 60u);
+  EXPECT_EQ(a["history"], b["history"]);
+  EXPECT_EQ(a["test_acc"], b["test_acc"]);
+  EXPECT_EQ(a["best_epoch"], b["best_epoch"]);
+  EXPECT_EQ(model::checkpoint_parameters(ckpt, true),
+            model::checkpoint_parameters(t.file("straight") + "/checkpoint.pt", true));
 }
 
 }  // namespace

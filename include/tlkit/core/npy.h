@@ -114,7 +114,10 @@ void save_npy(const std::string& path, const double* data, const std::vector<std
 void save_npy(const std::string& path, const std::int64_t* data,
               const std::vector<std::int64_t>& shape);
 
-/// Writes `bytes` to `path` atomically (temporary file + fsync + rename).
+/// Writes `bytes` to `path` atomically (temporary file + fsync + rename). The temporary is
+/// "<path>.tmp.<pid>"; a process killed before its rename leaves it behind, and the next write of
+/// the same `path` removes such files whose pid is no longer a running process (docs/errors.md,
+/// "Interruptions and temporary files").
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace tlkit

@@ -111,6 +111,10 @@ struct FinetuneOptions {
   int decode_threads = 0;  ///< image decoding threads (0: half the cores)
   /// (phase, done, total, suffix) on the calling thread: decoding, each epoch's batches.
   std::function<void(const std::string&, std::int64_t, std::int64_t, const std::string&)> progress;
+  /// Polled between batches (decoding, extraction, training steps): once it returns true, the run
+  /// throws tlkit::Interrupted, leaving the last complete checkpoint (written at each epoch's end,
+  /// atomically) to resume from.
+  std::function<bool()> cancelled;
 };
 
 struct EpochRecord {

@@ -25,6 +25,10 @@ namespace tlkit::model {
 /// file, or a CSV without the columns.
 ImageListing list_texts(const std::string& path);
 
+/// The same from the file's bytes (`csv`: as a text,label CSV; otherwise as label<space>text
+/// lines); `path` names the input in messages. The entry point of fuzz/fuzz_text.cpp.
+ImageListing parse_texts(const std::string& bytes, const std::string& path, bool csv);
+
 /// True for the listing formats of text datasets ("lines", "text-csv").
 bool is_text_listing(const ImageListing& listing);
 
