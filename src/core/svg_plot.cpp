@@ -98,7 +98,9 @@ std::string render_svg(const LinePlot& plot) {
     x1 += 1;
   }
   const double W = plot.width, H = plot.height;
-  const double left = 70, right = 200, top = 40, bottom = 55;  // the legend sits on the right
+  // The legend sits on the right; rotated tick labels (many named ticks) need room below.
+  const bool rotate = plot.x_tick_labels.size() > 8;
+  const double left = 70, right = 260, top = 40, bottom = rotate ? 95 : 55;
   const double pw = W - left - right, ph = H - top - bottom;
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * pw; };
   auto py = [&](double y) { return top + (y1 - y) / (y1 - y0) * ph; };
@@ -110,7 +112,7 @@ std::string render_svg(const LinePlot& plot) {
       plot.width, plot.height);
   o +=
       fmt::format("<text x=\"{:.1f}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
-                  left + pw / 2, escape(plot.title));
+                  W / 2, escape(plot.title));
   // Grid, ticks and tick labels.
   for (const double t : nice_ticks(y0, y1)) {
     const double y = py(t);
@@ -127,7 +129,6 @@ std::string render_svg(const LinePlot& plot) {
   } else {
     xt = nice_ticks(x0, x1);
   }
-  const bool rotate = !plot.x_tick_labels.empty() && xt.size() > 8;
   for (const double t : xt) {
     const double x = px(t);
     const std::string label = plot.x_tick_labels.empty()

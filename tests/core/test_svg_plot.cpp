@@ -60,9 +60,9 @@ TEST(SvgPlot, MapsDataToThePlotArea) {
   LinePlot p = two_series();
   p.series.resize(1);
   const std::string svg = render_svg(p);
-  // Plot area: x from 70 to 720 - 200 = 520, y from 40 (y = 100) to 440 - 55 = 385 (y = 0).
-  // (0, 10) -> (70, 385 - 0.1 * 345), (2, 90) -> (520, 385 - 0.9 * 345).
-  EXPECT_NE(svg.find("points=\"70.0,350.5 295.0,212.5 520.0,74.5\""), std::string::npos) << svg;
+  // Plot area: x from 70 to 820 - 260 = 560, y from 40 (y = 100) to 440 - 55 = 385 (y = 0).
+  // (0, 10) -> (70, 385 - 0.1 * 345), (2, 90) -> (560, 385 - 0.9 * 345).
+  EXPECT_NE(svg.find("points=\"70.0,350.5 315.0,212.5 560.0,74.5\""), std::string::npos) << svg;
 }
 
 TEST(SvgPlot, NiceTicks) {

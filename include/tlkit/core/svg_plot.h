@@ -24,7 +24,7 @@ struct LinePlot {
   std::vector<PlotSeries> series;
   std::vector<std::string> x_tick_labels;  ///< optional: labels of x = 0, 1, 2, ... (integers)
   double y_min = 0.0, y_max = 0.0;         ///< y range; equal: from the data (padded)
-  int width = 720, height = 440;
+  int width = 820, height = 440;
 };
 
 /// The chart as an SVG document. Text is XML-escaped. Throws tlkit::InputError when a series has
