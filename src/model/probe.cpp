@@ -836,7 +836,9 @@ ProbeResult run_probe(const ProbeOptions& o) {
   depth_labels.push_back("0: none");
   for (int k = 1; k <= B; ++k)
     depth_labels.push_back(fmt::format("{}: {}", k, res.blocks[static_cast<std::size_t>(k - 1)]));
-  const std::string seeds_note = fmt::format("mean of {} seeds, bars min-max", o.seeds);
+  const std::string seeds_note = o.seeds == 1
+                                     ? std::string("one seed")
+                                     : fmt::format("mean of {} seeds, bars min-max", o.seeds);
   if (has("reinit") || has("layers")) {
     LinePlot p;
     p.title = fmt::format("{} on {}: fine-tuning vs probing by depth", model_name, data_name);
