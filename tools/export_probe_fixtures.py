@@ -6,6 +6,8 @@ Writes to tests/data/probe/:
     bn1, ReLU, `blocks` (Sequential: two shape-compatible residual blocks 4->4, then one 4->6 block
     with a 1x1 projection shortcut), global average pool -> features, `linear` (6->3) -> logits.
     Weights and BatchNorm statistics are random (torch seed 0), the model in eval mode.
+  * probe_list.pt: the same weights, forward -> (features, List[Tensor] of the maps after conv1,
+    after bn1 + ReLU and after each block): a model that returns its per-layer features.
   * input.npy: float32 [5, 3, 8, 8] in [0, 1] (torch seed 1).
   * layers.npz-like files layer_<i>.npy: the per-layer features of the input computed here by
     forward hooks on the children (independently of tlkit's graph splitting): layer 0 the input's
@@ -15,6 +17,8 @@ Writes to tests/data/probe/:
 Run: /usr/bin/python3 tools/export_probe_fixtures.py
 """
 import os
+
+from typing import List, Tuple
 
 import numpy as np
 import torch
@@ -51,6 +55,25 @@ class ProbeGap(torch.nn.Module):
         return feat, self.linear(feat)
 
 
+class ProbeList(torch.nn.Module):
+    """ProbeGap's weights; forward also returns the per-layer maps as a List[Tensor]."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        m = self.m
+        x = (x - m.mean) / m.std
+        c = m.conv1(x)
+        h = torch.relu(m.bn1(c))
+        layers = [c, h]
+        for b in m.blocks:
+            h = b(h)
+            layers.append(h)
+        return torch.mean(h, [2, 3]), layers
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -64,6 +87,7 @@ def main():
                 mod.bias.uniform_(-0.2, 0.2)
     m.eval()
     torch.jit.script(m).save(os.path.join(OUT, "probe_gap.pt"))
+    torch.jit.script(ProbeList(m)).save(os.path.join(OUT, "probe_list.pt"))
 
     torch.manual_seed(1)
     x = torch.rand(5, 3, 8, 8)

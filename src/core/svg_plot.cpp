@@ -100,7 +100,8 @@ std::string render_svg(const LinePlot& plot) {
   const double W = plot.width, H = plot.height;
   // The legend sits on the right; rotated tick labels (many named ticks) need room below.
   const bool rotate = plot.x_tick_labels.size() > 8;
-  const double left = 70, right = 260, top = 40, bottom = rotate ? 95 : 55;
+  const double left = 70, right = 260, top = plot.subtitle.empty() ? 40 : 54,
+               bottom = rotate ? 95 : 55;
   const double pw = W - left - right, ph = H - top - bottom;
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * pw; };
   auto py = [&](double y) { return top + (y1 - y) / (y1 - y0) * ph; };
@@ -113,6 +114,9 @@ std::string render_svg(const LinePlot& plot) {
   o +=
       fmt::format("<text x=\"{:.1f}\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">{}</text>\n",
                   W / 2, escape(plot.title));
+  if (!plot.subtitle.empty())
+    o += fmt::format("<text x=\"{:.1f}\" y=\"40\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n",
+                     W / 2, escape(plot.subtitle));
   // Grid, ticks and tick labels.
   for (const double t : nice_ticks(y0, y1)) {
     const double y = py(t);

@@ -821,7 +821,7 @@ ProbeResult run_probe(const ProbeOptions& o) {
   static const char* const kColors[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00"};
   auto color = [&](std::size_t i) { return std::string(kColors[i % 5]); };
   auto size_label = [&](std::int64_t n) {
-    return n == 0 ? std::string("all train images") : fmt::format("{} train images", n);
+    return n == 0 ? std::string("all images") : fmt::format("{} images", n);
   };
   const std::string model_name = fs::path(o.model).stem().string();
   const std::string data_name = fs::path(o.data).filename().string();
@@ -839,17 +839,21 @@ ProbeResult run_probe(const ProbeOptions& o) {
   const std::string seeds_note = o.seeds == 1
                                      ? std::string("one seed")
                                      : fmt::format("mean of {} seeds, bars min-max", o.seeds);
+  const std::string subtitle =
+      fmt::format("{}; {} classes, val {} and test {} images; fine-tuning: full, {} epochs",
+                  seeds_note, classes, res.val_n, res.test_n, ft.epochs);
   if (has("reinit") || has("layers")) {
     LinePlot p;
     p.title = fmt::format("{} on {}: fine-tuning vs probing by depth", model_name, data_name);
+    p.subtitle = subtitle;
     p.x_label = "k: blocks 1..k kept pretrained (rest re-initialised) / probe after block k";
-    p.y_label = fmt::format("test accuracy, % ({})", seeds_note);
+    p.y_label = "test accuracy, %";
     p.x_tick_labels = depth_labels;
     for (std::size_t i = 0; i < o.sizes.size(); ++i) {
       p.series.push_back(
           series("reinit", o.sizes[i], "fine-tune, " + size_label(o.sizes[i]), false, color(i)));
       p.series.push_back(
-          series("probe", o.sizes[i], "linear probe, " + size_label(o.sizes[i]), true, color(i)));
+          series("probe", o.sizes[i], "probe, " + size_label(o.sizes[i]), true, color(i)));
     }
     p.series.erase(std::remove_if(p.series.begin(), p.series.end(),
                                   [](const PlotSeries& s) { return s.y.empty(); }),
@@ -862,8 +866,9 @@ ProbeResult run_probe(const ProbeOptions& o) {
     for (const auto& m : metrics) {
       LinePlot p;
       p.title = fmt::format("{} on {}: {} of each layer's features", model_name, data_name, m);
+      p.subtitle = subtitle;
       p.x_label = "depth: features after block k (0: the input's channel means)";
-      p.y_label = fmt::format("{} on the training images ({})", m, seeds_note);
+      p.y_label = m + " on the training images";
       p.x_tick_labels = depth_labels;
       for (std::size_t i = 0; i < o.sizes.size(); ++i)
         p.series.push_back(
@@ -874,16 +879,16 @@ ProbeResult run_probe(const ProbeOptions& o) {
   if (has("block-reinit")) {
     LinePlot p;
     p.title = fmt::format("{} on {}: windows of {} blocks", model_name, data_name, o.block);
+    p.subtitle = subtitle;
     p.x_label = fmt::format("window: blocks w+1 .. w+{} (label: its first block)", o.block);
-    p.y_label = fmt::format("test accuracy after fine-tuning, % ({})", seeds_note);
+    p.y_label = "test accuracy after fine-tuning, %";
     for (int w = 0; w + o.block <= B; ++w)
       p.x_tick_labels.push_back(fmt::format("{}: {}", w, res.blocks[static_cast<std::size_t>(w)]));
     for (std::size_t i = 0; i < o.sizes.size(); ++i) {
       p.series.push_back(series("window-reinit", o.sizes[i],
                                 "window re-init, " + size_label(o.sizes[i]), false, color(i)));
       p.series.push_back(series("window-keep", o.sizes[i],
-                                "only window pretrained, " + size_label(o.sizes[i]), true,
-                                color(i)));
+                                "only window kept, " + size_label(o.sizes[i]), true, color(i)));
     }
     p.y_min = 0;
     p.y_max = 100;
@@ -892,8 +897,9 @@ ProbeResult run_probe(const ProbeOptions& o) {
   if (has("reorder")) {
     LinePlot p;
     p.title = fmt::format("{} on {}: permuted blocks", model_name, data_name);
+    p.subtitle = subtitle;
     p.x_label = "block order (0: pretrained; 1..: random permutations of same-shape blocks)";
-    p.y_label = fmt::format("test accuracy after fine-tuning, % ({})", seeds_note);
+    p.y_label = "test accuracy after fine-tuning, %";
     p.x_tick_labels.push_back("pretrained");
     for (int i = 1; i <= o.seeds; ++i) p.x_tick_labels.push_back(fmt::format("perm {}", i));
     for (std::size_t i = 0; i < o.sizes.size(); ++i)

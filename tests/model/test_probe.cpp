@@ -253,6 +253,21 @@ TEST(Probe, LayerFeaturesMatchPyTorchHooks) {
   }
 }
 
+TEST(Probe, LayerFeaturesFromAModelThatReturnsThem) {
+  // probe_list.pt: probe_gap's weights, forward -> (features, [conv1, bn1 + ReLU, blocks...]).
+  LayerRunner r(test::data_path("probe/probe_list.pt"), 0);
+  EXPECT_EQ(r.kind(), "list");
+  const std::vector<float> x = npy_floats("input.npy");
+  const LayerFeatures f = r.run(x.data(), 5, 8);
+  ASSERT_EQ(f.values.size(), 6u);
+  EXPECT_EQ(f.names[1], "layer 1");
+  for (std::size_t l = 0; l < 6; ++l) {
+    const std::vector<float> ref = npy_floats("layer_" + std::to_string(l) + ".npy");
+    ASSERT_EQ(f.values[l].size(), ref.size()) << l;
+    for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(f.values[l][i], ref[i], 1e-5) << l;
+  }
+}
+
 TEST(Probe, RefusesModelsThatCannotBeSplit) {
   expect_input_error([] { LayerRunner r(test::data_path("model/models/tuple.pt")); },
                      "cannot be split into layers");

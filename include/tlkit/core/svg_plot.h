@@ -19,6 +19,7 @@ struct PlotSeries {
 
 struct LinePlot {
   std::string title;
+  std::string subtitle;  ///< optional smaller second line under the title
   std::string x_label;
   std::string y_label;
   std::vector<PlotSeries> series;
