@@ -119,5 +119,7 @@ Command add_rank_command(CLI::App& app);
 int run_rank(const RankArgs& args);
 // tlkit finetune (built only with LibTorch: finetune_command.cpp).
 Command add_finetune_command(CLI::App& app);
+// tlkit probe (built only with LibTorch: probe_command.cpp).
+Command add_probe_command(CLI::App& app);
 
 }  // namespace tlkit::cli

@@ -153,6 +153,19 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "Image decoding threads (0: half the cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--reinit-blocks", o.reinit_blocks,
+                  "Re-initialise these blocks before training, e.g. 8,9,10: 0-based from the "
+                  "input (--list-blocks prints them last first: block i is top:B-i) (tlkit probe)")
+      ->delimiter(',');
+  cmd->add_option("--init", o.reinit_init,
+                  "Initialiser of --reinit-blocks: default (PyTorch's) or trunc-normal "
+                  "(sigma 0.02)")
+      ->check(CLI::IsMember({"default", "trunc-normal"}))
+      ->capture_default_str();
+  cmd->add_option("--block-order", o.block_order,
+                  "A permutation of the block indices: block i takes the weights of block "
+                  "ORDER[i] (equal parameter shapes), e.g. 0,1,3,2,...")
+      ->delimiter(',');
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
   return cmd;
 }

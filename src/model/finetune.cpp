@@ -984,6 +984,179 @@ json probe_point_json(const LinearProbePoint& p) {
           {"seconds", p.seconds}};
 }
 
+// ---------------------------------------------------------------------------------------------
+// Block surgery (FinetuneOptions::block_order, reinit_blocks; tlkit probe)
+
+bool same_tensor(const at::Tensor& a, const at::Tensor& b) {
+  return a.unsafeGetTensorImpl() == b.unsafeGetTensorImpl();
+}
+
+bool in_block(const Block& b, const at::Tensor& t) {
+  for (const auto& p : b.params)
+    if (same_tensor(p, t)) return true;
+  return false;
+}
+
+// The modules under a block's owner all of whose own parameters lie in the block: their buffers
+// (BatchNorm statistics) travel and reset with it. (A block of the owner's own parameters does
+// not take its children's buffers.)
+std::vector<torch::jit::NameModule> block_modules(const Block& b) {
+  std::vector<torch::jit::NameModule> out;
+  for (const auto& m : b.owner.named_modules()) {
+    bool any = false, all = true;
+    for (const auto& p : m.value.parameters(false)) {
+      any = true;
+      all = all && in_block(b, p);
+    }
+    if (any && all) out.push_back(m);
+  }
+  return out;
+}
+
+std::vector<at::Tensor> block_buffers(const Block& b) {
+  std::vector<at::Tensor> out;
+  for (const auto& m : block_modules(b))
+    for (const auto& t : m.value.buffers(false)) out.push_back(t);
+  return out;
+}
+
+std::vector<std::vector<std::int64_t>> shapes_of(const std::vector<at::Tensor>& v) {
+  std::vector<std::vector<std::int64_t>> s;
+  for (const auto& t : v) s.push_back(t.sizes().vec());
+  return s;
+}
+
+// Normal(0, sigma^2) truncated at +-2 sigma, by redrawing the values outside.
+void trunc_normal(const at::Tensor& t, double sigma) {
+  t.normal_(0.0, sigma);
+  for (int i = 0; i < 100; ++i) {
+    const at::Tensor out = t.abs() > 2.0 * sigma;
+    if (!out.any().item<bool>()) return;
+    t.masked_scatter_(out, torch::empty_like(t).normal_(0.0, sigma));
+  }
+  t.clamp_(-2.0 * sigma, 2.0 * sigma);
+}
+
+std::int64_t fan_in(const at::Tensor& w) { return w.dim() < 2 ? w.numel() : w.numel() / w.size(0); }
+
+void reinit_block(const Block& b, const std::string& scheme) {
+  torch::NoGradGuard ng;
+  auto is_norm = [](const std::string& type) {
+    return type.find("Norm") != std::string::npos;  // BatchNorm*, LayerNorm, GroupNorm, ...
+  };
+  auto uniform_fan = [](const at::Tensor& t, std::int64_t fan) {
+    const double bound = fan > 0 ? 1.0 / std::sqrt(static_cast<double>(fan)) : 0.0;
+    t.uniform_(-bound, bound);
+  };
+  std::set<const c10::TensorImpl*> done;
+  for (const auto& m : b.owner.named_modules()) {
+    const std::string type = type_name(m.value);
+    const bool conv_or_linear = type.rfind("Conv", 0) == 0 || type == "Linear" ||
+                                type == "Bilinear" || type.rfind("LazyConv", 0) == 0;
+    at::Tensor weight;
+    if (m.value.hasattr("weight") && m.value.attr("weight").isTensor())
+      weight = m.value.attr("weight").toTensor();
+    for (const auto& p : m.value.named_parameters(false)) {
+      if (!in_block(b, p.value) || !done.insert(p.value.unsafeGetTensorImpl()).second) continue;
+      const at::Tensor& t = p.value;
+      const bool bias = p.name.find("bias") != std::string::npos;
+      if (is_norm(type) || (t.dim() < 2 && !conv_or_linear && type != "Embedding")) {
+        // Normalisation scales 1, shifts 0 (and 1-D parameters of unknown modules alike).
+        if (bias)
+          t.zero_();
+        else
+          t.fill_(1.0);
+      } else if (scheme == "trunc-normal") {
+        if (t.dim() < 2 && bias)
+          t.zero_();
+        else
+          trunc_normal(t, 0.02);
+      } else if (type == "Embedding") {
+        t.normal_(0.0, 1.0);
+      } else if (t.dim() >= 2) {
+        uniform_fan(t, fan_in(t));  // kaiming_uniform_(a = sqrt(5))
+      } else {
+        uniform_fan(t, weight.defined() && weight.dim() >= 2 ? fan_in(weight) : t.numel());
+      }
+    }
+    if (type.find("BatchNorm") != std::string::npos) {
+      bool mine = false;
+      for (const auto& p : m.value.parameters(false)) mine = mine || in_block(b, p);
+      if (!mine) continue;
+      for (const auto& buf : m.value.named_buffers(false)) {
+        if (buf.name == "running_var")
+          buf.value.fill_(1);
+        else if (buf.name == "running_mean" || buf.name == "num_batches_tracked")
+          buf.value.zero_();
+      }
+    }
+  }
+}
+
+void apply_block_edits(Backbone& backbone, const FinetuneOptions& o) {
+  const auto& blocks = backbone.blocks();
+  const int nb = static_cast<int>(blocks.size());
+  if (!o.block_order.empty()) {
+    TLKIT_CHECK_ARG(static_cast<int>(o.block_order.size()) == nb,
+                    "--block-order: {} has {} blocks but the order lists {}", o.model, nb,
+                    o.block_order.size());
+    std::string order_text;
+    for (const int j : o.block_order)
+      order_text += (order_text.empty() ? "" : ",") + std::to_string(j);
+    std::vector<char> seen(static_cast<std::size_t>(nb), 0);
+    for (const int j : o.block_order) {
+      TLKIT_CHECK_ARG(j >= 0 && j < nb && !seen[static_cast<std::size_t>(j)],
+                      "--block-order: {} is not a permutation of 0..{} ({} repeated or out of "
+                      "range)",
+                      order_text, nb - 1, j);
+      seen[static_cast<std::size_t>(j)] = 1;
+    }
+    torch::NoGradGuard ng;
+    std::vector<std::vector<at::Tensor>> params, buffers;
+    for (const auto& b : blocks) {
+      params.push_back(clone_state(b.params));
+      buffers.push_back(clone_state(block_buffers(b)));
+    }
+    for (int i = 0; i < nb; ++i) {
+      const auto& src = blocks[static_cast<std::size_t>(o.block_order[i])];
+      const auto& dst = blocks[static_cast<std::size_t>(i)];
+      TLKIT_CHECK_ARG(shapes_of(src.params) == shapes_of(dst.params),
+                      "--block-order: block {} ({}) cannot take the weights of block {} ({}): "
+                      "their parameter shapes differ",
+                      i, dst.info.name, o.block_order[i], src.info.name);
+      std::vector<at::Tensor> dst_buffers = block_buffers(dst);
+      const auto& src_buffers = buffers[static_cast<std::size_t>(o.block_order[i])];
+      TLKIT_CHECK_ARG(shapes_of(dst_buffers) == shapes_of(src_buffers),
+                      "--block-order: block {} ({}) cannot take the buffers of block {} ({}): "
+                      "their shapes differ",
+                      i, dst.info.name, o.block_order[i], src.info.name);
+    }
+    for (int i = 0; i < nb; ++i) {
+      const auto& dst = blocks[static_cast<std::size_t>(i)];
+      std::vector<at::Tensor> p = dst.params, bf = block_buffers(dst);
+      copy_state(params[static_cast<std::size_t>(o.block_order[i])], p);
+      copy_state(buffers[static_cast<std::size_t>(o.block_order[i])], bf);
+    }
+  }
+  if (!o.reinit_blocks.empty()) {
+    TLKIT_CHECK_ARG(o.reinit_init == "default" || o.reinit_init == "trunc-normal",
+                    "--init {}: expected default or trunc-normal", o.reinit_init);
+    std::set<int> seen;
+    for (const int i : o.reinit_blocks) {
+      TLKIT_CHECK_ARG(i >= 0 && i < nb,
+                      "--reinit-blocks: block {} out of range ({} has {} "
+                      "blocks, 0..{})",
+                      i, o.model, nb, nb - 1);
+      TLKIT_CHECK_ARG(seen.insert(i).second, "--reinit-blocks: block {} given twice", i);
+    }
+    // One generator state per seed, blocks in index order: the draw does not depend on the
+    // order the indices were given in.
+    constexpr std::uint64_t kReinitPurpose = 101;
+    torch::manual_seed(mix(o.seed, kReinitPurpose));
+    for (const int i : seen) reinit_block(blocks[static_cast<std::size_t>(i)], o.reinit_init);
+  }
+}
+
 }  // namespace
 
 ModeSpec parse_mode(const std::string& s) {
@@ -1134,6 +1307,21 @@ std::map<std::string, std::vector<float>> checkpoint_parameters(const std::strin
     out[names[i]].assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
   }
   return out;
+}
+
+std::vector<std::vector<std::vector<std::int64_t>>> block_parameter_shapes(
+    const std::string& model_path, int input_size, int features_output) {
+  Backbone b(model_path, features_output, input_size);
+  std::vector<std::vector<std::vector<std::int64_t>>> out;
+  for (const auto& bl : b.blocks()) out.push_back(shapes_of(bl.params));
+  return out;
+}
+
+void save_edited_model(const FinetuneOptions& o, const std::string& out_path) {
+  TLKIT_CHECK_ARG(o.input_size >= 1, "--input-size is required (S of the model's input)");
+  Backbone b(o.model, o.features_output, o.input_size);
+  apply_block_edits(b, o);
+  b.module().save(out_path);
 }
 
 FinetuneResult run_finetune(const FinetuneOptions& o) {
@@ -1347,6 +1535,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     decode_split(sp.val, o.input_size, decode_threads, o, "decode val");
     decode_split(sp.test, o.input_size, decode_threads, o, "decode test");
   }
+  apply_block_edits(backbone, o);  // tlkit probe's re-initialisation and permutation
   backbone.module().to(device);
   const std::vector<at::Tensor> initial = clone_state(backbone.state());
 
@@ -1367,6 +1556,11 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   base["augment"] = text ? std::string("none") : o.augment;
   base["patience"] = o.patience;
   base["device"] = o.device;
+  if (!o.reinit_blocks.empty()) {  // (absent otherwise: earlier checkpoints stay valid)
+    base["reinit_blocks"] = o.reinit_blocks;
+    base["reinit_init"] = o.reinit_init;
+  }
+  if (!o.block_order.empty()) base["block_order"] = o.block_order;
   json info;
   info["splits"] = {{"train", res.train_n}, {"val", res.val_n}, {"test", res.test_n}};
   info["classes"] = res.classes;

@@ -115,6 +115,23 @@ struct FinetuneOptions {
   /// throws tlkit::Interrupted, leaving the last complete checkpoint (written at each epoch's end,
   /// atomically) to resume from.
   std::function<bool()> cancelled;
+  // Block surgery before training (tlkit probe, docs/probe.md; Tamkin et al. 2020), applied to
+  // the backbone's blocks (numbered 0.. as list_blocks lists them) right after the model is
+  // loaded, so that checkpoints, grids and early stopping see the edited model; part of the
+  // configuration hash. The permutation is applied first, then the re-initialisation.
+  /// Blocks whose parameters are re-initialised (and the BatchNorm running statistics of the
+  /// modules whose parameters all lie in them reset to mean 0, variance 1). Other parameters and
+  /// buffers stay bit-identical.
+  std::vector<int> reinit_blocks;
+  /// "default": PyTorch's initialisers by module type (Conv*/Linear: weight and bias
+  /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), i.e. kaiming_uniform(a=sqrt(5)); *Norm: weight 1, bias
+  /// 0; Embedding: N(0, 1)); parameters of other modules: >= 2-D like a convolution's weight, 1-D
+  /// named *bias* 0, other 1-D 1. "trunc-normal": weights N(0, 0.02^2) truncated at 2 sigma (the
+  /// paper's BERT initialiser), biases 0, norm weights 1. Seeded by `seed`.
+  std::string reinit_init = "default";
+  /// Empty, or a permutation of 0..B-1: block i takes the parameters (and the buffers of its
+  /// modules) of block block_order[i]; the two must have the same list of parameter shapes.
+  std::vector<int> block_order;
 };
 
 struct EpochRecord {
@@ -179,5 +196,15 @@ std::map<std::string, std::vector<float>> model_parameters(const std::string& mo
                                                            bool buffers = false);
 std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint,
                                                                 bool buffers = false);
+
+/// The parameter shapes of each block of a TorchScript model (list_blocks' order): blocks with
+/// equal lists can trade places (FinetuneOptions::block_order).
+std::vector<std::vector<std::vector<std::int64_t>>> block_parameter_shapes(
+    const std::string& model_path, int input_size, int features_output = 0);
+
+/// Applies options' block surgery (block_order, reinit_blocks, reinit_init, seed) to
+/// options.model and saves the edited TorchScript module to `out_path` (what run_finetune starts
+/// training from). Throws tlkit::InputError naming the option for a bad index or permutation.
+void save_edited_model(const FinetuneOptions& options, const std::string& out_path);
 
 }  // namespace tlkit::model

@@ -1,0 +1,178 @@
+// tlkit probe: which pretrained blocks carry the transfer? Per-layer probing and metrics,
+// re-initialisation, block windows and permutations, after Tamkin et al. 2020. Everything but the
+// options, the progress line and the summary is in tlkit/model/probe.h.
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "commands.h"
+#include "progress.h"
+#include "tlkit/core/error.h"
+#include "tlkit/model/probe.h"
+
+namespace tlkit::cli {
+namespace {
+
+struct ProbeArgs {
+  model::ProbeOptions o;
+  std::string analysis = "all";
+  std::string sizes = "500,5000,all";
+  bool quiet = false;
+};
+
+CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
+  model::ProbeOptions& o = a.o;
+  model::FinetuneOptions& f = o.finetune;
+  f.epochs = 10;
+  CLI::App* cmd = app.add_subcommand(
+      "probe",
+      "Explain transferability block by block (Tamkin et al. 2020, \"Investigating "
+      "Transferability in\nPretrained Language Models\"): which blocks of a pretrained model "
+      "make fine-tuning work?\n"
+      "  layers        features after each block (pooled), scored by metrics (--metrics) and a "
+      "linear probe\n"
+      "  reinit        keep blocks 1..k pretrained, re-initialise the rest, fine-tune all, for "
+      "k = 0..B\n"
+      "  block-reinit  re-initialise only a window of --block blocks, and only keep that window\n"
+      "  reorder       permute blocks of equal parameter shapes (--seeds permutations), "
+      "fine-tune\n"
+      "Each at --sizes training images (class-balanced) and --seeds seeds; fine-tuning is "
+      "`tlkit finetune --mode full`\n(its options below; runs resume from their checkpoints). "
+      "Writes results.json and SVG plots to --out.\n"
+      "Example: tlkit probe --model cifar10_resnet20.pt --input-size 32 --data clothing "
+      "--split-train train\n         --split-val validation --split-test test --sizes 100,500 "
+      "--seeds 2 --epochs 4 --out probe/r20\n"
+      "Blocks: as `tlkit finetune --list-blocks` lists them. layers needs a model that can be "
+      "run block by block\n(a scripted model whose forward calls a Sequential of blocks, like the "
+      "kit's cifar10_resnet*) or whose\nforward returns a list of per-layer features "
+      "(docs/probe.md).");
+  cmd->add_option("--model", o.model,
+                  "TorchScript image model: forward(x [N,3,S,S] RGB in [0,1]) -> (features, ...)")
+      ->required();
+  cmd->add_option("--data", o.data,
+                  "Folder of class sub-folders (or of split folders), or a CSV of path,label rows")
+      ->required();
+  cmd->add_option("--input-size", o.input_size, "S of the model's input (zoo.json's input_size)")
+      ->check(CLI::Range(1, 8192))
+      ->required();
+  cmd->add_option("--features-output", o.features_output,
+                  "Which element of forward's tuple holds the features")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--analysis", a.analysis,
+                  "layers, reinit, block-reinit, reorder, a comma list, or all")
+      ->capture_default_str();
+  cmd->add_option("--sizes", a.sizes,
+                  "Training-set sizes (images, drawn class-balanced from the training pool), "
+                  "comma-separated; 'all' for the whole pool")
+      ->capture_default_str();
+  cmd->add_option("--seeds", o.seeds,
+                  "Seeds per size (0..N-1: training subset, re-initialisation, fine-tuning); "
+                  "also the number of permutations of reorder")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--block", o.block, "Window length (blocks) of block-reinit")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--init", o.init,
+                  "Re-initialisation: default (PyTorch's initialisers by module type) or "
+                  "trunc-normal (sigma 0.02, as in the paper)")
+      ->check(CLI::IsMember({"default", "trunc-normal"}))
+      ->capture_default_str();
+  cmd->add_option("--metrics", o.metrics,
+                  "Metrics scored on each layer's features (core registry names, or none)")
+      ->capture_default_str();
+  cmd->add_option("--split-train", o.split_train,
+                  "Sub-folder of --data with the training pool the sizes draw from");
+  cmd->add_option("--split-val", o.split_val,
+                  "Sub-folder with validation images (default: --val-fraction of the pool)");
+  cmd->add_option("--split-test", o.split_test,
+                  "Sub-folder with test images (or carve --test-fraction of the pool)");
+  cmd->add_option("--val-fraction", o.val_fraction,
+                  "Carve this fraction of each class of the pool as the validation split")
+      ->capture_default_str();
+  cmd->add_option("--test-fraction", o.test_fraction,
+                  "Carve this fraction of each class of the pool as the test split");
+  cmd->add_option("--eval-per-class", o.eval_per_class,
+                  "At most this many validation and test images per class (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--out", o.out, "Output folder: results.json, *.svg, runs/, data/")->required();
+  // Fine-tuning (tlkit finetune's options, docs/finetune.md).
+  cmd->add_option("--epochs", f.epochs, "Fine-tuning epochs of every run")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--batch", f.batch, "Images per step")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--lr", f.lr, "Learning rate of the backbone")->capture_default_str();
+  cmd->add_option("--head-lr-mult", f.head_lr_mult, "The head's learning rate is lr times this")
+      ->capture_default_str();
+  cmd->add_option("--optimizer", f.optimizer, "sgd (with --momentum) or adamw")
+      ->check(CLI::IsMember({"sgd", "adamw"}))
+      ->capture_default_str();
+  cmd->add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
+  cmd->add_option("--weight-decay", f.weight_decay, "Weight decay")->capture_default_str();
+  cmd->add_option("--schedule", f.schedule, "cosine, step or constant")
+      ->check(CLI::IsMember({"cosine", "step", "constant"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup-epochs", f.warmup_epochs, "Linear warm-up epochs")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--augment", f.augment, "flip, crop, a comma list, or none")
+      ->capture_default_str();
+  cmd->add_option("--patience", f.patience,
+                  "Early stopping after this many epochs without a better val accuracy (0: off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--device", f.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--threads", f.threads, "LibTorch threads (0: all cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--decode-threads", f.decode_threads,
+                  "Image decoding threads (0: half the cores)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet,
+                "No progress line and no summary (warnings still go to stderr)");
+  return cmd;
+}
+
+int run_probe_command(ProbeArgs& a) {
+  a.o.analyses = model::parse_analyses(a.analysis);
+  a.o.sizes = model::parse_sizes(a.sizes);
+  ProgressBar bar(progress_wanted(a.quiet), "img");
+  a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,
+                                              std::int64_t total,
+                                              const std::string& suffix) mutable {
+    if (phase != last) {
+      bar.restart(phase);
+      last = phase;
+    }
+    bar.update(done, total, suffix);
+  };
+  model::ProbeResult r;
+  try {
+    r = model::run_probe(a.o);
+  } catch (...) {
+    bar.finish();
+    throw;
+  }
+  bar.finish();
+  for (const auto& n : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", n);
+  if (a.quiet) return 0;
+  fmt::print("tlkit probe: {} blocks, {} classes (val {}, test {}), {} fine-tuning runs\n",
+             r.blocks.size(), r.classes, r.val_n, r.test_n, r.finetune_runs);
+  for (const auto& f : r.files) fmt::print("  wrote {}\n", f);
+  fmt::print("  ({:.1f} s)\n", r.seconds);
+  return 0;
+}
+
+}  // namespace
+
+Command add_probe_command(CLI::App& app) {
+  auto args = std::make_shared<ProbeArgs>();
+  return {add_probe_options(app, *args), [args] { return run_probe_command(*args); }};
+}
+
+}  // namespace tlkit::cli

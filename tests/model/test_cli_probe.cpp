@@ -1,0 +1,67 @@
+// End-to-end tests of `tlkit probe`: the one-line error contract for bad options (exit code 2,
+// naming the option), and a run on the toy fixture writing results.json and the plots.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "cli_support.h"
+#include "test_support.h"
+
+namespace tlkit {
+namespace {
+
+using test::CliRun;
+using test::run_cli;
+
+std::string toy_args(const std::string& out,
+                     const std::string& model = test::data_path("probe/probe_gap.pt"),
+                     const std::string& split_test = "--split-test test") {
+  return "probe --model " + model + " --data " + test::data_path("model/toy") +
+         " --split-train train " + split_test +
+         " --val-fraction 0.25 --input-size 8 --batch 4 "
+         "--epochs 1 --threads 1 --seeds 1 --out " +
+         out;
+}
+
+void expect_usage_error(const std::string& args, const std::string& needle) {
+  const CliRun r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in " << r.err;
+}
+
+TEST(CliProbe, RunsAndWritesResultsAndPlots) {
+  test::TempDir t;
+  const CliRun r =
+      run_cli(toy_args(t.file("p")) + " --analysis layers,reinit --sizes 6 --metrics logme");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("tlkit probe: 5 blocks, 2 classes (val 6, test 8), 6 fine-tuning runs"),
+            std::string::npos)
+      << r.out;
+  for (const char* f : {"results.json", "reinit.svg", "layers-logme.svg"})
+    EXPECT_TRUE(std::filesystem::exists(t.file(std::string("p/") + f))) << f;
+  const auto j = test::load_json(t.file("p/results.json"));
+  EXPECT_EQ(j["analyses"], nlohmann::json({"layers", "reinit"}));
+  EXPECT_EQ(j["summary"]["reinit"]["6"].size(), 6u);  // k = 0..5
+  EXPECT_EQ(j["summary"]["probe"]["6"].size(), 6u);   // depth 0..5
+}
+
+TEST(CliProbe, BadOptionsAreOneLineErrors) {
+  test::TempDir t;
+  const std::string a = toy_args(t.file("p"));
+  expect_usage_error(a + " --analysis layer", "--analysis layer");
+  expect_usage_error(a + " --sizes 0", "--sizes 0");
+  expect_usage_error(a + " --sizes 1", "--sizes 1");
+  expect_usage_error(a + " --analysis block-reinit --block 9", "--block 9");
+  expect_usage_error(a + " --init xavier", "--init");
+  expect_usage_error(toy_args(t.file("p"), test::data_path("probe/probe_gap.pt"), ""),
+                     "--split-test");
+  expect_usage_error(a + " --metrics nope", "nope");
+  expect_usage_error(
+      toy_args(t.file("p"), test::data_path("model/models/tuple.pt")) + " --analysis layers",
+      "cannot be split into layers");
+}
+
+}  // namespace
+}  // namespace tlkit
