@@ -5,11 +5,14 @@
 #   tools/validate_zoo.sh --zoo ZOO.json --data DATA --out DIR
 #       [--split-train train --split-val validation --split-test test | --halves]
 #       [--per-class 15] [--epochs 3] [--mode full] [--batch 16] [--lr 0.001] [--models a,b,...]
-#       [--metrics all] [--tlkit build/apps/cli/tlkit]
+#       [--metrics all] [--finetune-args "--optimizer adamw ..."] [--tlkit build/apps/cli/tlkit]
 #
 # --halves: DATA is one folder of class folders (the kit's cifar10-test). Each class's files,
 # sorted by name, are split by index: odd -> test (half of the class), 0 mod 4 -> train,
 # 2 mod 4 -> validation; DIR/data holds the three splits as symbolic links.
+# Text data: DATA is the folder of the split files (--split-train TREC.train.all --split-test
+# TREC.test.all; --split-val "" carves --val-fraction of train), ranked on the training file.
+# --finetune-args: extra options for the fine-tuning runs (not the linear probes).
 # Steps (each timed; the times go to DIR/times.csv):
 #   1. tlkit rank on the training split (--per-class, seed 0: the same images that fine-tuning
 #      trains on), a fresh cache, every metric -> DIR/scores.csv, DIR/rank.json;
@@ -22,7 +25,7 @@
 set -euo pipefail
 
 zoo="" data="" out="" split_train="train" split_val="validation" split_test="test" halves=0
-per_class=15 epochs=3 mode="full" batch=16 lr=0.001 models="" metrics="all"
+per_class=15 epochs=3 mode="full" batch=16 lr=0.001 models="" metrics="all" extra=""
 tlkit="$(cd "$(dirname "$0")/.." && pwd)/build/apps/cli/tlkit"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -40,8 +43,9 @@ while [[ $# -gt 0 ]]; do
     --lr) lr="$2"; shift 2 ;;
     --models) models="$2"; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
+    --finetune-args) extra="$2"; shift 2 ;;
     --tlkit) tlkit="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "validate_zoo.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +79,7 @@ fi
 
 # The zoo's models of the data's kind (image for a folder): name, file, input size.
 kind=image
-[[ -f "$data" ]] && kind=text
+[[ -f "$data/$split_train" ]] && kind=text
 mapfile -t rows < <("$py" - "$zoo" "$kind" "$models" <<'EOF'
 import json, os, sys
 zoo, kind, only = sys.argv[1], sys.argv[2], [m for m in sys.argv[3].split(",") if m]
@@ -95,7 +99,8 @@ EOF
 [[ ${#rows[@]} -gt 0 ]] || { echo "validate_zoo.sh: no $kind models in $zoo" >&2; exit 2; }
 model_list="$(printf '%s\n' "${rows[@]}" | cut -d' ' -f1 | paste -sd,)"
 
-splits=(--split-train "$split_train" --split-val "$split_val" --split-test "$split_test")
+splits=(--split-train "$split_train" --split-test "$split_test")
+[[ -n "$split_val" ]] && splits+=(--split-val "$split_val")
 now() { date +%s.%N; }
 echo "phase,model,seconds" > "$out/times.csv.tmp"
 [[ -f "$out/times.csv" ]] && tail -n +2 "$out/times.csv" >> "$out/times.csv.tmp"
@@ -104,8 +109,9 @@ echo "phase,model,seconds" > "$out/times.csv.tmp"
 if [[ ! -f "$out/scores.csv" ]]; then
   rm -rf "$out/rank-cache"
   t0=$(now)
-  split_flag=(--split "$split_train")
-  "$tlkit" rank --zoo "$zoo" --models "$model_list" --data "$data" "${split_flag[@]}" \
+  rank_data=(--data "$data" --split "$split_train")
+  [[ $kind == text ]] && rank_data=(--data "$data/$split_train")
+  "$tlkit" rank --zoo "$zoo" --models "$model_list" "${rank_data[@]}" \
     --per-class "$per_class" --metrics "$metrics" --cache "$out/rank-cache" --format json \
     --out "$out/scores.csv" --quiet > "$out/rank.json"
   echo "rank,all,$(echo "$(now) - $t0" | bc)" >> "$out/times.csv.tmp"
@@ -127,7 +133,7 @@ for row in "${rows[@]}"; do
     else
       "$tlkit" finetune --model "$file" --data "$data" "${splits[@]}" "${size_flag[@]}" \
         --per-class "$per_class" --mode "$m" --epochs "$epochs" --batch "$batch" \
-        --lr "$lr" --patience 0 --out "$dir" --quiet
+        --lr "$lr" --patience 0 $extra --out "$dir" --quiet
     fi
     echo "$([[ $m == linear ]] && echo linear || echo finetune),$name,$(echo "$(now) - $t0" | bc)" >> "$out/times.csv.tmp"
   done

@@ -12,6 +12,7 @@
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/finetune.h"
+#include "training_options.h"
 
 namespace tlkit::cli {
 namespace {
@@ -96,39 +97,7 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       ->capture_default_str();
   cmd->add_option("--mode", a.mode, "linear, top:K (the last K blocks train) or full")
       ->capture_default_str();
-  cmd->add_option("--epochs", o.epochs, "Training epochs")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
-  cmd->add_option("--batch", o.batch, "Samples per step")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  cmd->add_option("--lr", o.lr, "Learning rate of the backbone")->capture_default_str();
-  cmd->add_option("--head-lr-mult", o.head_lr_mult, "The head's learning rate is lr times this")
-      ->capture_default_str();
-  cmd->add_option("--optimizer", o.optimizer, "sgd (with --momentum) or adamw")
-      ->check(CLI::IsMember({"sgd", "adamw"}))
-      ->capture_default_str();
-  cmd->add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
-  cmd->add_option("--weight-decay", o.weight_decay, "Weight decay (all trained parameters)")
-      ->capture_default_str();
-  cmd->add_option("--schedule", o.schedule,
-                  "Learning rate per epoch: cosine to 0, step (x0.1 at 1/2 and 3/4), constant")
-      ->check(CLI::IsMember({"cosine", "step", "constant"}))
-      ->capture_default_str();
-  cmd->add_option("--warmup-epochs", o.warmup_epochs, "Linear warm-up epochs before the schedule")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--augment", o.augment,
-                  "Training augmentation of images: flip (horizontal, p=1/2), crop (zero-pad S/8, "
-                  "random S x S crop), a comma list, or none (text data: none, a warning when "
-                  "another value is given)")
-      ->capture_default_str();
-  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing of the cross-entropy")
-      ->capture_default_str();
-  cmd->add_option("--patience", o.patience,
-                  "Early stopping after this many epochs without a better val accuracy (0: off)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_training_options(cmd, o);
   cmd->add_option("--seed", o.seed, "Seed of splits, subsampling, head, data order, augmentation")
       ->capture_default_str();
   cmd->add_option("--grid", o.grid,
@@ -145,14 +114,7 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "Stop after this many epochs in this invocation, leaving a checkpoint to "
                   "resume (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "LibTorch threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--decode-threads", o.decode_threads,
-                  "Image decoding threads (0: half the cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_device_options(cmd, o);
   cmd->add_option("--reinit-blocks", o.reinit_blocks,
                   "Re-initialise these blocks before training, e.g. 8,9,10: 0-based from the "
                   "input (--list-blocks prints them last first: block i is top:B-i) (tlkit probe)")

@@ -9,6 +9,7 @@
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/probe.h"
+#include "training_options.h"
 
 namespace tlkit::cli {
 namespace {
@@ -99,40 +100,8 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
       ->capture_default_str();
   cmd->add_option("--out", o.out, "Output folder: results.json, *.svg, runs/, data/")->required();
   // Fine-tuning (tlkit finetune's options, docs/finetune.md).
-  cmd->add_option("--epochs", f.epochs, "Fine-tuning epochs of every run")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
-  cmd->add_option("--batch", f.batch, "Images per step")
-      ->check(CLI::Range(1, 1 << 20))
-      ->capture_default_str();
-  cmd->add_option("--lr", f.lr, "Learning rate of the backbone")->capture_default_str();
-  cmd->add_option("--head-lr-mult", f.head_lr_mult, "The head's learning rate is lr times this")
-      ->capture_default_str();
-  cmd->add_option("--optimizer", f.optimizer, "sgd (with --momentum) or adamw")
-      ->check(CLI::IsMember({"sgd", "adamw"}))
-      ->capture_default_str();
-  cmd->add_option("--momentum", f.momentum, "SGD momentum")->capture_default_str();
-  cmd->add_option("--weight-decay", f.weight_decay, "Weight decay")->capture_default_str();
-  cmd->add_option("--schedule", f.schedule, "cosine, step or constant")
-      ->check(CLI::IsMember({"cosine", "step", "constant"}))
-      ->capture_default_str();
-  cmd->add_option("--warmup-epochs", f.warmup_epochs, "Linear warm-up epochs")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--augment", f.augment, "flip, crop, a comma list, or none")
-      ->capture_default_str();
-  cmd->add_option("--patience", f.patience,
-                  "Early stopping after this many epochs without a better val accuracy (0: off)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--device", f.device, "cpu or cuda")->capture_default_str();
-  cmd->add_option("--threads", f.threads, "LibTorch threads (0: all cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
-  cmd->add_option("--decode-threads", f.decode_threads,
-                  "Image decoding threads (0: half the cores)")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  add_training_options(cmd, f);
+  add_device_options(cmd, f);
   cmd->add_flag("--quiet", a.quiet,
                 "No progress line and no summary (warnings still go to stderr)");
   return cmd;
