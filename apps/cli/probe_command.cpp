@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/probe.h"
@@ -108,6 +109,10 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
 }
 
 int run_probe_command(ProbeArgs& a) {
+  // Ctrl-C stops the fine-tuning run in progress at a batch boundary (exit 130); every run
+  // resumes from its checkpoint when the command is repeated.
+  catch_interrupts();
+  a.o.finetune.cancelled = interrupted;
   a.o.analyses = model::parse_analyses(a.analysis);
   a.o.sizes = model::parse_sizes(a.sizes);
   ProgressBar bar(progress_wanted(a.quiet), "img");
