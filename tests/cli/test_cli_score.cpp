@@ -148,13 +148,7 @@ TEST(CliScore, ChunkedPeakMemoryDoesNotGrowWithN) {
 
 // ---- the error contract: exit 2, one line on stderr naming the input, nothing on stdout -------
 
-void expect_usage_error(const std::string& args, const std::string& needle) {
-  const CliRun r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_TRUE(r.out.empty()) << r.out;
-}
+using test::expect_usage_error;
 
 TEST(CliScore, BadInputsExitTwoWithOneClearLine) {
   test::TempDir dir;

@@ -33,13 +33,7 @@ std::string toy_args(const std::string& out) {
          out;
 }
 
-void expect_usage_error(const std::string& args, const std::string& needle) {
-  const CliRun r = run_cli(args);
-  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
-  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
-  EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in " << r.err;
-}
+using test::expect_usage_error;
 
 TEST(CliFinetune, RunsAndWritesMetrics) {
   test::TempDir t;

@@ -40,4 +40,15 @@ inline int count_lines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
 }
 
+/// The CLI's error contract for a bad input or option: exit code 2, nothing on stdout, and one
+/// line on stderr, "tlkit: error: ...", containing `needle`.
+inline void expect_usage_error(const std::string& args, const std::string& needle) {
+  const CliRun r = run_cli(args);
+  EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+  EXPECT_EQ(r.out, "") << args;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in " << r.err;
+}
+
 }  // namespace tlkit::test
