@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "batch_loader.h"
+#include "sampling.h"
 #include "sha256.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/linear_probe.h"
@@ -36,16 +37,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Unbiased integer in [0, b) (image_dataset.cpp's rule), so that splits do not depend on the
-// standard library's distributions.
-std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t b) {
-  const std::uint64_t threshold = (0 - b) % b;
-  for (;;) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % b;
-  }
-}
-
 // One 64-bit seed per (seed, purpose, epoch) (splitmix64 finaliser of a combination).
 std::uint64_t mix(std::uint64_t seed, std::uint64_t purpose, std::uint64_t epoch = 0) {
   std::uint64_t z = seed * 0x9E3779B97F4A7C15ULL + purpose * 0xBF58476D1CE4E5B9ULL + epoch + 1;
@@ -55,29 +46,6 @@ std::uint64_t mix(std::uint64_t seed, std::uint64_t purpose, std::uint64_t epoch
 }
 
 enum Purpose : std::uint64_t { kSplitTest = 1, kSplitVal, kOrder, kAugment, kTorch, kHead };
-
-// Moves round(fraction * m) samples of each class (at least 1 and at most m - 1 when m >= 2, none
-// when m = 1) from `from` to the returned vector, chosen by a seeded Fisher-Yates shuffle of the
-// class's samples in listing order; both keep listing order.
-std::vector<ImageSample> carve(std::vector<ImageSample>& from, double fraction,
-                               std::uint64_t seed) {
-  std::map<std::int64_t, std::vector<std::size_t>> by_class;
-  for (std::size_t i = 0; i < from.size(); ++i) by_class[from[i].label].push_back(i);
-  std::vector<char> take(from.size(), 0);
-  std::mt19937_64 rng(seed);
-  for (auto& [label, idx] : by_class) {
-    const std::size_t m = idx.size();
-    if (m < 2) continue;
-    for (std::size_t i = m - 1; i > 0; --i) std::swap(idx[i], idx[uniform(rng, i + 1)]);
-    auto k = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(m)));
-    k = std::clamp<std::size_t>(k, 1, m - 1);
-    for (std::size_t j = 0; j < k; ++j) take[idx[j]] = 1;
-  }
-  std::vector<ImageSample> kept, carved;
-  for (std::size_t i = 0; i < from.size(); ++i) (take[i] ? carved : kept).push_back(from[i]);
-  from = std::move(kept);
-  return carved;
-}
 
 std::string one_line(const std::exception& e) {
   const auto* c10e = dynamic_cast<const c10::Error*>(&e);
@@ -223,10 +191,10 @@ void decode_split(Split& split, int size, int threads, const FinetuneOptions& o,
 // on each side (4 at S = 32, the CIFAR recipe) and an S x S window taken at a uniform offset.
 void augment_image(float* chw, int s, bool flip, bool crop, std::mt19937_64& rng,
                    std::vector<float>& tmp) {
-  const bool do_flip = flip && uniform(rng, 2) == 1;
+  const bool do_flip = flip && uniform_below(rng, 2) == 1;
   const int pad = crop ? std::max(1, s / 8) : 0;
-  const int dx = crop ? static_cast<int>(uniform(rng, 2 * pad + 1)) - pad : 0;
-  const int dy = crop ? static_cast<int>(uniform(rng, 2 * pad + 1)) - pad : 0;
+  const int dx = crop ? static_cast<int>(uniform_below(rng, 2 * pad + 1)) - pad : 0;
+  const int dy = crop ? static_cast<int>(uniform_below(rng, 2 * pad + 1)) - pad : 0;
   if (!do_flip && dx == 0 && dy == 0) return;
   tmp.assign(chw, chw + 3 * s * s);
   for (int c = 0; c < 3; ++c)
@@ -754,8 +722,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     std::mt19937_64 order_rng(mix(o.seed, kOrder, epoch)), aug_rng(mix(o.seed, kAugment, epoch));
     std::vector<std::int64_t> order(static_cast<std::size_t>(train.n()));
     for (std::int64_t i = 0; i < train.n(); ++i) order[i] = i;
-    for (std::size_t i = order.size() - 1; i > 0; --i)
-      std::swap(order[i], order[uniform(order_rng, i + 1)]);
+    fisher_yates(order, order_rng);
     backbone.train_mode();
     head->train();
     double loss_sum = 0.0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -12,6 +13,7 @@
 #include <random>
 #include <set>
 
+#include "sampling.h"
 #include "sha256.h"
 #include "tlkit/core/error.h"
 
@@ -106,22 +108,6 @@ bool parse_int64(const std::string& s, std::int64_t* out) {
   if (b != e && *b == '+') ++b;
   const auto r = std::from_chars(b, e, *out);
   return b != e && r.ec == std::errc() && r.ptr == e;
-}
-
-// uniform(b) over [0, b): rejection sampling on the raw 64-bit draws (documented in the header).
-std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
-  const std::uint64_t threshold = (0 - bound) % bound;
-  for (;;) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % bound;
-  }
-}
-
-void fisher_yates(std::vector<std::size_t>& v, std::mt19937_64& rng) {
-  for (std::size_t i = v.size(); i > 1; --i) {
-    const std::size_t j = static_cast<std::size_t>(uniform_below(rng, i));
-    std::swap(v[i - 1], v[j]);
-  }
 }
 
 }  // namespace
@@ -313,6 +299,26 @@ std::string file_sha256(const std::string& path) {
   }
   TLKIT_CHECK_ARG(in.eof(), "{}: read error", path);
   return h.hex();
+}
+
+std::vector<ImageSample> carve(std::vector<ImageSample>& from, double fraction,
+                               std::uint64_t seed) {
+  std::map<std::int64_t, std::vector<std::size_t>> by_class;
+  for (std::size_t i = 0; i < from.size(); ++i) by_class[from[i].label].push_back(i);
+  std::vector<char> take(from.size(), 0);
+  std::mt19937_64 rng(seed);
+  for (auto& [label, idx] : by_class) {
+    const std::size_t m = idx.size();
+    if (m < 2) continue;
+    fisher_yates(idx, rng);
+    auto k = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(m)));
+    k = std::clamp<std::size_t>(k, 1, m - 1);
+    for (std::size_t j = 0; j < k; ++j) take[idx[j]] = 1;
+  }
+  std::vector<ImageSample> kept, carved;
+  for (std::size_t i = 0; i < from.size(); ++i) (take[i] ? carved : kept).push_back(from[i]);
+  from = std::move(kept);
+  return carved;
 }
 
 }  // namespace tlkit::model

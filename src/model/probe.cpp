@@ -15,6 +15,7 @@
 #include <random>
 #include <set>
 
+#include "sampling.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/linear_probe.h"
 #include "tlkit/core/metrics.h"
@@ -59,20 +60,6 @@ at::Tensor pool(const at::Tensor& t) {
 std::vector<float> to_vector(const at::Tensor& t) {
   at::Tensor c = t.detach().to(torch::kFloat32).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-// Unbiased integer in [0, b) (image_dataset.h's rule).
-std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t b) {
-  const std::uint64_t threshold = (0 - b) % b;
-  for (;;) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % b;
-  }
-}
-
-template <class T>
-void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
-  for (std::size_t i = v.size(); i-- > 1;) std::swap(v[i], v[uniform(rng, i + 1)]);
 }
 
 }  // namespace
@@ -312,7 +299,8 @@ std::vector<int> random_block_order(
   for (const auto& members : by_first) {
     if (members.size() < 2) continue;
     std::vector<int> p = members;
-    for (int tries = 0; tries < 16 && p == members; ++tries) shuffle(p, rng);  // avoid identity
+    for (int tries = 0; tries < 16 && p == members; ++tries)
+      fisher_yates(p, rng);  // avoid identity
     for (std::size_t j = 0; j < members.size(); ++j)
       order[static_cast<std::size_t>(members[j])] = p[j];
   }
@@ -353,27 +341,6 @@ Stat stat(const std::vector<double>& v) {
 
 std::string size_name(std::int64_t n) { return n == 0 ? "all" : std::to_string(n); }
 
-// Moves round(fraction * m) samples of each class (at least 1 and at most m - 1 when m >= 2)
-// from `from` to the result, chosen by a seeded shuffle; both keep listing order.
-std::vector<ImageSample> carve(std::vector<ImageSample>& from, double fraction,
-                               std::uint64_t seed) {
-  std::map<std::int64_t, std::vector<std::size_t>> by_class;
-  for (std::size_t i = 0; i < from.size(); ++i) by_class[from[i].label].push_back(i);
-  std::vector<char> take(from.size(), 0);
-  std::mt19937_64 rng(seed);
-  for (auto& [label, idx] : by_class) {
-    if (idx.size() < 2) continue;
-    shuffle(idx, rng);
-    auto k = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(idx.size())));
-    k = std::clamp<std::size_t>(k, 1, idx.size() - 1);
-    for (std::size_t j = 0; j < k; ++j) take[idx[j]] = 1;
-  }
-  std::vector<ImageSample> kept, carved;
-  for (std::size_t i = 0; i < from.size(); ++i) (take[i] ? carved : kept).push_back(from[i]);
-  from = std::move(kept);
-  return carved;
-}
-
 // n training images, class-balanced: n / C per class, the remainder to classes chosen by the
 // seed; within a class a seeded shuffle of the listing. n = 0: all.
 std::vector<ImageSample> balanced(const std::vector<ImageSample>& pool, std::int64_t n,
@@ -383,7 +350,7 @@ std::vector<ImageSample> balanced(const std::vector<ImageSample>& pool, std::int
   std::mt19937_64 rng(seed * 0xBF58476D1CE4E5B9ULL + 17);
   std::vector<std::int64_t> labels;
   for (std::int64_t c = 0; c < classes; ++c) labels.push_back(c);
-  shuffle(labels, rng);
+  fisher_yates(labels, rng);
   std::map<std::int64_t, std::int64_t> want;
   for (std::size_t i = 0; i < labels.size(); ++i)
     want[labels[i]] = n / classes + (static_cast<std::int64_t>(i) < n % classes ? 1 : 0);
@@ -391,7 +358,7 @@ std::vector<ImageSample> balanced(const std::vector<ImageSample>& pool, std::int
   for (std::size_t i = 0; i < pool.size(); ++i) by_class[pool[i].label].push_back(i);
   std::vector<char> keep(pool.size(), 0);
   for (auto& [label, idx] : by_class) {
-    shuffle(idx, rng);
+    fisher_yates(idx, rng);
     const auto k = static_cast<std::size_t>(
         std::min<std::int64_t>(want[label], static_cast<std::int64_t>(idx.size())));
     if (static_cast<std::int64_t>(k) < want[label])
