@@ -43,6 +43,15 @@ class MetricContext {
   /// Throws InputError if `metric` needs inputs that were not given.
   void require(unsigned inputs, std::string_view metric) const;
 
+  /// First moments only: column sums and per-class sums, from an O(N D) pass when stats() has
+  /// not run (metrics that need no Gram matrix, run alone, skip its O(N D^2) pass). The values
+  /// are bit-identical to stats()'s whichever runs first.
+  struct Moments {
+    Eigen::VectorXd sum;         // D
+    Eigen::MatrixXd class_sums;  // D x C
+  };
+  const Moments& moments();
+
   /// One pass over the features: F^T F (upper triangle), column sums, per-class sums.
   struct Stats {
     Eigen::MatrixXd gram;        // D x D, upper triangle
@@ -105,6 +114,10 @@ class MetricContext {
   std::vector<std::int64_t> labels_;
   std::vector<int> y_;
   std::vector<std::int64_t> counts_;
+  void add_class_sums(const double* rows, std::int64_t begin, std::int64_t count,
+                      Eigen::MatrixXd& class_sums) const;
+
+  std::optional<Moments> moments_;
   std::optional<Stats> stats_;
   std::optional<Scatter> scatter_;
   std::optional<GramEigen> gram_eigen_;

@@ -323,7 +323,7 @@ void gbc(MetricContext& ctx, MetricValue& out) {
       var.col(ctx.y()[i]) += (z.row(i).transpose() - mean.col(ctx.y()[i])).cwiseAbs2();
   } else {
     const std::int64_t d = ctx.d();
-    mean = ctx.stats().class_sums;
+    mean = ctx.moments().class_sums;
     finish_means();
     var = Eigen::MatrixXd::Zero(d, classes);
     ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {

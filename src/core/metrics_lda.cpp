@@ -18,8 +18,9 @@ using RowMatrix = detail::RowMatrixXd;
 // The reference's `iterative_A`: three rounds of two normalised power steps from the row sums,
 // returning x^T A y. An estimate of the largest eigenvalue that the shrinkage formula depends on,
 // so it is reproduced rather than replaced by the exact value.
-double power_estimate(const Eigen::MatrixXd& a) {
-  Eigen::VectorXd x = a.rowwise().sum(), y;
+double power_estimate(const Eigen::MatrixXd& upper) {
+  const auto a = upper.selfadjointView<Eigen::Upper>();
+  Eigen::VectorXd x = a * Eigen::VectorXd::Ones(upper.rows()), y;  // the row sums
   for (int it = 0; it < 3; ++it) {
     Eigen::VectorXd t = a * x;
     y = t / t.norm();
@@ -29,27 +30,36 @@ double power_estimate(const Eigen::MatrixXd& a) {
   return x.dot(a * y);
 }
 
-// Shrinks S towards (tr S / D) I with weight `lambda` (sklearn's shrunk covariance).
-Eigen::MatrixXd shrink(const Eigen::MatrixXd& s, double lambda) {
-  Eigen::MatrixXd out = (1.0 - lambda) * s;
-  out.diagonal().array() += lambda * s.trace() / static_cast<double>(s.rows());
-  return out;
+// Shrinks S (upper triangle) in place towards (tr S / D) I with weight `lambda` (sklearn's shrunk
+// covariance).
+void shrink(Eigen::MatrixXd& s, double lambda) {
+  const double mu = s.trace() / static_cast<double>(s.rows());
+  s *= 1.0 - lambda;
+  s.diagonal().array() += lambda * mu;
+}
+
+// s (upper triangle, D x D) += alpha * a a^T for a (D x k, column-major). BLAS dsyrk.
+void syrk_update(Eigen::MatrixXd& s, const Eigen::MatrixXd& a, double alpha) {
+  const int d = static_cast<int>(s.rows());
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, d, static_cast<int>(a.cols()), alpha,
+              a.data(), d, 1.0, s.data(), d);
 }
 
 // LDA with shared covariance `sw`: coef = means S^-1 (C x D), intercept = -1/2 diag(means coef^T)
 // + ln priors. The reference solves eigh(S_b, S) and forms means V V^T, with V^T S V = I, which is
 // means S^-1: the between-class matrix only orders eigenvectors that are all used, so a Cholesky
 // solve gives the same classifier.
-void fit_lda(const Eigen::MatrixXd& sw, const Eigen::MatrixXd& means /* D x C */,
+// `sw` holds the upper triangle and is overwritten by its Cholesky factor.
+void fit_lda(Eigen::MatrixXd& sw, const Eigen::MatrixXd& means /* D x C */,
              const Eigen::VectorXd& log_priors, Eigen::MatrixXd& coef_t /* D x C */,
              Eigen::VectorXd& intercept) {
-  Eigen::MatrixXd l = sw;
+  Eigen::MatrixXd& l = sw;
   const lapack_int d = static_cast<lapack_int>(l.rows());
-  lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', d, l.data(), d);
+  lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', d, l.data(), d);
   TLKIT_CHECK_ARG(info == 0, "sfda: the shrunk within-class covariance is not positive definite "
                   "(shrinkage too small for {}-dimensional features; reduce them with PCA)", d);
   coef_t = means;
-  info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'L', d, static_cast<lapack_int>(coef_t.cols()),
+  info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', d, static_cast<lapack_int>(coef_t.cols()),
                         l.data(), d, coef_t.data(), d);
   TLKIT_ASSERT(info == 0);
   intercept = -0.5 * (means.transpose() * coef_t).diagonal() + log_priors;
@@ -88,16 +98,18 @@ void sfda(MetricContext& ctx, MetricValue& out) {
   Eigen::MatrixXd means = st.class_sums;  // D x C
   for (std::int64_t c = 0; c < classes; ++c) means.col(c) /= counts[c];
 
-  // S_w = sum_c prior_c cov_c (bias 1) = (F^T F - sum_c S_c S_c^T / n_c) / N.
-  Eigen::MatrixXd sw = st.gram.selfadjointView<Eigen::Upper>();
-  sw.noalias() -= st.class_sums * counts.cwiseInverse().asDiagonal() * st.class_sums.transpose();
+  // S_w = sum_c prior_c cov_c (bias 1) = (F^T F - sum_c S_c S_c^T / n_c) / N. Symmetric
+  // matrices from here on hold their upper triangle only (BLAS syrk/syr2k, LAPACK 'U').
+  Eigen::MatrixXd sw = st.gram;
+  syrk_update(sw, st.class_sums * counts.cwiseSqrt().cwiseInverse().asDiagonal(), -1.0);
   sw /= n;
   const double lambda = std::max(std::exp(-5.0 * power_estimate(sw)), 1e-10);
   out.details["shrinkage"] = lambda;
 
   Eigen::MatrixXd coef_t;
   Eigen::VectorXd intercept;
-  fit_lda(shrink(sw, lambda), means, log_priors, coef_t, intercept);
+  shrink(sw, lambda);
+  fit_lda(sw, means, log_priors, coef_t, intercept);
 
   // Outer means m_c: the unweighted mean of the other classes' means.
   const Eigen::VectorXd mean_sum = means.rowwise().sum();
@@ -118,12 +130,13 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     scores.rowwise() += intercept.transpose();
     softmax_rows(scores);
     softmax_rows(scores);  // the reference's "soften the probability using softmax"
-    scaled = Eigen::Map<const RowMatrix>(rows, cnt, d);
+    const Eigen::Map<const RowMatrix> x(rows, cnt, d);
+    scaled.resize(cnt, d);
     for (std::int64_t i = 0; i < cnt; ++i) {
       const int c = ctx.y()[b + i];
       const double pi = scores(i, c);
       p[b + i] = pi;
-      scaled.row(i) *= pi;
+      scaled.row(i) = pi * x.row(i);
       a.col(c) += pi * scaled.row(i).transpose();
       bsum.col(c) += scaled.row(i).transpose();
       q[c] += pi * pi;
@@ -132,17 +145,21 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     detail::syrk_accumulate_rows(scaled.data(), cnt, d, gw.data());
   });
   // sum_c [sum p^2 u u^T - n_c ubar ubar^T], u = x - m_c, ubar = mean of p u over the class:
-  // Gw - A M^T - M A^T + M diag(q) M^T - U diag(n) U^T, as matrix products.
-  Eigen::MatrixXd sw2 = gw.selfadjointView<Eigen::Upper>();
+  // Gw - A M^T - M A^T + M diag(q) M^T - U diag(n) U^T = Gw - (B M^T + M B^T) - U diag(n) U^T
+  // with B = A - M diag(q) / 2: one syr2k and one syrk.
+  Eigen::MatrixXd& sw2 = gw;
   Eigen::MatrixXd ubar(d, classes);
-  for (std::int64_t c = 0; c < classes; ++c) ubar.col(c) = (bsum.col(c) - r[c] * outer.col(c)) / counts[c];
-  sw2.noalias() -= a * outer.transpose();
-  sw2.noalias() -= outer * a.transpose();
-  sw2.noalias() += outer * q.asDiagonal() * outer.transpose();
-  sw2.noalias() -= ubar * counts.asDiagonal() * ubar.transpose();
+  for (std::int64_t c = 0; c < classes; ++c)
+    ubar.col(c) = (bsum.col(c) - r[c] * outer.col(c)) / counts[c];
+  const Eigen::MatrixXd bmat = a - 0.5 * outer * q.asDiagonal();
+  cblas_dsyr2k(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
+               static_cast<int>(classes), -1.0, bmat.data(), static_cast<int>(d), outer.data(),
+               static_cast<int>(d), 1.0, sw2.data(), static_cast<int>(d));
+  syrk_update(sw2, ubar * counts.cwiseSqrt().asDiagonal(), -1.0);
   const Eigen::MatrixXd means2 = outer + ubar;
   sw2 /= n;
-  fit_lda(shrink(sw2, lambda), means2, log_priors, coef_t, intercept);
+  shrink(sw2, lambda);
+  fit_lda(sw2, means2, log_priors, coef_t, intercept);
 
   // Second classifier on x'_i: x'_i . coef_k = m_c . coef_k + p_i (x_i - m_c) . coef_k.
   const Eigen::MatrixXd outer_coef = outer.transpose() * coef_t;  // C x C: m_c . coef_k
@@ -173,7 +190,7 @@ namespace tlkit::metrics {
 // inv(S_w) S_b; eigh returns an orthonormal V, so coef = M V V^T = M and the classifier is
 // softmax_c(x . mu_c - |mu_c|^2 / 2 + ln prior_c), a nearest-class-mean rule.
 void etran_lda(MetricContext& ctx, MetricValue& out) {
-  const auto& st = ctx.stats();
+  const auto& st = ctx.moments();
   const std::int64_t d = ctx.d(), classes = ctx.num_classes();
   Eigen::MatrixXd means = st.class_sums;
   Eigen::VectorXd intercept(classes);

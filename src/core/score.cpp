@@ -1,5 +1,7 @@
 #include "tlkit/core/score.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -49,22 +51,49 @@ void MetricContext::require(unsigned needed, std::string_view metric) const {
                   "--metric {} needs source-class probabilities (--probs)", metric);
 }
 
+void MetricContext::add_class_sums(const double* rows, std::int64_t begin, std::int64_t count,
+                                   Eigen::MatrixXd& class_sums) const {
+  const std::int64_t d = this->d();
+  for (std::int64_t i = 0; i < count; ++i)
+    class_sums.col(y_[begin + i]) += Eigen::Map<const Eigen::VectorXd>(rows + i * d, d);
+}
+
+const MetricContext::Moments& MetricContext::moments() {
+  if (moments_) return *moments_;
+  SharedTimer timer(*this);
+  Moments m;
+  m.class_sums = Eigen::MatrixXd::Zero(d(), num_classes());
+  for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    add_class_sums(rows, b, cnt, m.class_sums);
+  });
+  m.sum = m.class_sums.rowwise().sum();
+  moments_ = std::move(m);
+  return *moments_;
+}
+
 const MetricContext::Stats& MetricContext::stats() {
   if (stats_) return *stats_;
   SharedTimer timer(*this);
   const std::int64_t d = this->d();
   Stats s;
   s.gram = Eigen::MatrixXd::Zero(d, d);
-  s.sum = Eigen::VectorXd::Zero(d);
-  s.class_sums = Eigen::MatrixXd::Zero(d, num_classes());
+  // The moments come from this pass unless an earlier moments() call has them: the same
+  // accumulation in the same blocks either way, so the bits do not depend on the metric order.
+  const bool have_moments = moments_.has_value();
+  Eigen::MatrixXd class_sums;
+  if (!have_moments) class_sums = Eigen::MatrixXd::Zero(d, num_classes());
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     detail::syrk_accumulate_rows(rows, cnt, d, s.gram.data());
-    for (std::int64_t i = 0; i < cnt; ++i) {
-      const Eigen::Map<const Eigen::VectorXd> row(rows + i * d, d);
-      s.class_sums.col(y_[b + i]) += row;
-    }
+    if (!have_moments) add_class_sums(rows, b, cnt, class_sums);
   });
-  s.sum = s.class_sums.rowwise().sum();
+  if (!have_moments) {
+    Moments m;
+    m.sum = class_sums.rowwise().sum();
+    m.class_sums = std::move(class_sums);
+    moments_ = std::move(m);
+  }
+  s.sum = moments_->sum;
+  s.class_sums = moments_->class_sums;
   stats_ = std::move(s);
   return *stats_;
 }
@@ -118,11 +147,14 @@ Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions
   const Scatter& sc = scatter();
   const std::int64_t d = this->d(), k = directions.cols();
   Eigen::MatrixXd z(n_, k);
-  Eigen::MatrixXd block;
+  detail::RowMatrixXd block;
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-    block = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, d);
-    block.rowwise() -= sc.mean.transpose();
-    z.middleRows(b, cnt).noalias() = block * directions;
+    block = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, d).rowwise() - sc.mean.transpose();
+    // z rows [b, b + cnt) = block directions by BLAS: Eigen's own product ran ~10x slower here.
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(cnt),
+                static_cast<int>(k), static_cast<int>(d), 1.0, block.data(), static_cast<int>(d),
+                directions.data(), static_cast<int>(d), 0.0, z.data() + b,
+                static_cast<int>(n_));
   });
   return z;
 }

@@ -181,6 +181,26 @@ TEST_F(ScoreInvariance, LogmeInScoreIsBitIdenticalToLogme) {
   EXPECT_EQ(r.metrics.at(0).score, direct.score);
 }
 
+// Shared statistics are computed by whichever metric first needs them (GBC and ETran's LDA take
+// only the first moments, from a cheaper pass): each metric alone, or the whole list in reverse
+// order, must give the bits of the combined run.
+TEST_F(ScoreInvariance, MetricOrderAndCompanyChangeNoBit) {
+  ScoreInputs in;
+  in.features = FeatureView::row_major(f_.data(), n_, d_);
+  in.labels = LabelView{y_.data(), n_};
+  in.probs = FeatureView::row_major(probs_.data(), n_, cs_);
+  const auto names = parse_metric_list("all");
+  const auto a = score(in, names);
+  const auto reversed = score(in, std::vector<std::string>(names.rbegin(), names.rend()));
+  ASSERT_EQ(a.metrics.size(), names.size());
+  for (std::size_t m = 0; m < names.size(); ++m) {
+    const double combined = a.metrics[m].score;
+    ASSERT_TRUE(std::isfinite(combined)) << names[m];
+    EXPECT_EQ(score(in, {names[m]}).metrics.at(0).score, combined) << names[m] << " alone";
+    EXPECT_EQ(reversed.metrics.at(names.size() - 1 - m).score, combined) << names[m];
+  }
+}
+
 TEST_F(ScoreInvariance, Float32AndFortranInputsAgree) {
   std::vector<float> f32(f_.begin(), f_.end());
   std::vector<double> widened(f32.begin(), f32.end());
