@@ -150,6 +150,11 @@ void ncti_vc(MetricContext& ctx, MetricValue& out);
 using NctiParts = metrics_ncti_parts;
 const NctiParts& ncti_parts(MetricContext& ctx);
 
+/// Adds a note to `out` when its score is within 1e-6 (relative) of the metric's maximum `top`:
+/// the classes are linearly separable in these features (always possible when N <= D), and the
+/// metric then ties every such model.
+void note_if_saturated(MetricValue& out, double top, const MetricContext& ctx);
+
 /// LEEP of probabilities `p` (N x Cs) for class indices y; log = false: without the log.
 double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log);
 }  // namespace metrics

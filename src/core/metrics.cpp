@@ -1,6 +1,7 @@
 #include "tlkit/core/metrics.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 
 #include "metric_context.h"
@@ -203,3 +204,15 @@ double MetricParams::number(std::string_view metric, std::string_view param) con
 const char* version() { return TLKIT_VERSION_STRING; }
 
 }  // namespace tlkit
+
+namespace tlkit::metrics {
+
+void note_if_saturated(MetricValue& out, double top, const MetricContext& ctx) {
+  if (!(std::abs(out.score - top) <= 1e-6 * std::abs(top))) return;
+  out.notes.push_back(fmt::format(
+      "at its maximum ({}): the classes are linearly separable in these features{}, so every such "
+      "model ties; rank them by another metric (logme, knn, parc)",
+      top, ctx.n() <= ctx.d() ? fmt::format(" (as any labelling is with N = {} <= D = {})", ctx.n(), ctx.d()) : ""));
+}
+
+}  // namespace tlkit::metrics

@@ -128,19 +128,14 @@ double pinv_quadratic(const Eigen::VectorXd& lambda, const Eigen::MatrixXd& proj
   return h;
 }
 
-}  // namespace
-
-void hscore(MetricContext& ctx, MetricValue& out) {
+double hscore_value(MetricContext& ctx) {
   const bool google = ctx.params().text("hscore", "variant") == "google";
   // Fast path: tr(T^-1 B) from LogME's decomposition of F^T F when it is well conditioned (then
   // T is invertible and pinv(T) = T^-1); otherwise T's own eigendecomposition below.
   if (const auto* g = google ? nullptr : ctx.gram_eigen(); g && g->well_conditioned) {
     const double h =
         between_quadratic(g->values, static_cast<double>(ctx.n()), g->mean, gram_basis(ctx, *g));
-    if (std::isfinite(h)) {
-      out.score = h;
-      return;
-    }
+    if (std::isfinite(h)) return h;
   }
   const auto& sc = ctx.scatter();
   if (google) {
@@ -156,10 +151,18 @@ void hscore(MetricContext& ctx, MetricValue& out) {
       const double nc = static_cast<double>(ctx.counts()[c]);
       b_diag += nc * (st.class_sums.col(c) / nc - sc.mean).cwiseAbs2();
     }
-    out.score = pinv_diag.dot(b_diag);  // the (N - 1) factors cancel
-    return;
+    return pinv_diag.dot(b_diag);  // the (N - 1) factors cancel
   }
-  out.score = pinv_quadratic(sc.eigenvalues, sc.proj);
+  return pinv_quadratic(sc.eigenvalues, sc.proj);
+}
+
+}  // namespace
+
+void hscore(MetricContext& ctx, MetricValue& out) {
+  out.score = hscore_value(ctx);
+  // The paper's H-score is at most C - 1 (the google variant's diagonal product has no such bound).
+  if (ctx.params().text("hscore", "variant") == "paper")
+    note_if_saturated(out, static_cast<double>(ctx.num_classes() - 1), ctx);
 }
 
 // Shrinkage H-score (Ibrahim et al. 2022): Ledoit-Wolf shrunk covariance of the centred features,

@@ -176,6 +176,7 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     for (std::int64_t i = 0; i < cnt; ++i) total += scores(i, ctx.y()[b + i]);
   });
   out.score = total / n;
+  note_if_saturated(out, 1.0, ctx);
 }
 
 }  // namespace tlkit::metrics

@@ -267,6 +267,35 @@ TEST(ScoreEdges, UndefinedMetricIsNaNWithANote) {
   EXPECT_TRUE(std::isfinite(r.metrics[1].score));
 }
 
+// With N <= D any labelling is linearly separable: H-score reaches C - 1 and SFDA 1, and the
+// output says so; on overlapping classes with N >> D neither note appears.
+TEST(ScoreEdges, SaturatedHscoreAndSfdaSayWhy) {
+  const auto y = test::make_labels(12, 3, 5);
+  const auto wide = test::make_features(12, 20, y, 6, 0.1);
+  ScoreInputs in;
+  in.features = FeatureView::row_major(wide.data(), 12, 20);
+  in.labels = LabelView{y.data(), 12};
+  const auto r = score(in, {"hscore", "sfda", "logme"});
+  EXPECT_NEAR(r.metrics[0].score, 2.0, 1e-9);
+  EXPECT_NEAR(r.metrics[1].score, 1.0, 1e-6);
+  for (int m = 0; m < 2; ++m) {
+    ASSERT_EQ(r.metrics[m].notes.size(), 1u) << r.metrics[m].name;
+    EXPECT_NE(r.metrics[m].notes[0].find("N = 12 <= D = 20"), std::string::npos)
+        << r.metrics[m].notes[0];
+  }
+  EXPECT_TRUE(r.metrics[2].notes.empty());
+
+  const auto y2 = test::make_labels(300, 3, 7);
+  const auto tall = test::make_features(300, 4, y2, 8, 0.3);
+  in.features = FeatureView::row_major(tall.data(), 300, 4);
+  in.labels = LabelView{y2.data(), 300};
+  const auto r2 = score(in, {"hscore", "sfda"});
+  EXPECT_LT(r2.metrics[0].score, 1.9);
+  EXPECT_LT(r2.metrics[1].score, 0.99);
+  EXPECT_TRUE(r2.metrics[0].notes.empty());
+  EXPECT_TRUE(r2.metrics[1].notes.empty());
+}
+
 // A class with a single sample is legal: its mean is that sample.
 TEST(ScoreEdges, SingletonClassAndTwoClasses) {
   const std::vector<std::int64_t> y = {0, 0, 0, 1, 1, 1, 2};
