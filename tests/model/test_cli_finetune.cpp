@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -158,24 +157,6 @@ TEST(CliFinetune, MeanAndStdTakeThreeValues) {
   expect_usage_error(toy_args(t.file("bad")) + " --mean 0.5,0.5,0.5", "--mean and --std");
 }
 
-// Starts tlkit with stdout and stderr to files; returns its pid.
-pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out_file,
-                const std::string& err_file) {
-  std::vector<std::string> all = {TLKIT_CLI};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
 // Arguments for run_cli (the paths here have no characters the shell would split).
 std::string joined(const std::vector<std::string>& args) {
   std::string s;
@@ -224,7 +205,7 @@ TEST(CliFinetune, CtrlCKeepsTheLastCheckpointAndTheRerunEqualsAStraightRun) {
                                     out};
   };
   const std::string out = t.file("run"), ckpt = out + "/checkpoint.pt";
-  const pid_t pid = spawn_cli(args_for(out), t.file("stdout"), t.file("stderr"));
+  const pid_t pid = test::spawn_cli(args_for(out), t.file("stdout"), t.file("stderr"));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(ckpt) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -159,23 +158,6 @@ TEST(CliRank, BadUsageIsExitCode2WithOneLine) {
   }
 }
 
-// Starts tlkit with stderr to a file; returns its pid.
-pid_t spawn_cli(const std::vector<std::string>& args, const std::string& err_file) {
-  std::vector<std::string> all = {TLKIT_CLI};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
 TEST(CliRank, CtrlCKeepsFinishedModelsAndTheNextRunResumes) {
   test::TempDir t;
   const std::string zoo = write_zoo(t);
@@ -196,7 +178,7 @@ TEST(CliRank, CtrlCKeepsFinishedModelsAndTheNextRunResumes) {
       "rank",    "--zoo", zoo,        "--data",      t.file("many.csv"), "--cache", t.file("cache"),
       "--batch", "2",     "--models", "tuple,plain", "--metrics",        "logme"};
   const std::string err = t.file("err");
-  const pid_t pid = spawn_cli(args, err);
+  const pid_t pid = test::spawn_cli(args, "/dev/null", err);
   // Wait until the first model is done, then interrupt the second.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (test::read_bytes(err).find("tuple: 1500 x 8 features extracted") == std::string::npos &&

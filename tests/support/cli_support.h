@@ -1,12 +1,16 @@
 // Running the tlkit executable from tests (TLKIT_CLI is its path, set by tests/CMakeLists.txt).
 #pragma once
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "test_support.h"
 
@@ -49,6 +53,25 @@ inline void expect_usage_error(const std::string& args, const std::string& needl
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in " << r.err;
+}
+
+/// Starts `tlkit <args>` without waiting, stdout and stderr to files (e.g. to send it SIGINT);
+/// returns its pid for waitpid.
+inline pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out_file,
+                       const std::string& err_file) {
+  std::vector<std::string> all = {TLKIT_CLI};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
 }
 
 }  // namespace tlkit::test
