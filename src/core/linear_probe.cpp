@@ -2,6 +2,7 @@
 // `tlkit finetune --mode linear` (include/tlkit/core/linear_probe.h).
 #include "tlkit/core/linear_probe.h"
 
+#include <cblas.h>
 #include <lbfgs.h>
 
 #include <Eigen/Dense>
@@ -22,12 +23,27 @@ struct Problem {
   const std::int64_t* y;
   std::int64_t classes;
   double c;
-  // Small problems (the linear probes of a few hundred samples) multiply without Eigen's blocked,
-  // OpenMP-parallel GEMM: its threads' start and spin-waits cost more than the work, and on a
-  // busy machine 10-20x more (measured, N = 60, D = 512, C = 10: 41 s with 2 threads on a loaded
-  // 2-core machine, 2.2 s with 1).
-  bool small;
 };
+
+// The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
+// shape (N x D times D x C with C ~ 10: 35 ms per step at 5000 x 1280 x 10) and, being
+// OpenMP-parallel, 10-20x slower again on a busy machine for the few-hundred-sample probes
+// (N = 60, D = 512, C = 10: 41 s on a loaded 2-core machine). OpenBLAS keeps small products on
+// one thread by itself.
+// out (n x c, column-major) = X (n x d, row-major) W (d x c, column-major).
+void times_w(const Problem& p, const double* w, double* out) {
+  const int n = static_cast<int>(p.x.rows()), d = static_cast<int>(p.x.cols());
+  const int c = static_cast<int>(p.classes);
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, c, d, 1.0, p.x.data(), d, w, d, 0.0,
+              out, n);
+}
+// out (d x c, column-major) = X^T (d x n) G (n x c, column-major).
+void transpose_times(const Problem& p, const double* g, double* out) {
+  const int n = static_cast<int>(p.x.rows()), d = static_cast<int>(p.x.cols());
+  const int c = static_cast<int>(p.classes);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, d, c, n, 1.0, p.x.data(), d, g, n, 0.0,
+              out, d);
+}
 
 // theta = [W^T (d x C, column-major, i.e. W row-major), b (C)].
 lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatval_t* grad,
@@ -37,10 +53,7 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   const Eigen::Map<const Eigen::MatrixXd> w(theta, d, c);
   const Eigen::Map<const Eigen::VectorXd> b(theta + d * c, c);
   Eigen::MatrixXd logits(p.x.rows(), c);
-  if (p.small)
-    logits.noalias() = p.x.lazyProduct(w);
-  else
-    logits.noalias() = p.x * w;
+  times_w(p, theta, logits.data());
   logits.rowwise() += b.transpose();
   double loss = 0.5 * w.squaredNorm();
   for (Eigen::Index i = 0; i < logits.rows(); ++i) {
@@ -54,10 +67,7 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   logits *= p.c;
   Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);
   Eigen::Map<Eigen::VectorXd> gb(grad + d * c, c);
-  if (p.small)
-    gw.noalias() = p.x.transpose().lazyProduct(logits);
-  else
-    gw.noalias() = p.x.transpose() * logits;
+  transpose_times(p, logits.data(), grad);
   gw += w;
   gb = logits.colwise().sum().transpose();
   return loss;
@@ -78,8 +88,7 @@ LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, cons
   for (std::int64_t i = 0; i < n; ++i)
     TLKIT_CHECK_ARG(y[i] >= 0 && y[i] < classes, "label {} of row {} is outside [0, {})", y[i], i,
                     classes);
-  Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c,
-               n * d * classes <= (std::int64_t{1} << 22)};
+  Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c};
   const int dim = static_cast<int>(d * classes + classes);
   std::unique_ptr<lbfgsfloatval_t, LbfgsFree> theta(lbfgs_malloc(dim));
   TLKIT_ASSERT(theta != nullptr);
