@@ -26,10 +26,10 @@ struct Problem {
 };
 
 // The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
-// shape (N x D times D x C with C ~ 10: 35 ms per step at 5000 x 1280 x 10) and, being
-// OpenMP-parallel, 10-20x slower again on a busy machine for the few-hundred-sample probes
-// (N = 60, D = 512, C = 10: 41 s on a loaded 2-core machine). OpenBLAS keeps small products on
-// one thread by itself.
+// shape (N x D times D x C with C ~ 10: 35 ms per step at 5000 x 1280 x 10). Small problems (the
+// probes of a few hundred samples) run BLAS on one thread (SingleThreadedBlas): a second thread
+// gains nothing there, and on a busy machine its spin-waits made a 300 x 1280 x 10 fit 6x slower
+// (measured with both cores loaded: 10.7 s with 2 threads, 1.75 s with 1).
 // out (n x c, column-major) = X (n x d, row-major) W (d x c, column-major).
 void times_w(const Problem& p, const double* w, double* out) {
   const int n = static_cast<int>(p.x.rows()), d = static_cast<int>(p.x.cols());
@@ -73,6 +73,24 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   return loss;
 }
 
+// OpenBLAS on one thread for the scope's lifetime (tlkit's core calls BLAS from one thread at a
+// time, so changing the global setting is safe here).
+class SingleThreadedBlas {
+ public:
+  explicit SingleThreadedBlas(bool active)
+      : saved_(active ? openblas_get_num_threads() : 0) {
+    if (saved_ > 1) openblas_set_num_threads(1);
+  }
+  ~SingleThreadedBlas() {
+    if (saved_ > 1) openblas_set_num_threads(saved_);
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int saved_;
+};
+
 struct LbfgsFree {
   void operator()(lbfgsfloatval_t* p) const { lbfgs_free(p); }
 };
@@ -89,6 +107,7 @@ LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, cons
     TLKIT_CHECK_ARG(y[i] >= 0 && y[i] < classes, "label {} of row {} is outside [0, {})", y[i], i,
                     classes);
   Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c};
+  const SingleThreadedBlas single(n * d * classes <= (std::int64_t{1} << 22));
   const int dim = static_cast<int>(d * classes + classes);
   std::unique_ptr<lbfgsfloatval_t, LbfgsFree> theta(lbfgs_malloc(dim));
   TLKIT_ASSERT(theta != nullptr);
