@@ -1,5 +1,7 @@
 // NLEEP (Li et al., "Ranking Neural Checkpoints", CVPR 2021): LEEP on the posteriors of a
 // Gaussian mixture fitted to the PCA-reduced features. Reference behaviour: docs/metrics/nleep.md.
+#include <cblas.h>
+
 #include <Eigen/Cholesky>
 #include <cmath>
 #include <limits>
@@ -77,9 +79,15 @@ Mixture m_step(const RowMatrix& x, const Eigen::MatrixXd& resp, double reg_covar
   m.weights = nk / static_cast<double>(n);
   m.means = (resp.transpose() * x).array().colwise() / nk.array();
   m.chol.reserve(static_cast<std::size_t>(k));
+  const int dims = static_cast<int>(x.cols()), rows = static_cast<int>(n);
   for (Eigen::Index j = 0; j < k; ++j) {
-    const RowMatrix diff = x.rowwise() - m.means.row(j);
-    Eigen::MatrixXd cov = (diff.array().colwise() * resp.col(j).array()).matrix().transpose() * diff;
+    // sum_i r_ij (x_i - mu_j)(x_i - mu_j)^T as one BLAS syrk of the rows scaled by sqrt(r_ij)
+    // (lower triangle, which is all LLT reads): Eigen's product was ~5x slower here.
+    const RowMatrix scaled =
+        (x.rowwise() - m.means.row(j)).array().colwise() * resp.col(j).array().sqrt();
+    Eigen::MatrixXd cov(dims, dims);
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, dims, rows, 1.0, scaled.data(), dims, 0.0,
+                cov.data(), dims);
     cov /= nk[j];
     cov.diagonal().array() += reg_covar;
     m.chol.emplace_back(cov);
@@ -96,10 +104,14 @@ Eigen::MatrixXd log_prob(const RowMatrix& x, const Mixture& m) {
   const double log2pi = std::log(2.0 * M_PI);
   for (Eigen::Index j = 0; j < k; ++j) {
     const Eigen::MatrixXd l = m.chol[j].matrixL();
-    const Eigen::MatrixXd sol =
-        l.triangularView<Eigen::Lower>().solve((x.rowwise() - m.means.row(j)).transpose());
+    // L^-1 (x_i - mu_j) for all rows at once: the row-major N x d difference is column-major
+    // d x N, solved in place by BLAS trsm.
+    RowMatrix sol = x.rowwise() - m.means.row(j);
+    cblas_dtrsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit,
+                static_cast<int>(d), static_cast<int>(n), 1.0, l.data(), static_cast<int>(d),
+                sol.data(), static_cast<int>(d));
     const double logdet = l.diagonal().array().log().sum();
-    out.col(j) = (-0.5 * (static_cast<double>(d) * log2pi + sol.colwise().squaredNorm().array()) -
+    out.col(j) = (-0.5 * (static_cast<double>(d) * log2pi + sol.rowwise().squaredNorm().array()) -
                   logdet + std::log(m.weights[j]))
                      .transpose();
   }
