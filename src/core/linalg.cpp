@@ -12,12 +12,19 @@ namespace {
 template <typename T>
 void check_finite_typed(const FeatureView& v, std::int64_t row_offset, const char* what) {
   const T* p = static_cast<const T*>(v.data);
-  for (std::int64_t i = 0; i < v.rows; ++i)
+  for (std::int64_t i = 0; i < v.rows; ++i) {
+    // Contiguous rows (the common case) are checked by Eigen's vectorised allFinite; a row is
+    // rescanned element by element only to name the bad value.
+    if (v.col_stride == 1 &&
+        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p + i * v.row_stride, v.cols)
+            .allFinite())
+      continue;
     for (std::int64_t j = 0; j < v.cols; ++j) {
       const T x = p[i * v.row_stride + j * v.col_stride];
       if (!std::isfinite(x))
         TLKIT_THROW_ARG("{}: non-finite value {} at row {}, column {}", what, x, row_offset + i, j);
     }
+  }
 }
 }  // namespace
 

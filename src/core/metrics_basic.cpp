@@ -14,19 +14,23 @@ namespace {
 // Source-class statistics for LEEP and NCE: joint[c][z] = sum_{i in c} theta_iz / N.
 Eigen::MatrixXd empirical_joint(const FeatureView& p, const std::vector<int>& y,
                                 std::int64_t classes, bool hard) {
-  Eigen::MatrixXd joint = Eigen::MatrixXd::Zero(classes, p.cols);
+  // Accumulated transposed (Cs x C) so that each sample adds to one contiguous column.
+  Eigen::MatrixXd joint_t = Eigen::MatrixXd::Zero(p.cols, classes);
   const double inv_n = 1.0 / static_cast<double>(p.rows);
-  for (std::int64_t i = 0; i < p.rows; ++i) {
-    if (hard) {
-      std::int64_t z = 0;  // argmax, first index on ties (numpy's rule)
-      for (std::int64_t j = 1; j < p.cols; ++j)
-        if (p.at(i, j) > p.at(i, z)) z = j;
-      joint(y[i], z) += inv_n;
-    } else {
-      for (std::int64_t j = 0; j < p.cols; ++j) joint(y[i], j) += p.at(i, j) * inv_n;
+  std::vector<double> buffer;
+  detail::for_row_blocks(p, buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    for (std::int64_t r = 0; r < cnt; ++r) {
+      const Eigen::Map<const Eigen::VectorXd> row(rows + r * p.cols, p.cols);
+      if (hard) {
+        Eigen::Index z = 0;
+        row.maxCoeff(&z);  // argmax, first index on ties (numpy's rule)
+        joint_t(z, y[b + r]) += inv_n;
+      } else {
+        joint_t.col(y[b + r]) += row * inv_n;
+      }
     }
-  }
-  return joint;
+  });
+  return joint_t.transpose();
 }
 
 }  // namespace
@@ -42,12 +46,16 @@ double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t 
   for (Eigen::Index z = 0; z < cond.cols(); ++z)
     cond.col(z) =
         pz[z] > 0.0 ? Eigen::VectorXd(joint.col(z) / pz[z]) : Eigen::VectorXd::Zero(cond.rows());
+  const Eigen::MatrixXd cond_t = cond.transpose();  // Cs x C: one contiguous column per class
   double total = 0.0;
-  for (std::int64_t i = 0; i < p.rows; ++i) {
-    double eep = 0.0;
-    for (std::int64_t z = 0; z < p.cols; ++z) eep += p.at(i, z) * cond(y[i], z);
-    total += log ? std::log(eep) : eep;
-  }
+  std::vector<double> buffer;
+  detail::for_row_blocks(p, buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+    for (std::int64_t r = 0; r < cnt; ++r) {
+      const double eep =
+          Eigen::Map<const Eigen::VectorXd>(rows + r * p.cols, p.cols).dot(cond_t.col(y[b + r]));
+      total += log ? std::log(eep) : eep;
+    }
+  });
   return total / static_cast<double>(p.rows);
 }
 

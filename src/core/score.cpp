@@ -195,22 +195,27 @@ void validate(const ScoreInputs& in) {
                     in.probs.rows, n);
     TLKIT_CHECK_ARG(in.probs.cols >= 1, "probs: need at least 1 column, got {}", in.probs.cols);
     detail::check_finite(in.probs, 0, "probs");
-    for (std::int64_t i = 0; i < n; ++i) {
-      double sum = 0.0;
-      for (std::int64_t j = 0; j < in.probs.cols; ++j) {
-        const double p = in.probs.at(i, j);
-        TLKIT_CHECK_ARG(p >= 0.0,
-                        "probs: negative value {} at row {}, column {} (pass "
-                        "probabilities, e.g. softmax of the logits)",
-                        p, i, j);
-        sum += p;
+    std::vector<double> buffer;
+    detail::for_row_blocks(in.probs, buffer, [&](const double* rows, std::int64_t b,
+                                                 std::int64_t cnt) {
+      const Eigen::Map<const detail::RowMatrixXd> block(rows, cnt, in.probs.cols);
+      for (std::int64_t r = 0; r < cnt; ++r) {
+        const std::int64_t i = b + r;
+        if (block.row(r).minCoeff() < 0.0) {  // name the first negative value of the row
+          Eigen::Index j = 0;
+          while (block(r, j) >= 0.0) ++j;
+          TLKIT_THROW_ARG("probs: negative value {} at row {}, column {} (pass "
+                          "probabilities, e.g. softmax of the logits)",
+                          block(r, j), i, j);
+        }
+        const double sum = block.row(r).sum();
+        // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
+        TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4,
+                        "probs: row {} sums to {} (expected 1 within "
+                        "1e-4; pass probabilities, e.g. softmax of the logits)",
+                        i, sum);
       }
-      // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
-      TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4,
-                      "probs: row {} sums to {} (expected 1 within "
-                      "1e-4; pass probabilities, e.g. softmax of the logits)",
-                      i, sum);
-    }
+    });
   }
 }
 
