@@ -1,6 +1,7 @@
 #include "linalg.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <lapacke.h>
 
 #include <algorithm>
@@ -131,6 +132,19 @@ Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
               static_cast<int>(a.rows()), b.data(), static_cast<int>(b.rows()), 0.0, c.data(),
               static_cast<int>(c.rows()));
   return c;
+}
+
+SingleThreadScope::SingleThreadScope(bool active) {
+  if (!active) return;
+  blas_ = openblas_get_num_threads();
+  omp_ = omp_get_max_threads();
+  if (blas_ > 1) openblas_set_num_threads(1);
+  if (omp_ > 1) omp_set_num_threads(1);
+}
+
+SingleThreadScope::~SingleThreadScope() {
+  if (blas_ > 1) openblas_set_num_threads(blas_);
+  if (omp_ > 1) omp_set_num_threads(omp_);
 }
 
 }  // namespace tlkit::detail

@@ -74,6 +74,30 @@ class SymmetricEigen {
 void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen::VectorXd& w,
                              Eigen::MatrixXd& vtb);
 
+/// OpenBLAS and OpenMP on one thread for the scope's lifetime when `active`, restored after.
+/// Small problems gain nothing from a second thread, and on a busy machine the spin-waits of its
+/// idle threads made them 5-20x slower (measured on 2 cores: docs/benchmarks.md). tlkit's core
+/// calls BLAS from one thread at a time, so changing the global setting is safe.
+class SingleThreadScope {
+ public:
+  explicit SingleThreadScope(bool active);
+  ~SingleThreadScope();
+  SingleThreadScope(const SingleThreadScope&) = delete;
+  SingleThreadScope& operator=(const SingleThreadScope&) = delete;
+
+ private:
+  int blas_ = 0, omp_ = 0;  // the settings to restore (0: nothing changed)
+};
+
+/// Whether an N x D scoring problem is small enough to run on one thread when the caller did
+/// not ask for a thread count: at most 2^36 multiply-adds for its Gram or distance matrix
+/// (N D max(N, D)), a few seconds on one core. A second thread saved ~10 % on a quiet machine,
+/// and on a busy one its spin-waits made such runs 15-30x slower (docs/benchmarks.md).
+inline bool small_problem(std::int64_t n, std::int64_t d) {
+  const double nn = static_cast<double>(n), dd = static_cast<double>(d);
+  return nn * dd * std::max(nn, dd) <= 68719476736.0;
+}
+
 /// C = A^T B (column-major), BLAS dgemm.
 Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b);
 

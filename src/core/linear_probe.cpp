@@ -11,6 +11,7 @@
 #include <cmath>
 #include <memory>
 
+#include "linalg.h"
 #include "tlkit/core/error.h"
 
 namespace tlkit {
@@ -27,7 +28,7 @@ struct Problem {
 
 // The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
 // shape (N x D times D x C with C ~ 10: 35 ms per step at 5000 x 1280 x 10). Small problems (the
-// probes of a few hundred samples) run BLAS on one thread (SingleThreadedBlas): a second thread
+// probes of a few hundred samples) run BLAS on one thread (detail::SingleThreadScope): a second thread
 // gains nothing there, and on a busy machine its spin-waits made a 300 x 1280 x 10 fit 6x slower
 // (measured with both cores loaded: 10.7 s with 2 threads, 1.75 s with 1).
 // out (n x c, column-major) = X (n x d, row-major) W (d x c, column-major).
@@ -73,24 +74,6 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   return loss;
 }
 
-// OpenBLAS on one thread for the scope's lifetime (tlkit's core calls BLAS from one thread at a
-// time, so changing the global setting is safe here).
-class SingleThreadedBlas {
- public:
-  explicit SingleThreadedBlas(bool active)
-      : saved_(active ? openblas_get_num_threads() : 0) {
-    if (saved_ > 1) openblas_set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (saved_ > 1) openblas_set_num_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 struct LbfgsFree {
   void operator()(lbfgsfloatval_t* p) const { lbfgs_free(p); }
 };
@@ -107,7 +90,7 @@ LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, cons
     TLKIT_CHECK_ARG(y[i] >= 0 && y[i] < classes, "label {} of row {} is outside [0, {})", y[i], i,
                     classes);
   Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c};
-  const SingleThreadedBlas single(n * d * classes <= (std::int64_t{1} << 22));
+  const detail::SingleThreadScope single(n * d * classes <= (std::int64_t{1} << 22));
   const int dim = static_cast<int>(d * classes + classes);
   std::unique_ptr<lbfgsfloatval_t, LbfgsFree> theta(lbfgs_malloc(dim));
   TLKIT_ASSERT(theta != nullptr);

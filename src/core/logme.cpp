@@ -641,6 +641,9 @@ LogmeResult logme_kernel_path(const FeatureView& f, const Eigen::MatrixXd& y,
 LogmeResult logme(const FeatureView& features, const LabelView& labels,
                   const LogmeOptions& options) {
   check_shape(features.rows, features.cols, labels.size, "labels");
+  // The same threading rule as score() (linalg.h), so that both give the same bits.
+  const detail::SingleThreadScope single(options.threads == 0 &&
+                                         detail::small_problem(features.rows, features.cols));
   if (features.rows > features.cols) {
     LogmeAccumulator acc;
     acc.update(features, labels);
@@ -666,6 +669,9 @@ LogmeResult logme(const FeatureView& features, const LabelView& labels,
 LogmeResult logme(const FeatureView& features, const TargetView& targets,
                   const LogmeOptions& options) {
   check_shape(features.rows, features.cols, targets.rows, "targets");
+  // The same threading rule as score() (linalg.h), so that both give the same bits.
+  const detail::SingleThreadScope single(options.threads == 0 &&
+                                         detail::small_problem(features.rows, features.cols));
   if (features.rows > features.cols) {
     LogmeAccumulator acc;
     acc.update(features, targets);

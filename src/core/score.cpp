@@ -230,6 +230,9 @@ ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& met
                   "labels: transferability metrics need at least 2 classes, found only label {}",
                   ctx.labels().front());
   for (const auto& name : metrics) ctx.require(find_metric(name).inputs, name);
+  // Small inputs run on one thread unless the caller set a thread count (linalg.h).
+  const detail::SingleThreadScope single(options.threads == 0 &&
+                                         detail::small_problem(ctx.n(), inputs.features.cols));
   ScoreReport report;
   report.n = ctx.n();
   report.d = inputs.features.cols;

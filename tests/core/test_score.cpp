@@ -2,12 +2,14 @@
 // hand-derived cases (working in comments), invariances, sharing with logme(), bad inputs.
 // Reference values from tools/metrics_numpy.py are checked in test_metric_refs.cpp.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <functional>
 #include <numeric>
 
 #include "test_support.h"
+#include "tlkit/core/logme.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
 
@@ -294,6 +296,23 @@ TEST(ScoreEdges, SaturatedHscoreAndSfdaSayWhy) {
   EXPECT_LT(r2.metrics[1].score, 0.99);
   EXPECT_TRUE(r2.metrics[0].notes.empty());
   EXPECT_TRUE(r2.metrics[1].notes.empty());
+}
+
+// Small inputs run on one thread (score.cpp), and the caller's thread setting is restored after.
+TEST(ScoreEdges, SmallInputsLeaveTheThreadSettingAsItWas) {
+  const auto y = test::make_labels(60, 3, 9);
+  const auto f = test::make_features(60, 5, y, 10);
+  ScoreInputs in;
+  in.features = FeatureView::row_major(f.data(), 60, 5);
+  in.labels = LabelView{y.data(), 60};
+  set_blas_threads(2);
+  const double a = score(in, {"logme", "ncti_seli"}).metrics[1].score;
+  EXPECT_EQ(omp_get_max_threads(), 2);
+  ScoreOptions one;
+  one.threads = 1;
+  set_blas_threads(1);
+  EXPECT_EQ(score(in, {"logme", "ncti_seli"}, one).metrics[1].score, a);
+  set_blas_threads(0);
 }
 
 // A class with a single sample is legal: its mean is that sample.
