@@ -122,9 +122,9 @@ tlkit::ScoreInputs score_inputs() {
 // Issue 3's budget (<= 2x LogME alone): every metric that is neither O(N^2) nor iterative, in one
 // score() call sharing the statistics; each metric's own seconds are reported as counters.
 // --metrics LIST replaces the list.
-std::vector<std::string> g_all = {"logme", "hscore", "hscore_shrink", "transrate", "gbc", "sfda",
-                                  "leep", "nce", "etran_lda", "etran_energy", "ncti_seli",
-                                  "ncti_ncc", "ncti_vc"};
+std::vector<std::string> g_all = {
+    "logme", "hscore",    "hscore_shrink", "transrate", "gbc",      "sfda",   "leep",
+    "nce",   "etran_lda", "etran_energy",  "ncti_seli", "ncti_ncc", "ncti_vc"};
 
 void BM_ScoreAllButQuadraticAndIterative(benchmark::State& state) {
   const tlkit::ScoreInputs in = score_inputs();

@@ -675,7 +675,9 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
   cmd->add_option("--bootstrap-replicates", a.replicates_out,
                   "With --bootstrap: also write every replicate score to this CSV "
                   "(replicate,metric,model,score)");
-  cmd->add_option("--threads", a.threads, "With --bootstrap: BLAS/OpenMP threads (0: all cores)")
+  cmd->add_option("--threads", a.threads,
+                  "With --bootstrap: BLAS/OpenMP threads (0: all cores, but one for small inputs, "
+                  "as in tlkit score)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return cmd;

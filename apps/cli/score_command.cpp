@@ -280,7 +280,10 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
                   "logme only); 0 reads them whole")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
-  cmd->add_option("--threads", a.threads, "BLAS/OpenMP threads (0: all cores)")
+  cmd->add_option(
+         "--threads", a.threads,
+         "BLAS/OpenMP threads (0: all cores, but one for small inputs, N*D*max(N, D) <= 2^36, "
+         "where a second thread gains little and a busy machine makes it 15-30x slower)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed for metrics with random steps")->capture_default_str();

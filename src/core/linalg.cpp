@@ -1,8 +1,8 @@
 #include "linalg.h"
 
 #include <cblas.h>
-#include <omp.h>
 #include <lapacke.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>

@@ -28,15 +28,16 @@ struct Problem {
 
 // The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
 // shape (N x D times D x C with C ~ 10: 35 ms per step at 5000 x 1280 x 10). Small problems (the
-// probes of a few hundred samples) run BLAS on one thread (detail::SingleThreadScope): a second thread
-// gains nothing there, and on a busy machine its spin-waits made a 300 x 1280 x 10 fit 6x slower
-// (measured with both cores loaded: 10.7 s with 2 threads, 1.75 s with 1).
+// probes of a few hundred samples) run BLAS on one thread (detail::SingleThreadScope): a second
+// thread gains nothing there, and on a busy machine its spin-waits made a 300 x 1280 x 10 fit 6x
+// slower (measured with both cores loaded: 10.7 s with 2 threads, 1.75 s with 1).
+
 // out (n x c, column-major) = X (n x d, row-major) W (d x c, column-major).
 void times_w(const Problem& p, const double* w, double* out) {
   const int n = static_cast<int>(p.x.rows()), d = static_cast<int>(p.x.cols());
   const int c = static_cast<int>(p.classes);
-  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, c, d, 1.0, p.x.data(), d, w, d, 0.0,
-              out, n);
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, c, d, 1.0, p.x.data(), d, w, d, 0.0, out,
+              n);
 }
 // out (d x c, column-major) = X^T (d x n) G (n x c, column-major).
 void transpose_times(const Problem& p, const double* g, double* out) {

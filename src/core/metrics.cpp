@@ -212,7 +212,10 @@ void note_if_saturated(MetricValue& out, double top, const MetricContext& ctx) {
   out.notes.push_back(fmt::format(
       "at its maximum ({}): the classes are linearly separable in these features{}, so every such "
       "model ties; rank them by another metric (logme, knn, parc)",
-      top, ctx.n() <= ctx.d() ? fmt::format(" (as any labelling is with N = {} <= D = {})", ctx.n(), ctx.d()) : ""));
+      top,
+      ctx.n() <= ctx.d()
+          ? fmt::format(" (as any labelling is with N = {} <= D = {})", ctx.n(), ctx.d())
+          : ""));
 }
 
 }  // namespace tlkit::metrics

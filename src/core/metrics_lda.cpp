@@ -59,8 +59,8 @@ void fit_lda(Eigen::MatrixXd& sw, const Eigen::MatrixXd& means /* D x C */,
   TLKIT_CHECK_ARG(info == 0, "sfda: the shrunk within-class covariance is not positive definite "
                   "(shrinkage too small for {}-dimensional features; reduce them with PCA)", d);
   coef_t = means;
-  info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', d, static_cast<lapack_int>(coef_t.cols()),
-                        l.data(), d, coef_t.data(), d);
+  info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', d, static_cast<lapack_int>(coef_t.cols()), l.data(),
+                        d, coef_t.data(), d);
   TLKIT_ASSERT(info == 0);
   intercept = -0.5 * (means.transpose() * coef_t).diagonal() + log_priors;
 }

@@ -130,11 +130,13 @@ Lda lda_svd(const Eigen::MatrixXd& x, const std::vector<int>& y, const Eigen::Ve
 // 200 x 100 class block, which NCTI's vc repeats once per class).
 double nuclear_norm(Eigen::MatrixXd m) {
   if (m.size() == 0) return 0.0;
-  const lapack_int rows = static_cast<lapack_int>(m.rows()), cols = static_cast<lapack_int>(m.cols());
+  const lapack_int rows = static_cast<lapack_int>(m.rows()),
+                   cols = static_cast<lapack_int>(m.cols());
   Eigen::VectorXd s(std::min(rows, cols));
   const lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'N', rows, cols, m.data(), rows,
                                          s.data(), nullptr, 1, nullptr, 1);
-  if (info != 0) throw std::runtime_error("ncti: the singular value decomposition did not converge");
+  if (info != 0)
+    throw std::runtime_error("ncti: the singular value decomposition did not converge");
   return s.sum();
 }
 

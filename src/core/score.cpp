@@ -151,10 +151,9 @@ Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     block = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, d).rowwise() - sc.mean.transpose();
     // z rows [b, b + cnt) = block directions by BLAS: Eigen's own product ran ~10x slower here.
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(cnt),
-                static_cast<int>(k), static_cast<int>(d), 1.0, block.data(), static_cast<int>(d),
-                directions.data(), static_cast<int>(d), 0.0, z.data() + b,
-                static_cast<int>(n_));
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(cnt), static_cast<int>(k),
+                static_cast<int>(d), 1.0, block.data(), static_cast<int>(d), directions.data(),
+                static_cast<int>(d), 0.0, z.data() + b, static_cast<int>(n_));
   });
   return z;
 }
@@ -196,26 +195,27 @@ void validate(const ScoreInputs& in) {
     TLKIT_CHECK_ARG(in.probs.cols >= 1, "probs: need at least 1 column, got {}", in.probs.cols);
     detail::check_finite(in.probs, 0, "probs");
     std::vector<double> buffer;
-    detail::for_row_blocks(in.probs, buffer, [&](const double* rows, std::int64_t b,
-                                                 std::int64_t cnt) {
-      const Eigen::Map<const detail::RowMatrixXd> block(rows, cnt, in.probs.cols);
-      for (std::int64_t r = 0; r < cnt; ++r) {
-        const std::int64_t i = b + r;
-        if (block.row(r).minCoeff() < 0.0) {  // name the first negative value of the row
-          Eigen::Index j = 0;
-          while (block(r, j) >= 0.0) ++j;
-          TLKIT_THROW_ARG("probs: negative value {} at row {}, column {} (pass "
-                          "probabilities, e.g. softmax of the logits)",
-                          block(r, j), i, j);
-        }
-        const double sum = block.row(r).sum();
-        // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
-        TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4,
-                        "probs: row {} sums to {} (expected 1 within "
-                        "1e-4; pass probabilities, e.g. softmax of the logits)",
-                        i, sum);
-      }
-    });
+    detail::for_row_blocks(
+        in.probs, buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+          const Eigen::Map<const detail::RowMatrixXd> block(rows, cnt, in.probs.cols);
+          for (std::int64_t r = 0; r < cnt; ++r) {
+            const std::int64_t i = b + r;
+            if (block.row(r).minCoeff() < 0.0) {  // name the first negative value of the row
+              Eigen::Index j = 0;
+              while (block(r, j) >= 0.0) ++j;
+              TLKIT_THROW_ARG(
+                  "probs: negative value {} at row {}, column {} (pass "
+                  "probabilities, e.g. softmax of the logits)",
+                  block(r, j), i, j);
+            }
+            const double sum = block.row(r).sum();
+            // float32 softmax rows over thousands of classes sum to 1 within ~1e-5.
+            TLKIT_CHECK_ARG(std::abs(sum - 1.0) <= 1e-4,
+                            "probs: row {} sums to {} (expected 1 within "
+                            "1e-4; pass probabilities, e.g. softmax of the logits)",
+                            i, sum);
+          }
+        });
   }
 }
 
