@@ -36,6 +36,18 @@ void check_finite(const FeatureView& v, std::int64_t row_offset, const char* wha
     check_finite_typed<double>(v, row_offset, what);
 }
 
+void copy_row(const FeatureView& v, std::int64_t i, double* dst) {
+  if (v.col_stride == 1 && v.dtype == Real::kFloat32) {
+    const float* src = static_cast<const float*>(v.data) + i * v.row_stride;
+    std::copy(src, src + v.cols, dst);
+  } else if (v.col_stride == 1) {
+    const double* src = static_cast<const double*>(v.data) + i * v.row_stride;
+    std::copy(src, src + v.cols, dst);
+  } else {
+    for (std::int64_t j = 0; j < v.cols; ++j) dst[j] = v.at(i, j);
+  }
+}
+
 void copy_rows(const FeatureView& v, std::vector<double>& out) {
   const std::int64_t n = v.rows, d = v.cols;
   out.resize(static_cast<std::size_t>(n * d));

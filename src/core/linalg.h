@@ -19,6 +19,9 @@ void check_finite(const FeatureView& v, std::int64_t row_offset, const char* wha
 /// Copies all rows of `v` into `out` as float64, row-major, rows x cols.
 void copy_rows(const FeatureView& v, std::vector<double>& out);
 
+/// Copies row `i` of `v` into dst[0, cols) as float64.
+void copy_row(const FeatureView& v, std::int64_t i, double* dst);
+
 /// Calls fn(rows, begin, count) for consecutive row blocks of `v` as float64 row-major data,
 /// blocks small enough that the copy stays under ~32 MB (float64 row-major input is passed
 /// through without a copy). Every caller that accumulates statistics uses this one blocking, so

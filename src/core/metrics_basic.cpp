@@ -269,9 +269,11 @@ void transrate(MetricContext& ctx, MetricValue& out) {
     const auto& rows = members[c];
     const std::int64_t nc = static_cast<std::int64_t>(rows.size());
     zc.resize(static_cast<std::size_t>(nc * d));
-    for (std::int64_t r = 0; r < nc; ++r)
-      for (std::int64_t j = 0; j < d; ++j)
-        zc[r * d + j] = ctx.inputs().features.at(rows[r], j) - mean[j];
+    for (std::int64_t r = 0; r < nc; ++r) {
+      double* z = zc.data() + r * d;
+      detail::copy_row(ctx.inputs().features, rows[r], z);
+      Eigen::Map<Eigen::VectorXd>(z, d) -= mean;
+    }
     const double scale = 1.0 / (static_cast<double>(nc) * eps);
     const std::int64_t m = std::min(nc, d);
     Eigen::MatrixXd a(m, m);
