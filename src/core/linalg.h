@@ -79,7 +79,7 @@ void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen
 
 /// OpenBLAS and OpenMP on one thread for the scope's lifetime when `active`, restored after.
 /// Small problems gain nothing from a second thread, and on a busy machine the spin-waits of its
-/// idle threads made them 5-20x slower (measured on 2 cores: docs/benchmarks.md). tlkit's core
+/// idle threads made them 15-30x slower (measured on 2 cores: docs/benchmarks.md). tlkit's core
 /// calls BLAS from one thread at a time, so changing the global setting is safe.
 class SingleThreadScope {
  public:
