@@ -18,13 +18,21 @@ namespace {
 
 using test::near_rel;
 
-double score_one(const std::string& metric, const std::vector<double>& f, std::int64_t d,
-                 const std::vector<std::int64_t>& y, const std::vector<double>& probs = {},
-                 std::int64_t cs = 0, const MetricParams& params = {}) {
+// Views of row-major features (N x d, N = y.size()) and labels; the vectors must outlive them.
+ScoreInputs inputs_of(const std::vector<double>& f, std::int64_t d,
+                      const std::vector<std::int64_t>& y) {
   const auto n = static_cast<std::int64_t>(y.size());
   ScoreInputs in;
   in.labels = LabelView{y.data(), n};
   if (!f.empty()) in.features = FeatureView::row_major(f.data(), n, d);
+  return in;
+}
+
+double score_one(const std::string& metric, const std::vector<double>& f, std::int64_t d,
+                 const std::vector<std::int64_t>& y, const std::vector<double>& probs = {},
+                 std::int64_t cs = 0, const MetricParams& params = {}) {
+  const auto n = static_cast<std::int64_t>(y.size());
+  ScoreInputs in = inputs_of(f, d, y);
   if (!probs.empty()) in.probs = FeatureView::row_major(probs.data(), n, cs);
   ScoreOptions opt;
   opt.params = params;
@@ -259,9 +267,7 @@ TEST(ScoreErrors, ShapesAndClasses) {
 TEST(ScoreEdges, UndefinedMetricIsNaNWithANote) {
   const auto y = test::make_labels(150, 3, 1);
   const auto f = test::make_features(150, 4, y, 2);
-  ScoreInputs in;
-  in.features = FeatureView::row_major(f.data(), 150, 4);
-  in.labels = LabelView{y.data(), 150};
+  ScoreInputs in = inputs_of(f, 4, y);
   const auto r = score(in, {"etran_energy", "hscore"});
   EXPECT_TRUE(std::isnan(r.metrics[0].score));
   ASSERT_EQ(r.metrics[0].notes.size(), 1u);
@@ -274,9 +280,7 @@ TEST(ScoreEdges, UndefinedMetricIsNaNWithANote) {
 TEST(ScoreEdges, SaturatedHscoreAndSfdaSayWhy) {
   const auto y = test::make_labels(12, 3, 5);
   const auto wide = test::make_features(12, 20, y, 6, 0.1);
-  ScoreInputs in;
-  in.features = FeatureView::row_major(wide.data(), 12, 20);
-  in.labels = LabelView{y.data(), 12};
+  ScoreInputs in = inputs_of(wide, 20, y);
   const auto r = score(in, {"hscore", "sfda", "logme"});
   EXPECT_NEAR(r.metrics[0].score, 2.0, 1e-9);
   EXPECT_NEAR(r.metrics[1].score, 1.0, 1e-6);
@@ -289,8 +293,7 @@ TEST(ScoreEdges, SaturatedHscoreAndSfdaSayWhy) {
 
   const auto y2 = test::make_labels(300, 3, 7);
   const auto tall = test::make_features(300, 4, y2, 8, 0.3);
-  in.features = FeatureView::row_major(tall.data(), 300, 4);
-  in.labels = LabelView{y2.data(), 300};
+  in = inputs_of(tall, 4, y2);
   const auto r2 = score(in, {"hscore", "sfda"});
   EXPECT_LT(r2.metrics[0].score, 1.9);
   EXPECT_LT(r2.metrics[1].score, 0.99);
@@ -302,9 +305,7 @@ TEST(ScoreEdges, SaturatedHscoreAndSfdaSayWhy) {
 TEST(ScoreEdges, SmallInputsLeaveTheThreadSettingAsItWas) {
   const auto y = test::make_labels(60, 3, 9);
   const auto f = test::make_features(60, 5, y, 10);
-  ScoreInputs in;
-  in.features = FeatureView::row_major(f.data(), 60, 5);
-  in.labels = LabelView{y.data(), 60};
+  ScoreInputs in = inputs_of(f, 5, y);
   set_blas_threads(2);
   const double a = score(in, {"logme", "ncti_seli"}).metrics[1].score;
   EXPECT_EQ(omp_get_max_threads(), 2);
