@@ -676,8 +676,8 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
                   "With --bootstrap: also write every replicate score to this CSV "
                   "(replicate,metric,model,score)");
   cmd->add_option("--threads", a.threads,
-                  "With --bootstrap: BLAS/OpenMP threads (0: all cores, but one for small inputs, "
-                  "as in tlkit score)")
+                  "With --bootstrap: BLAS/OpenMP threads (0: as in tlkit score, the idle cores "
+                  "and one for small inputs)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return cmd;

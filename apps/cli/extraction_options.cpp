@@ -12,7 +12,9 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
   cmd->add_option("--batch", a.batch, "Samples per forward call")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
-  cmd->add_option("--threads", a.threads, "LibTorch threads (0: all cores)")
+  cmd->add_option(
+         "--threads", a.threads,
+         "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads,

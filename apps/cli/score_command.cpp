@@ -282,8 +282,9 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       ->capture_default_str();
   cmd->add_option(
          "--threads", a.threads,
-         "BLAS/OpenMP threads (0: all cores, but one for small inputs, N*D*max(N, D) <= 2^36, "
-         "where a second thread gains little and a busy machine makes it 15-30x slower)")
+         "BLAS/OpenMP threads (0: the cores not busy with other processes, and one for small "
+         "inputs, N*D*max(N, D) <= 2^36; on a busy machine extra threads make scoring 10-30x "
+         "slower)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed for metrics with random steps")->capture_default_str();

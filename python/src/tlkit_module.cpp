@@ -414,7 +414,8 @@ PYBIND11_MODULE(_tlkit, m) {
       .def_property_readonly("dim", &PyLogmeAccumulator::dim);
 
   m.def("set_blas_threads", &set_blas_threads, "threads"_a,
-        "Sets OpenBLAS and OpenMP threads for the whole process (0: all cores).");
+        "Sets OpenBLAS and OpenMP threads for the whole process (0: the cores other processes "
+        "leave idle, at least 1).");
   m.def("_debug_view_info", &debug_view_info, "array"_a, "role"_a = "features",
         "What the bindings would pass to the core for this argument: copied (bool), reason, "
         "dtype, shape, element strides, data address of the view and of the input array.");

@@ -4,10 +4,13 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <numeric>
+#include <thread>
 
 #include "linalg.h"
 #include "logme_internal.h"
@@ -430,8 +433,24 @@ const char* to_string(Boundary b) {
   return "?";
 }
 
+int idle_cores() {
+  const int cores = std::max(1, omp_get_num_procs());
+  int others = -1;
+  for (int reading = 0; reading < 5; ++reading) {
+    if (reading > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::ifstream in("/proc/loadavg");
+    double l1, l5, l15;
+    int running = 0;
+    char slash;
+    if (!(in >> l1 >> l5 >> l15 >> running >> slash) || slash != '/') return cores;
+    const int now = std::max(0, running - 1);  // the reading thread itself is running
+    others = others < 0 ? now : std::min(others, now);
+  }
+  return std::clamp(cores - others, 1, cores);
+}
+
 void set_blas_threads(int threads) {
-  const int t = threads > 0 ? threads : omp_get_num_procs();
+  const int t = threads > 0 ? threads : idle_cores();
   openblas_set_num_threads(t);
   omp_set_num_threads(t);
 }

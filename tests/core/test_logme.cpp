@@ -8,8 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
+#include <thread>
+#include <vector>
 
 #include "test_support.h"
 #include "tlkit/core/logme.h"
@@ -468,3 +472,24 @@ TEST(LogmeRealData, ThumlInflatesTheWideBirdModelToFirstPlace) {
 
 }  // namespace
 }  // namespace tlkit
+
+// The default thread count leaves out the cores that other work keeps busy: with as many
+// spinning threads as cores, one is left; it is never below 1 or above the core count.
+TEST(Threads, IdleCoresCountsOtherRunnableWork) {
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const int quiet = tlkit::idle_cores();
+  EXPECT_GE(quiet, 1);
+  EXPECT_LE(quiet, cores);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> spinners;
+  for (int i = 0; i < cores; ++i)
+    spinners.emplace_back([&stop] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const int busy = tlkit::idle_cores();
+  stop = true;
+  for (auto& t : spinners) t.join();
+  EXPECT_EQ(busy, 1);
+}

@@ -1,6 +1,9 @@
 // Tests of the LibTorch runtime helpers (src/model/runtime.cpp).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "tlkit/model/runtime.h"
 
 namespace tlkit::model {
@@ -18,6 +21,9 @@ TEST(Runtime, SetsTorchThreads) {
   EXPECT_EQ(torch_threads(), 2);
   set_torch_threads(1);
   EXPECT_EQ(torch_threads(), 1);
+  set_torch_threads(0);  // the idle cores: at least 1, at most all
+  EXPECT_GE(torch_threads(), 1);
+  EXPECT_LE(torch_threads(), static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ struct ScoreInputs {
 struct ScoreOptions {
   MetricParams params;     ///< per-metric parameters (registry defaults otherwise)
   std::uint64_t seed = 0;  ///< for metrics with random steps (nleep, logistic split)
-  int threads = 0;         ///< 0: all cores
+  int threads = 0;         ///< 0: the process's setting, and one thread for small inputs
 };
 
 /// One metric's result. `details` holds named components (e.g. NCTI's parts, GBC's pair count).

@@ -24,7 +24,7 @@ struct ExtractOptions {
   std::string split;   ///< sub-folder of `data` holding the class folders (empty: none)
   int input_size = 0;  ///< S: images are resized and cropped to S x S
   int batch = 32;
-  int threads = 0;         ///< LibTorch intra-op threads (0: all cores)
+  int threads = 0;         ///< LibTorch intra-op and BLAS threads (0: idle_cores())
   int decode_threads = 0;  ///< image decoding threads (0: half the cores, at least 1)
   SubsampleOptions sample;
   BadImagePolicy on_bad_image = BadImagePolicy::kFail;

@@ -107,7 +107,7 @@ struct FinetuneOptions {
   bool resume = false;  ///< require a checkpoint to continue from
   int stop_after = 0;   ///< stop after this many epochs in this invocation (0: no limit)
   std::string device = "cpu";
-  int threads = 0;         ///< LibTorch intra-op threads (0: all cores)
+  int threads = 0;         ///< LibTorch intra-op and BLAS threads (0: idle_cores())
   int decode_threads = 0;  ///< image decoding threads (0: half the cores)
   /// (phase, done, total, suffix) on the calling thread: decoding, each epoch's batches.
   std::function<void(const std::string&, std::int64_t, std::int64_t, const std::string&)> progress;

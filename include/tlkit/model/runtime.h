@@ -12,7 +12,8 @@ std::string torch_version();
 /// Whether LibTorch sees a usable CUDA device.
 bool cuda_available();
 
-/// Sets LibTorch's intra-op threads (0: all cores). LibTorch 1.13 on Debian defaults to 1.
+/// Sets LibTorch's intra-op threads, and the BLAS/OpenMP threads with them (0: idle_cores(),
+/// tlkit/core/logme.h). LibTorch 1.13 on Debian defaults to 1.
 void set_torch_threads(int threads);
 
 /// LibTorch's current intra-op thread count.
