@@ -85,7 +85,7 @@ Mixture m_step(const RowMatrix& x, const Eigen::MatrixXd& resp, double reg_covar
     // (lower triangle, which is all LLT reads): Eigen's product was ~5x slower here.
     const RowMatrix scaled =
         (x.rowwise() - m.means.row(j)).array().colwise() * resp.col(j).array().sqrt();
-    Eigen::MatrixXd cov(dims, dims);
+    Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(dims, dims);  // syrk writes the lower half
     cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, dims, rows, 1.0, scaled.data(), dims, 0.0,
                 cov.data(), dims);
     cov /= nk[j];
