@@ -37,6 +37,7 @@ void check_finite(const FeatureView& v, std::int64_t row_offset, const char* wha
 }
 
 void copy_row(const FeatureView& v, std::int64_t i, double* dst) {
+  // Fast paths for the contiguous layouts; the strided fallback covers Fortran order.
   if (v.col_stride == 1 && v.dtype == Real::kFloat32) {
     const float* src = static_cast<const float*>(v.data) + i * v.row_stride;
     std::copy(src, src + v.cols, dst);
@@ -49,31 +50,17 @@ void copy_row(const FeatureView& v, std::int64_t i, double* dst) {
 }
 
 void copy_rows(const FeatureView& v, std::vector<double>& out) {
-  const std::int64_t n = v.rows, d = v.cols;
-  out.resize(static_cast<std::size_t>(n * d));
-  double* dst = out.data();
-  // Fast paths for the contiguous layouts; the strided fallback covers Fortran order.
-  if (v.col_stride == 1 && v.dtype == Real::kFloat32) {
-    for (std::int64_t i = 0; i < n; ++i) {
-      const float* src = static_cast<const float*>(v.data) + i * v.row_stride;
-      for (std::int64_t j = 0; j < d; ++j) dst[i * d + j] = src[j];
-    }
-  } else if (v.col_stride == 1) {
-    for (std::int64_t i = 0; i < n; ++i) {
-      const double* src = static_cast<const double*>(v.data) + i * v.row_stride;
-      std::copy(src, src + d, dst + i * d);
-    }
-  } else {
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = 0; j < d; ++j) dst[i * d + j] = v.at(i, j);
-  }
+  const std::int64_t d = v.cols;
+  out.resize(static_cast<std::size_t>(v.rows * d));
+  for (std::int64_t i = 0; i < v.rows; ++i) copy_row(v, i, out.data() + i * d);
 }
 
-void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram) {
+void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram,
+                          double alpha) {
   if (rows == 0) return;
   // Row-major B (rows x d) is column-major B^T (d x rows) with ld = d; B^T B = A A^T.
   cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
-              static_cast<int>(rows), 1.0, b, static_cast<int>(d), 1.0, gram,
+              static_cast<int>(rows), alpha, b, static_cast<int>(d), 1.0, gram,
               static_cast<int>(d));
 }
 

@@ -42,8 +42,10 @@ void for_row_blocks(const FeatureView& v, std::vector<double>& buffer, Fn&& fn) 
   }
 }
 
-/// gram (upper triangle, column-major d x d) += B^T B for B row-major rows x d. BLAS dsyrk.
-void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram);
+/// gram (upper triangle, column-major d x d) += alpha B^T B for B row-major rows x d (the same
+/// memory as a column-major d x rows matrix A: += alpha A A^T). BLAS dsyrk.
+void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, double* gram,
+                          double alpha = 1.0);
 
 /// kernel (upper triangle, column-major n x n) = F F^T for F row-major n x d. BLAS dsyrk.
 void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel);

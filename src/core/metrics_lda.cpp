@@ -38,11 +38,9 @@ void shrink(Eigen::MatrixXd& s, double lambda) {
   s.diagonal().array() += lambda * mu;
 }
 
-// s (upper triangle, D x D) += alpha * a a^T for a (D x k, column-major). BLAS dsyrk.
+// s (upper triangle, D x D) += alpha a a^T for a (D x k, column-major).
 void syrk_update(Eigen::MatrixXd& s, const Eigen::MatrixXd& a, double alpha) {
-  const int d = static_cast<int>(s.rows());
-  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, d, static_cast<int>(a.cols()), alpha,
-              a.data(), d, 1.0, s.data(), d);
+  detail::syrk_accumulate_rows(a.data(), a.cols(), a.rows(), s.data(), alpha);
 }
 
 // LDA with shared covariance `sw`: coef = means S^-1 (C x D), intercept = -1/2 diag(means coef^T)
