@@ -59,9 +59,8 @@ void syrk_accumulate_rows(const double* b, std::int64_t rows, std::int64_t d, do
                           double alpha) {
   if (rows == 0) return;
   // Row-major B (rows x d) is column-major B^T (d x rows) with ld = d; B^T B = A A^T.
-  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(d),
-              static_cast<int>(rows), alpha, b, static_cast<int>(d), 1.0, gram,
-              static_cast<int>(d));
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(d), static_cast<int>(rows),
+              alpha, b, static_cast<int>(d), 1.0, gram, static_cast<int>(d));
 }
 
 void syrk_kernel(const double* f, std::int64_t n, std::int64_t d, double* kernel) {

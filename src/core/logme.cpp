@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <string>
 #include <thread>
 
 #include "linalg.h"
@@ -433,20 +435,45 @@ const char* to_string(Boundary b) {
   return "?";
 }
 
+namespace {
+// Aggregate CPU time from /proc/stat's first line: idle (idle + iowait) and total, in ticks.
+bool cpu_ticks(long long& idle, long long& total) {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  if (!(in >> cpu) || cpu != "cpu") return false;
+  idle = total = 0;
+  long long v = 0;
+  // user nice system idle iowait irq softirq steal (steal: taken by other virtual machines)
+  for (int field = 0; field < 8 && in >> v; ++field) {
+    total += v;
+    if (field == 3 || field == 4) idle += v;
+  }
+  return total > 0;
+}
+}  // namespace
+
+// This process's CPU time so far (its own threads: startup work, BLAS threads still spinning).
+double self_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 int idle_cores() {
   const int cores = std::max(1, omp_get_num_procs());
-  int others = -1;
-  for (int reading = 0; reading < 5; ++reading) {
-    if (reading > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    std::ifstream in("/proc/loadavg");
-    double l1, l5, l15;
-    int running = 0;
-    char slash;
-    if (!(in >> l1 >> l5 >> l15 >> running >> slash) || slash != '/') return cores;
-    const int now = std::max(0, running - 1);  // the reading thread itself is running
-    others = others < 0 ? now : std::min(others, now);
-  }
-  return std::clamp(cores - others, 1, cores);
+  long long idle0 = 0, total0 = 0, idle1 = 0, total1 = 0;
+  const double self0 = self_cpu_seconds();
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!cpu_ticks(idle0, total0)) return cores;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!cpu_ticks(idle1, total1) || total1 <= total0) return cores;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Busy cores of the whole machine, less this process's own (its threads are not competition).
+  const double busy = static_cast<double>(cores) * (1.0 - static_cast<double>(idle1 - idle0) /
+                                                              static_cast<double>(total1 - total0));
+  const double others = busy - (self_cpu_seconds() - self0) / wall;
+  return std::clamp(cores - static_cast<int>(std::lround(std::max(0.0, others))), 1, cores);
 }
 
 void set_blas_threads(int threads) {

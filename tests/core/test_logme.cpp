@@ -6,6 +6,9 @@
 // exact: the evidence evaluated from its definition with slogdet/solve and maximised with
 // scipy.optimize). See tests/data/logme/README.md.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -473,23 +476,28 @@ TEST(LogmeRealData, ThumlInflatesTheWideBirdModelToFirstPlace) {
 }  // namespace
 }  // namespace tlkit
 
-// The default thread count leaves out the cores that other work keeps busy: with as many
-// spinning threads as cores, one is left; it is never below 1 or above the core count.
-TEST(Threads, IdleCoresCountsOtherRunnableWork) {
+// The default thread count leaves out the cores that other processes keep busy: with as many
+// spinning child processes as cores, one is left; it is never below 1 or above the core count.
+// (This process's own threads do not count against it.)
+TEST(Threads, IdleCoresCountsOtherProcessesWork) {
   const int cores = std::max(1u, std::thread::hardware_concurrency());
   const int quiet = tlkit::idle_cores();
   EXPECT_GE(quiet, 1);
   EXPECT_LE(quiet, cores);
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> spinners;
-  for (int i = 0; i < cores; ++i)
-    spinners.emplace_back([&stop] {
-      while (!stop.load(std::memory_order_relaxed)) {
+  std::vector<pid_t> children;
+  for (int i = 0; i < cores; ++i) {
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+      for (volatile unsigned long x = 0;; x = x + 1) {
       }
-    });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    children.push_back(pid);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
   const int busy = tlkit::idle_cores();
-  stop = true;
-  for (auto& t : spinners) t.join();
+  for (const pid_t pid : children) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
   EXPECT_EQ(busy, 1);
 }

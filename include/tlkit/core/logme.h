@@ -123,11 +123,13 @@ class LogmeAccumulator {
 /// Sets the number of BLAS/LAPACK threads (OpenBLAS) and OpenMP threads; 0 means idle_cores().
 void set_blas_threads(int threads);
 
-/// The cores not busy with other work right now, at least 1: all cores minus the runnable tasks
-/// of other processes (Linux /proc/loadavg's running count, this thread excluded; the least of a
-/// few readings 2 ms apart, so that a passing task does not count). All cores where /proc is
-/// missing. The default thread count of tlkit's commands: on a 2-core machine with both cores
-/// busy, two threads made scoring 10000 x 1280 features 14x slower than one (56 s vs 3.9 s)
+/// The cores not busy with other processes right now, at least 1: all cores minus the busy ones,
+/// from the machine's CPU time over 50 ms (Linux /proc/stat: idle and iowait are idle; steal,
+/// time taken by other virtual machines, is busy) less this process's own CPU time (its threads
+/// are not competition). All cores where /proc is missing. (The load average lags and counts
+/// tlkit's own previous run; /proc/loadavg's running count showed a phantom second task on an
+/// idle machine.) The default thread count of tlkit's commands: on a 2-core machine with both
+/// cores busy, two threads made scoring 10000 x 1280 features 14x slower than one (56 s vs 3.9 s)
 /// because idle threads spin-wait for a core.
 int idle_cores();
 
