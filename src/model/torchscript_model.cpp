@@ -12,8 +12,30 @@
 #include <set>
 
 #include "tlkit/core/error.h"
+#include "torchscript_optimize.h"
 
 namespace tlkit::model {
+
+namespace detail {
+
+torch::jit::Module default_optimize(const torch::jit::Module& loaded, Optimization o) {
+  torch::jit::Module m = torch::jit::freeze(loaded);
+  if (o == Optimization::kFull) m = torch::jit::optimize_for_inference(m);
+  return m;
+}
+
+namespace {
+OptimizeFunction optimize_function = nullptr;  // nullptr: default_optimize
+}  // namespace
+
+OptimizeFunction set_optimize_function(OptimizeFunction f) {
+  const OptimizeFunction previous = optimize_function;
+  optimize_function = f;
+  return previous;
+}
+
+}  // namespace detail
+
 namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -105,6 +127,7 @@ struct TorchScriptModel::Impl {
   WarningCollector warnings;
   double load_s = 0.0;
   double optimize_s = 0.0;
+  detail::OptimizeFunction optimize_step = nullptr;  // set at construction; nullptr: the default
 
   // `input` describes the batch in messages ("an input of shape [8, 3, 32, 32]", "8 texts").
   at::Tensor output(const c10::IValue& out, int index, bool required, std::int64_t n,
@@ -123,9 +146,7 @@ struct TorchScriptModel::Impl {
 void TorchScriptModel::Impl::optimize(Optimization o) {
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    torch::jit::Module m = torch::jit::freeze(loaded);
-    if (o == Optimization::kFull) m = torch::jit::optimize_for_inference(m);
-    optimized = m;
+    optimized = (optimize_step ? optimize_step : detail::default_optimize)(loaded, o);
     applied = o;
   } catch (const std::exception& e) {
     notes.push_back(fmt::format("--optimize {} failed ({}): running the model {}", to_string(o),
@@ -169,6 +190,7 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
                   "{}: the TorchScript module has no forward method", path);
   impl_->load_s = seconds_since(t0);
   impl_->check = options.optimization == Optimization::kFull;
+  impl_->optimize_step = detail::optimize_function;
   if (options.optimization != Optimization::kNone) impl_->optimize(options.optimization);
 }
 
@@ -264,8 +286,8 @@ Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t 
   if (applied == Optimization::kNone) return run(loaded, input, n, described);
   if (!check || verified.count(key)) return run(optimized, input, n, described);
   // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
-  // optimize_for_inference computes wrong features for some models (docs/extract.md). After a
-  // fallback to kFreeze, the frozen module is compared the same way.
+  // optimize_for_inference computes wrong features for some models on some processors
+  // (docs/extract.md). After a fallback to kFreeze, the frozen module is compared the same way.
   const Selected ref = run(loaded, input, n, described);
   Selected s;
   while (applied != Optimization::kNone) {
