@@ -2,15 +2,18 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <numeric>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -436,19 +439,32 @@ const char* to_string(Boundary b) {
 }
 
 namespace {
-// Aggregate CPU time from /proc/stat's first line: idle (idle + iowait) and total, in ticks.
-bool cpu_ticks(long long& idle, long long& total) {
+// CPU time of the cores this process may run on (its affinity mask), from /proc/stat's per-core
+// lines: idle (idle + iowait) and total, in ticks, and how many cores were counted. On a machine
+// whose container is given some of the host's cores, the aggregate line would count the others.
+bool cpu_ticks(long long& idle, long long& total, int& counted) {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  const bool have_mask = sched_getaffinity(0, sizeof(mask), &mask) == 0;
   std::ifstream in("/proc/stat");
-  std::string cpu;
-  if (!(in >> cpu) || cpu != "cpu") return false;
   idle = total = 0;
-  long long v = 0;
-  // user nice system idle iowait irq softirq steal (steal: taken by other virtual machines)
-  for (int field = 0; field < 8 && in >> v; ++field) {
-    total += v;
-    if (field == 3 || field == 4) idle += v;
+  counted = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, 3, "cpu") != 0) break;  // the cpu lines come first
+    int id = -1;
+    if (std::sscanf(line.c_str(), "cpu%d", &id) != 1 || id < 0) continue;  // the aggregate line
+    if (have_mask && (id >= CPU_SETSIZE || !CPU_ISSET(id, &mask))) continue;
+    std::istringstream fields(line.substr(line.find(' ')));
+    long long v = 0;
+    // user nice system idle iowait irq softirq steal (steal: taken by other virtual machines)
+    for (int field = 0; field < 8 && fields >> v; ++field) {
+      total += v;
+      if (field == 3 || field == 4) idle += v;
+    }
+    ++counted;
   }
-  return total > 0;
+  return counted > 0 && total > 0;
 }
 }  // namespace
 
@@ -463,15 +479,17 @@ double self_cpu_seconds() {
 int idle_cores() {
   const int cores = std::max(1, omp_get_num_procs());
   long long idle0 = 0, total0 = 0, idle1 = 0, total1 = 0;
+  int counted0 = 0, counted1 = 0;
   const double self0 = self_cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
-  if (!cpu_ticks(idle0, total0)) return cores;
+  if (!cpu_ticks(idle0, total0, counted0)) return cores;
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  if (!cpu_ticks(idle1, total1) || total1 <= total0) return cores;
+  if (!cpu_ticks(idle1, total1, counted1) || counted1 != counted0 || total1 <= total0) return cores;
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // Busy cores of the whole machine, less this process's own (its threads are not competition).
-  const double busy = static_cast<double>(cores) * (1.0 - static_cast<double>(idle1 - idle0) /
-                                                              static_cast<double>(total1 - total0));
+  // Busy cores among ours, less this process's own CPU time (its threads are not competition).
+  const double busy =
+      static_cast<double>(counted1) *
+      (1.0 - static_cast<double>(idle1 - idle0) / static_cast<double>(total1 - total0));
   const double others = busy - (self_cpu_seconds() - self0) / wall;
   return std::clamp(cores - static_cast<int>(std::lround(std::max(0.0, others))), 1, cores);
 }

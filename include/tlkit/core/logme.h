@@ -124,9 +124,10 @@ class LogmeAccumulator {
 void set_blas_threads(int threads);
 
 /// The cores not busy with other processes right now, at least 1: all cores minus the busy ones,
-/// from the machine's CPU time over 50 ms (Linux /proc/stat: idle and iowait are idle; steal,
-/// time taken by other virtual machines, is busy) less this process's own CPU time (its threads
-/// are not competition). All cores where /proc is missing. (The load average lags and counts
+/// from the CPU time over 50 ms of the cores this process may run on (its affinity mask; Linux
+/// /proc/stat's per-core lines: idle and iowait are idle; steal, time taken by other virtual
+/// machines, is busy) less this process's own CPU time (its threads are not competition). All
+/// cores where /proc is missing. (The load average lags and counts
 /// tlkit's own previous run; /proc/loadavg's running count showed a phantom second task on an
 /// idle machine.) The default thread count of tlkit's commands: on a 2-core machine with both
 /// cores busy, two threads made scoring 10000 x 1280 features 14x slower than one (56 s vs 3.9 s)
