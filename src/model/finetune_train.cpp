@@ -14,6 +14,7 @@
 #include "finetune_checkpoint.h"
 #include "finetune_data.h"
 #include "finetune_grid.h"
+#include "finetune_schedule.h"
 #include "sampling.h"
 #include "sha256.h"
 #include "tlkit/core/error.h"
@@ -23,12 +24,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double epoch_lr(const FinetuneOptions& o, double base, int epoch /* 0-based */) {
-  if (epoch < o.warmup_epochs) return base * (epoch + 1) / (o.warmup_epochs + 1);
-  const int e = epoch - o.warmup_epochs, n = std::max(1, o.epochs - o.warmup_epochs);
-  if (o.schedule == "cosine") return base * 0.5 * (1.0 + std::cos(M_PI * e / n));
-  if (o.schedule == "step") return base * (e >= n * 3 / 4 ? 0.01 : e >= n / 2 ? 0.1 : 1.0);
-  return base;
+// The loss of a training batch (finetune_schedule.h training_loss).
+at::Tensor batch_loss(const at::Tensor& logits, const at::Tensor& y, double label_smoothing) {
+  return torch::nn::functional::cross_entropy(
+      logits, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
 }
 
 struct Context {
@@ -140,7 +139,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   for (int epoch = start; epoch < o.epochs && !run.early_stopped; ++epoch) {
     if (o.stop_after > 0 && ran == o.stop_after) break;
     const auto t0 = std::chrono::steady_clock::now();
-    const double lr = epoch_lr(o, h.lr, epoch);
+    const double lr = scheduled_lr(o.schedule, h.lr, epoch, o.epochs, o.warmup_epochs);
     set_lr(lr);
     torch::manual_seed(mix(o.seed, kTorch, epoch));
     std::mt19937_64 order_rng(mix(o.seed, kOrder, epoch)), aug_rng(mix(o.seed, kAugment, epoch));
@@ -177,9 +176,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
           text ? backbone.features(tb)
                : backbone.features(
                      torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device)));
-      at::Tensor loss = torch::nn::functional::cross_entropy(
-          logits, y,
-          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(h.label_smoothing));
+      at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
       loss.backward();
       opt->step();
       loss_sum += loss.item<double>() * static_cast<double>(cnt);
@@ -244,6 +241,20 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
 }
 
 }  // namespace
+
+double training_loss(const std::vector<float>& logits, const std::vector<std::int64_t>& labels,
+                     std::int64_t classes, double eps) {
+  const auto n = static_cast<std::int64_t>(labels.size());
+  TLKIT_CHECK_ARG(classes >= 1 && static_cast<std::int64_t>(logits.size()) == n * classes,
+                  "training_loss: {} logits for {} labels and {} classes", logits.size(), n,
+                  classes);
+  torch::NoGradGuard ng;
+  const at::Tensor x =
+      torch::from_blob(const_cast<float*>(logits.data()), {n, classes}, torch::kFloat32);
+  const at::Tensor y =
+      torch::from_blob(const_cast<std::int64_t*>(labels.data()), {n}, torch::kInt64);
+  return batch_loss(x, y, eps).item<double>();
+}
 
 void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& axes, bool text,
                         json base, std::chrono::steady_clock::time_point t_start,
