@@ -2,6 +2,7 @@
 """Generate the fixtures of tlkit's model tests (tests/data/model/).
 
     /usr/bin/python3 tools/export_test_models.py [--out tests/data/model] [--kit ../shared/kit]
+    /usr/bin/python3 tools/export_test_models.py --only-resize-ties [--out tests/data/model]
 
 Needs python3-torch (>= 1.13), numpy and PIL (Debian's /usr/bin/python3). Writes:
 
@@ -23,6 +24,14 @@ Needs python3-torch (>= 1.13), numpy and PIL (Debian's /usr/bin/python3). Writes
     tuple_logits.npy
     tuple_labels.npy
     relu6_pool_features.npy  models/relu6_pool.pt (not optimised) on the same input
+    resize_ties/*.png      64 x 65, 65 x 64 and 64 x 67 RGB crops of the skirt photo, whose longer
+                           side at S = 32 scales to 32.5, 32.5 and 33.5: exact ties, which Python's
+                           round() breaks to even (32, 32, 34), unlike rounding half away from
+                           zero (33, 33, 34) or truncation (32, 32, 33)
+    resize_ties.txt        those files, one a row
+    preprocess_ties_32.npy uint8 [3, 3, 32, 32]: the preprocessing of those images at S = 32, as
+                           preprocess_S.npy (--only-resize-ties writes just these, leaving the
+                           other fixtures as they are)
     kit_*                  only when the kit is present: the real models of ../shared/kit on a few
                            of its images and on a synthetic input (see kit_references below)
 
@@ -170,6 +179,28 @@ def preprocess_uint8(path, size):
     return u
 
 
+def make_resize_ties(out):
+    """Images whose longer side scales to an exact .5 at S = 32, and their preprocessing."""
+    train = os.path.join(out, "images", "train")
+    skirt = os.path.join(train, "skirt", sorted(os.listdir(os.path.join(train, "skirt")))[0])
+    ties = os.path.join(out, "reference", "resize_ties")
+    os.makedirs(ties, exist_ok=True)
+    size = 32
+    names = []
+    with Image.open(skirt) as im:
+        rgb = im.convert("RGB")
+        for w, h in ((64, 65), (65, 64), (64, 67)):
+            name = "%dx%d.png" % (w, h)
+            assert (max(w, h) * size / min(w, h)) % 1 == 0.5, name  # an exact tie
+            rgb.crop((20, 40, 20 + w, 40 + h)).save(os.path.join(ties, name), optimize=True)
+            names.append(name)
+    with open(os.path.join(out, "reference", "resize_ties.txt"), "w") as fh:
+        for n in names:
+            fh.write(n + "\n")
+    save(out, "preprocess_ties_%d.npy" % size,
+         np.stack([preprocess_uint8(os.path.join(ties, n), size) for n in names]))
+
+
 def synthetic_input(n, size):
     """The deterministic input of the kit model checks; the C++ test builds the same tensor."""
     i = np.arange(n * 3 * size * size, dtype=np.int64)
@@ -221,8 +252,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(here, "tests", "data", "model"))
     ap.add_argument("--kit", default=os.path.join(here, "..", "shared", "kit"))
+    ap.add_argument("--only-resize-ties", action="store_true",
+                    help="write only reference/resize_ties* and preprocess_ties_32.npy")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.only_resize_ties:
+        make_resize_ties(args.out)
+        return
 
     models = make_models(args.out)
     make_special_images(args.out)
@@ -237,6 +273,8 @@ def main():
     for s in SIZES:
         save(args.out, "preprocess_%d.npy" % s,
              np.stack([preprocess_uint8(os.path.join(args.out, "images", p), s) for p in images]))
+
+    make_resize_ties(args.out)
 
     # The tuple model end to end on images/train at S = 32.
     x = torch.from_numpy(np.stack([load_image(os.path.join(args.out, "images", p), 32)

@@ -183,6 +183,39 @@ TEST(Finetune, ResumeEqualsAStraightRun) {
   EXPECT_EQ(m["test_acc"].get<double>(), c4.test_acc);
 }
 
+// Each epoch trains at the rate of the schedule (docs/finetune.md; the formulas themselves are
+// tested in test_finetune_schedule.cpp): cosine over E = 4 with W = 1 warm-up epoch and lr 0.04
+// gives 0.04 / 2 in the warm-up epoch, then with n = 3: 0.04, 0.04 ½ (1 + cos(π/3)) = 0.03 and
+// 0.04 ½ (1 + cos(2π/3)) = 0.01. The history and metrics.json record those rates, and the last
+// epoch, at 0.01, changes every trained parameter (a rate of 0 would leave them as they were).
+TEST(Finetune, EveryEpochTrainsAtTheScheduledRate) {
+  test::TempDir t, three;
+  FinetuneOptions o = toy(t.path(), "top:2");
+  o.epochs = 4;
+  o.warmup_epochs = 1;
+  o.lr = 0.04;
+  const FinetuneRun r = run_finetune(o).runs[0];
+  const std::vector<double> want{0.02, 0.04, 0.03, 0.01};
+  ASSERT_EQ(r.history.size(), want.size());
+  const auto m = test::load_json(t.path() + "/metrics.json");
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(r.history[i].lr, want[i], 1e-15) << "epoch " << i + 1;
+    EXPECT_NEAR(m["history"][i]["lr"].get<double>(), want[i], 1e-15) << "epoch " << i + 1;
+  }
+  o.out = three.path();
+  o.stop_after = 3;
+  run_finetune(o);
+  const auto after3 = checkpoint_parameters(three.path() + "/checkpoint.pt");
+  const auto after4 = checkpoint_parameters(t.path() + "/checkpoint.pt");
+  int trained = 0;
+  for (const auto& [name, v] : after4) {
+    if (name.rfind("blocks.", 0) != 0) continue;  // top:2: blocks.0 and blocks.1
+    ++trained;
+    EXPECT_NE(v, after3.at(name)) << name << " did not change in the last epoch";
+  }
+  EXPECT_GT(trained, 0);
+}
+
 TEST(Finetune, RefusesACheckpointOfAnotherConfiguration) {
   test::TempDir t;
   FinetuneOptions o = toy(t.path());

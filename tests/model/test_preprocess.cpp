@@ -51,6 +51,37 @@ TEST(Preprocess, EqualsThePythonPilPipelineExactly) {
   }
 }
 
+// Images whose longer side scales to an exact tie at S = 32 (64 x 65 and 65 x 64: 32.5; 64 x 67:
+// 33.5): Python's round() goes to the even neighbour (32, 32, 34), rounding half away from zero
+// would give 33, 33, 34 and truncation 32, 32, 33; each of those changes about 1800 of the 3072
+// reference bytes (reference/preprocess_ties_32.npy, tools/export_test_models.py).
+TEST(Preprocess, TiesOfTheScaledSideRoundToEvenAsPython) {
+  std::vector<std::string> names;
+  {
+    std::ifstream in(data_path("model/reference/resize_ties.txt"));
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) names.push_back(line);
+  }
+  ASSERT_EQ(names, (std::vector<std::string>{"64x65.png", "65x64.png", "64x67.png"}));
+  const int size = 32;
+  const NpyArray ref = load_npy(data_path("model/reference/preprocess_ties_32.npy"));
+  ASSERT_EQ(ref.header().type, NpyType::kUInt8);
+  ASSERT_EQ(ref.header().shape, (std::vector<std::int64_t>{3, 3, size, size}));
+  const auto* bytes = static_cast<const std::uint8_t*>(ref.data());
+  const std::size_t item = 3u * size * size;
+  std::vector<float> x(item);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string path = data_path("model/reference/resize_ties/" + names[i]);
+    const RgbImage img = decode_image(path);
+    EXPECT_EQ(fmt::format("{}x{}.png", img.width, img.height), names[i]);
+    load_image(path, size, x.data());
+    std::size_t differ = 0;
+    for (std::size_t k = 0; k < item; ++k)
+      differ += x[k] != static_cast<float>(bytes[i * item + k]) / 255.0f;
+    EXPECT_EQ(differ, 0u) << names[i] << " at S = " << size;
+  }
+}
+
 TEST(Preprocess, ConvertsGrayAndAlphaToRgb) {
   const RgbImage gray = decode_image(data_path("model/images/special/gray.png"));
   ASSERT_GT(gray.width, 0);

@@ -1,0 +1,36 @@
+// Hyper-parameter grids of tlkit finetune (--grid; finetune_grid.cpp): parsing, the points of the
+// product, their sub-folders, and the grid's metrics.json. Without LibTorch.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "finetune_internal.h"
+#include "finetune_train.h"
+#include "tlkit/model/finetune.h"
+
+namespace tlkit::model::finetune_detail {
+
+using GridPoint = std::map<std::string, double>;
+
+// Every point of the product of the axes, the last axis varying fastest.
+std::vector<GridPoint> grid_points(const std::vector<GridAxis>& axes);
+
+// A point's sub-folder: "key=value,..." in the order of the axes.
+std::string point_dir_name(const std::vector<GridAxis>& axes, const GridPoint& p);
+
+// One run with hyper-parameters `h` at `point` in the folder `dir`.
+using RunOne =
+    std::function<FinetuneRun(const Hyper& h, const GridPoint& point, const std::string& dir)>;
+
+// Runs every point, `h0` with the point's values, in o.out/point_dir_name(point).
+std::vector<FinetuneRun> run_grid(const FinetuneOptions& o, const std::vector<GridAxis>& axes,
+                                  const Hyper& h0, const RunOne& run_one);
+
+// o.out/metrics.json of a grid: `base`, the points with their best epochs and accuracies, the
+// best point (res.best_run) and its test accuracy.
+void write_grid_metrics(const FinetuneOptions& o, const json& base, const FinetuneResult& res);
+
+}  // namespace tlkit::model::finetune_detail
