@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -22,15 +23,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has_image_extension(const std::string& name) {
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
+std::string lower_extension(const std::string& name) {
+  std::string ext = fs::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const char* ext : {".jpg", ".jpeg", ".png"}) {
-    const std::size_t n = std::char_traits<char>::length(ext);
-    if (lower.size() >= n && lower.compare(lower.size() - n, n, ext) == 0) return true;
-  }
-  return false;
+  return ext;
 }
 
 std::vector<std::string> sorted_entries(const fs::path& dir, bool want_dirs) {
@@ -110,7 +107,42 @@ bool parse_int64(const std::string& s, std::int64_t* out) {
   return b != e && r.ec == std::errc() && r.ptr == e;
 }
 
+// A decimal real number as a CSV writer prints one: "0.37", "-1e-3", "2.0", ".5" (not "nan",
+// "inf").
+bool is_real_number(const std::string& s) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size() || !std::isfinite(v)) return false;
+  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// 1 when a header field names the path column, 2 the label column, 0 otherwise (any case).
+int header_kind(std::string field) {
+  std::transform(field.begin(), field.end(), field.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (const char* name : {"path", "file", "filename", "file_name", "image", "image_path", "img"})
+    if (field == name) return 1;
+  for (const char* name : {"label", "class", "target", "category"})
+    if (field == name) return 2;
+  return 0;
+}
+
 }  // namespace
+
+const std::vector<std::string>& image_extensions() {
+  // torchvision's IMG_EXTENSIONS; OpenCV decodes them all.
+  static const std::vector<std::string> kExtensions = {".bmp", ".jpeg", ".jpg",  ".pgm", ".png",
+                                                       ".ppm", ".tif",  ".tiff", ".webp"};
+  return kExtensions;
+}
+
+bool is_image_file_name(const std::string& name) {
+  const std::string ext = lower_extension(name);
+  for (const std::string& e : image_extensions())
+    if (ext == e) return true;
+  return false;
+}
 
 ImageListing list_image_folder(const std::string& root, const std::string& split) {
   ImageListing out;
@@ -134,33 +166,79 @@ ImageListing list_image_folder(const std::string& root, const std::string& split
   out.classes = sorted_entries(dir, true);
   TLKIT_CHECK_ARG(!out.classes.empty(), "{}: no class sub-folders (expected {}<class>/<image>.jpg)",
                   dir.string(), split.empty() ? "" : split + "/");
+  // Sub-folders named like splits are not classes (torchvision's ImageFolder would take them as
+  // two classes and read every image below them).
+  if (split.empty()) {
+    static const std::set<std::string> kSplitNames = {"train",      "training", "val",     "valid",
+                                                      "validation", "test",     "testing", "dev"};
+    bool splits = true, holds_folders = false;
+    for (const std::string& cls : out.classes) {
+      std::string lower = cls;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      splits = splits && kSplitNames.count(lower) > 0;
+      holds_folders = holds_folders || !sorted_entries(dir / cls, true).empty();
+    }
+    if (splits && holds_folders)
+      TLKIT_THROW_ARG(
+          "{}: its sub-folders look like splits, not classes: pass --split (one of: {})", root,
+          join(out.classes));
+  }
   const std::string prefix = split.empty() ? "" : split + "/";
-  bool nested = false;
+  std::map<std::string, std::int64_t> skipped;  // by extension
+  std::int64_t nested = 0;                      // images in sub-folders of a class folder
   for (std::size_t label = 0; label < out.classes.size(); ++label) {
     const std::string& cls = out.classes[label];
     std::size_t count = 0;
-    for (const std::string& file : sorted_entries(dir / cls, false)) {
-      if (!has_image_extension(file)) continue;
-      out.samples.push_back({(dir / cls / file).string(),
+    // Every image below the class folder, sub-folders included, in sorted path order (like
+    // ImageFolder, which walks them and follows links).
+    std::vector<std::string> files;
+    const fs::path class_dir = dir / cls;
+    fs::recursive_directory_iterator it(class_dir, fs::directory_options::follow_directory_symlink,
+                                        ec);
+    TLKIT_CHECK_ARG(!ec, "{}: cannot list the folder: {}", class_dir.string(), ec.message());
+    for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      TLKIT_CHECK_ARG(!ec, "{}: cannot list the folder: {}", class_dir.string(), ec.message());
+      std::error_code ec2;
+      if (it->is_directory(ec2)) continue;
+      files.push_back(fs::relative(it->path(), class_dir, ec2).generic_string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const std::string& file : files) {
+      if (!is_image_file_name(file)) {
+        const std::string ext = lower_extension(file);
+        ++skipped[ext.empty() ? "(no extension)" : ext];
+        continue;
+      }
+      out.samples.push_back({(class_dir / file).string(),
                              prefix + cls + "/" + file,
                              static_cast<std::int64_t>(label),
                              {}});
       ++count;
+      nested += file.find('/') != std::string::npos;
     }
-    if (count == 0) {
+    if (count == 0)
       out.notes.push_back(fmt::format("class '{}' (label {}) has no images", cls, label));
-      nested = nested || !sorted_entries(dir / cls, true).empty();
+  }
+  if (nested > 0)
+    out.notes.push_back(fmt::format(
+        "{} image(s) are in sub-folders of the class folders: each is labelled by the class "
+        "folder it is under (as torchvision's ImageFolder does)",
+        nested));
+  if (!skipped.empty()) {
+    std::vector<std::string> parts;
+    std::int64_t total = 0;
+    for (const auto& [ext, n] : skipped) {
+      parts.push_back(fmt::format("{} {}", n, ext));
+      total += n;
     }
+    out.notes.push_back(
+        fmt::format("skipped {} file(s) that are not images by their extension ({}); images are {}",
+                    total, join(parts), join(image_extensions())));
   }
-  if (out.samples.empty()) {
-    if (split.empty() && nested)
-      TLKIT_THROW_ARG(
-          "{}: no .jpg/.jpeg/.png files in the class folders, which hold folders: "
-          "if these are splits, pass --split (one of: {})",
-          root, join(out.classes));
-    TLKIT_THROW_ARG("{}: no .jpg/.jpeg/.png files in the class folders ({})", dir.string(),
-                    join(out.classes));
-  }
+  if (out.samples.empty())
+    TLKIT_THROW_ARG("{}: no image files ({}) in the class folders ({})", dir.string(),
+                    join(image_extensions(), "/"), join(out.classes));
   return out;
 }
 
@@ -179,28 +257,44 @@ ImageListing list_image_csv(const std::string& csv_path) {
   std::vector<std::size_t> row_lines;
   std::size_t pos = 0, line = 1;
   bool first = true;
+  std::size_t path_col = 0, label_col = 1;
   for (std::size_t at = line; next_csv_record(text, pos, line, fields, csv_path); at = line) {
     if (fields.size() == 1 && fields[0].empty()) continue;  // blank line
     TLKIT_CHECK_ARG(fields.size() == 2, "{}:{}: expected 2 fields 'path,label', found {}", csv_path,
                     at, fields.size());
     if (first) {
       first = false;
-      std::string a = fields[0], b = fields[1];
-      for (auto* s : {&a, &b})
-        std::transform(s->begin(), s->end(), s->begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (a == "path" && b == "label") continue;  // header
+      const int path_a = header_kind(fields[0]), path_b = header_kind(fields[1]);
+      if (path_a == 1 && path_b == 2) continue;  // path,label
+      if (path_a == 2 && path_b == 1) {          // label,path
+        std::swap(path_col, label_col);
+        continue;
+      }
+      // A first row whose "path" is no image file name and names no file, and whose label is
+      // no number, is a header with a typo or unknown names: refuse it rather than invent a class.
+      std::error_code ec;
+      std::int64_t ignored = 0;
+      const fs::path p = fields[0];
+      if (!is_image_file_name(fields[0]) && !parse_int64(fields[1], &ignored) &&
+          !fs::exists(p.is_absolute() ? p : base / p, ec))
+        TLKIT_THROW_ARG(
+            "{}:{}: the first row '{},{}' looks like a header but is not one tlkit reads: name "
+            "the columns path,label (either order; path may also be file, filename or image, "
+            "label may also be class or target), or remove the row",
+            csv_path, at, fields[0], fields[1]);
     }
-    TLKIT_CHECK_ARG(!fields[0].empty(), "{}:{}: empty path", csv_path, at);
-    TLKIT_CHECK_ARG(!fields[1].empty(), "{}:{}: empty label for '{}'", csv_path, at, fields[0]);
-    rows.emplace_back(fields[0], fields[1]);
+    const std::string& path = fields[path_col];
+    const std::string& label = fields[label_col];
+    TLKIT_CHECK_ARG(!path.empty(), "{}:{}: empty path", csv_path, at);
+    TLKIT_CHECK_ARG(!label.empty(), "{}:{}: empty label for '{}'", csv_path, at, path);
+    rows.emplace_back(path, label);
     row_lines.push_back(at);
   }
   TLKIT_CHECK_ARG(!rows.empty(), "{}: no path,label rows", csv_path);
 
   std::vector<std::string> raw;
   for (const auto& r : rows) raw.push_back(r.second);
-  const std::vector<std::int64_t> values = label_values(raw, &out.classes);
+  const std::vector<std::int64_t> values = label_values(raw, &out.classes, csv_path, row_lines);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const fs::path p = rows[i].first;
     out.samples.push_back(
@@ -210,13 +304,31 @@ ImageListing list_image_csv(const std::string& csv_path) {
 }
 
 std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
-                                       std::vector<std::string>* classes) {
+                                       std::vector<std::string>* classes, const std::string& origin,
+                                       const std::vector<std::size_t>& lines) {
   classes->clear();
   std::vector<std::int64_t> values(raw.size());
   bool integer_labels = true;
   for (std::size_t i = 0; i < raw.size() && integer_labels; ++i)
     integer_labels = parse_int64(raw[i], &values[i]);
   if (integer_labels) return values;
+  // All numbers, some not integers: real-valued targets, which would become one class per value.
+  std::size_t first_real = raw.size();
+  bool numbers = true;
+  for (std::size_t i = 0; i < raw.size() && numbers; ++i) {
+    std::int64_t ignored = 0;
+    numbers = is_real_number(raw[i]);
+    if (numbers && first_real == raw.size() && !parse_int64(raw[i], &ignored)) first_real = i;
+  }
+  if (numbers)
+    TLKIT_THROW_ARG(
+        "{}:{}: label '{}' is a real number, and every label is a number: classification needs "
+        "integer labels or class names ({} distinct values would make {} classes). Write classes "
+        "as integers (0, 1, ...) or names; real-valued targets are for regression (tlkit score "
+        "--regression)",
+        origin, lines.empty() ? first_real + 1 : lines[first_real], raw[first_real],
+        std::set<std::string>(raw.begin(), raw.end()).size(),
+        std::set<std::string>(raw.begin(), raw.end()).size());
   const std::set<std::string> names(raw.begin(), raw.end());
   classes->assign(names.begin(), names.end());
   for (std::size_t i = 0; i < raw.size(); ++i)

@@ -37,7 +37,9 @@ bool has_csv_extension(const std::string& path) {
 }
 
 void assign_labels(const std::vector<std::string>& raw, ImageListing* out) {
-  const std::vector<std::int64_t> values = label_values(raw, &out->classes);
+  std::vector<std::size_t> lines;  // the samples' names are their line numbers
+  for (const ImageSample& sample : out->samples) lines.push_back(std::stoull(sample.name));
+  const std::vector<std::int64_t> values = label_values(raw, &out->classes, out->source, lines);
   for (std::size_t i = 0; i < raw.size(); ++i) out->samples[i].label = values[i];
 }
 

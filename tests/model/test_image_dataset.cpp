@@ -125,6 +125,93 @@ TEST(ImageListing, RefusesBadFoldersNamingThem) {
   }
 }
 
+// Like torchvision's ImageFolder: every file below a class folder with one of its extensions
+// (any case), sub-folders included and labelled by the class folder; the rest is skipped and said.
+TEST(ImageListing, FoldersTakeImageFolderExtensionsAndSubFoldersAndSaySkippedFiles) {
+  TempDir t;
+  make_tree(t.path(), {{"cat", {"a.webp", "b.BMP", "c.tif", "d.gif", "notes.txt", "e.jpg"}},
+                       {"dog", {"f.png", "g.ppm", "h.pgm", "i.tiff", "j.jpeg"}}});
+  make_tree(t.path() + "/cat", {{"more", {"k.png", "l.svg"}}, {"more/deeper", {"m.jpg"}}});
+  const ImageListing l = list_images(t.path());
+  EXPECT_EQ(l.classes, (std::vector<std::string>{"cat", "dog"}));
+  std::vector<std::string> names;
+  for (const auto& s : l.samples) names.push_back(s.name + ":" + std::to_string(s.label));
+  EXPECT_EQ(names, (std::vector<std::string>{"cat/a.webp:0", "cat/b.BMP:0", "cat/c.tif:0",
+                                             "cat/e.jpg:0", "cat/more/deeper/m.jpg:0",
+                                             "cat/more/k.png:0", "dog/f.png:1", "dog/g.ppm:1",
+                                             "dog/h.pgm:1", "dog/i.tiff:1", "dog/j.jpeg:1"}));
+  EXPECT_EQ(l.samples[4].path, t.path() + "/cat/more/deeper/m.jpg");
+  ASSERT_EQ(l.notes.size(), 2u);
+  EXPECT_NE(l.notes[0].find("2 image(s) are in sub-folders of the class folders"),
+            std::string::npos)
+      << l.notes[0];
+  EXPECT_NE(l.notes[1].find("skipped 3 file(s) that are not images by their extension (1 .gif, "
+                            "1 .svg, 1 .txt)"),
+            std::string::npos)
+      << l.notes[1];
+  // Only unreadable kinds: the error lists the extensions that are read.
+  TempDir u;
+  make_tree(u.path(), {{"a", {"x.gif"}}});
+  try {
+    list_images(u.path());
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("no image files (.bmp/.jpeg/.jpg/.pgm/.png/.ppm/.tif/"
+                                         ".tiff/.webp) in the class folders (a)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// The data a CSV listing holds, or the error it gives.
+std::string csv_outcome(const TempDir& t, const std::string& text) {
+  write_bytes(t.file("list.csv"), text);
+  try {
+    const ImageListing l = list_images(t.file("list.csv"));
+    std::string out;
+    for (const auto& s : l.samples) out += s.name + ":" + std::to_string(s.label) + " ";
+    for (const auto& c : l.classes) out += "[" + c + "]";
+    return out;
+  } catch (const InputError& e) {
+    return e.what();
+  }
+}
+
+TEST(ImageListing, CsvHeadersAreReadInEitherOrderAndOtherFirstRowsAreNotImages) {
+  TempDir t;
+  EXPECT_EQ(csv_outcome(t, "label,path\n3,a.jpg\n5,b.jpg\n"), "a.jpg:3 b.jpg:5 ");
+  EXPECT_EQ(csv_outcome(t, "Image,Class\na.jpg,dog\nb.jpg,cat\n"), "a.jpg:1 b.jpg:0 [cat][dog]");
+  EXPECT_EQ(csv_outcome(t, "filename,target\na.jpg,0\n"), "a.jpg:0 ");
+  // A typo in the header is not read as an image of class "lable".
+  const std::string typo = csv_outcome(t, "path,lable\na.jpg,dog\nb.jpg,cat\n");
+  EXPECT_NE(typo.find(t.file("list.csv") + ":1: the first row 'path,lable' looks like a header "
+                                            "but is not one tlkit reads"),
+            std::string::npos)
+      << typo;
+  // A first row that is an image is data, with or without an image extension when it exists.
+  EXPECT_EQ(csv_outcome(t, "a.jpg,dog\nb.jpg,cat\n"), "a.jpg:1 b.jpg:0 [cat][dog]");
+  write_bytes(t.file("photo"), "x");
+  EXPECT_EQ(csv_outcome(t, "photo,dog\nb.jpg,cat\n"), "photo:1 b.jpg:0 [cat][dog]");
+  EXPECT_EQ(csv_outcome(t, "img_0001,7\n"), "img_0001:7 ");
+}
+
+TEST(ImageListing, RealValuedLabelsAreRefusedNotMadeIntoClasses) {
+  TempDir t;
+  const std::string msg = csv_outcome(t, "path,label\na.jpg,1\nb.jpg,0.37\nc.jpg,2.5\n");
+  EXPECT_NE(msg.find(t.file("list.csv") + ":3: label '0.37' is a real number, and every label is "
+                                          "a number: classification needs integer labels or "
+                                          "class names (3 distinct values would make 3 classes)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("tlkit score --regression"), std::string::npos) << msg;
+  EXPECT_NE(csv_outcome(t, "a.jpg,1.0\nb.jpg,-2e-3\n").find(":1: label '1.0' is a real number"),
+            std::string::npos);
+  // Names that merely contain numbers, and integers, are classes as before.
+  EXPECT_EQ(csv_outcome(t, "a.jpg,v1.5\nb.jpg,2\n"), "a.jpg:1 b.jpg:0 [2][v1.5]");
+  EXPECT_EQ(csv_outcome(t, "a.jpg,nan\nb.jpg,inf\n"), "a.jpg:1 b.jpg:0 [inf][nan]");
+  EXPECT_EQ(csv_outcome(t, "a.jpg,-1\nb.jpg,+4\n"), "a.jpg:-1 b.jpg:4 ");
+}
+
 TEST(ImageListing, ReadsACsvWithClassNames) {
   TempDir t;
   write_bytes(t.file("list.csv"),

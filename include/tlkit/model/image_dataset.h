@@ -48,6 +48,9 @@ struct ImageListing {
 };
 
 /// Lists `data`: a CSV file, or a folder of class sub-folders (under `split` when not empty).
+/// A class folder's images are all files below it, sub-folders included, with an image
+/// extension; other files are skipped with a note saying how many of each extension. A CSV file
+/// has path,label rows and an optional header naming the two columns in either order.
 /// Throws tlkit::InputError naming the path when it cannot be listed or holds no image.
 ImageListing list_images(const std::string& data, const std::string& split = "");
 ImageListing list_image_folder(const std::string& root, const std::string& split = "");
@@ -55,9 +58,19 @@ ImageListing list_image_csv(const std::string& csv_path);
 
 /// Labels of a CSV or text dataset from their text: when all are integers, those integers (they
 /// need not be contiguous) and no class names; otherwise the class names in sorted (byte) order in
-/// `classes` and each label's index among them.
+/// `classes` and each label's index among them. Labels that are all numbers, some of them not
+/// integers ("0.37"), are refused (tlkit::InputError naming `origin` and the line, from `lines`
+/// when given, else the 1-based index): they are real-valued targets, not classes.
 std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
-                                       std::vector<std::string>* classes);
+                                       std::vector<std::string>* classes,
+                                       const std::string& origin = "labels",
+                                       const std::vector<std::size_t>& lines = {});
+
+/// The file extensions of images in a folder dataset (lower case, with the dot): torchvision's
+/// ImageFolder's, all decoded by OpenCV.
+const std::vector<std::string>& image_extensions();
+/// Whether a file name has one of image_extensions() (any case).
+bool is_image_file_name(const std::string& name);
 
 struct SubsampleOptions {
   std::int64_t per_class = 0;  ///< at most K samples per label (0: all)
