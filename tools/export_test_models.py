@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tools/export_test_models.py [--out tests/data/model] [--kit ../shared/kit]
     /usr/bin/python3 tools/export_test_models.py --only-resize-ties [--out tests/data/model]
+    /usr/bin/python3 tools/export_test_models.py --only-user-models [--out tests/data/model]
 
 Needs python3-torch (>= 1.13), numpy and PIL (Debian's /usr/bin/python3). Writes:
 
@@ -13,6 +14,12 @@ Needs python3-torch (>= 1.13), numpy and PIL (Debian's /usr/bin/python3). Writes
   models/wrong_shape.pt    forward(x) -> (features [N + 1, 8], logits): the batch size is wrong
   models/relu6_pool.pt     forward(x) -> (features [N, 8], logits [N, 3]): conv, ReLU6, avg_pool2d;
                            torch 1.13's optimize_for_inference computes it wrong (tlkit falls back)
+  models/classifier_only.pt  forward(x) -> logits [N, 3] of the head (a plain classifier)
+  models/fixed_flatten.pt  forward(x) -> (features, logits) whose widths depend on the input size
+  models/state_dict.pt     torch.save(state_dict): not TorchScript
+  models/records_size.pt   the tuple model with tlkit.json {"input_size": 32, "feature_dim": 8,
+                           "logits_dim": 3}; bad_record.pt with a malformed tlkit.json
+                           (--only-user-models writes just these)
   images/special/          gray.png (L), alpha.png (RGBA), palette.png (P), truncated.jpg (the first
                            half of a JPEG), all derived from the committed images under images/train
   reference/               what the C++ tests compare against, computed here by the PIL/torch
@@ -100,13 +107,30 @@ class Relu6Pool(nn.Module):
         return f, self.fc(f)
 
 
+class ClassifierOnly(Tiny):
+    """A plain classifier, like torch.jit.script(resnet18): one tensor, its head's logits."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x))
+
+
+class FixedFlatten(Tiny):
+    """Flattens a pooled map instead of pooling globally, as traced graphs made for one input size
+    do: the feature width depends on the input size (32 at S = 32, 72 at S = 48)."""
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        f = torch.flatten(F.avg_pool2d(torch.relu(self.bn(self.conv(x))), 8), 1)
+        return f, f[:, :3] * 2.0
+
+
 class WrongShape(Tiny):
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         f = self.features(x)
         return torch.cat([f, f[:1]]), self.fc(f)
 
 
-def make_models(out):
+def reference_tuple():
+    """models/tuple.pt's weights (seed 0)."""
     torch.manual_seed(0)
     ref = TupleModel()
     with torch.no_grad():  # non-trivial BatchNorm statistics, so that freezing folds something
@@ -114,6 +138,11 @@ def make_models(out):
         ref.bn.running_var.uniform_(0.5, 2.0)
         ref.bn.weight.uniform_(0.5, 1.5)
         ref.bn.bias.uniform_(-0.1, 0.1)
+    return ref.eval()
+
+
+def make_models(out):
+    ref = reference_tuple()
     state = ref.state_dict()
     os.makedirs(os.path.join(out, "models"), exist_ok=True)
     models = {}
@@ -135,6 +164,25 @@ def make_models(out):
         bad = (torch.jit.optimize_for_inference(torch.jit.freeze(sm))(x)[0] - sm(x)[0]).abs().max()
     print("relu6_pool: optimize_for_inference differs by %.3g from the model as loaded" % bad)
     return models
+
+
+def make_user_models(out):
+    """What users bring: a plain classifier, a torch.save state_dict, a model recording its input
+    size and widths in tlkit.json (and one whose tlkit.json is malformed), a fixed-size flatten;
+    all with models/tuple.pt's weights."""
+    ref = reference_tuple()
+    models = os.path.join(out, "models")
+    os.makedirs(models, exist_ok=True)
+    for name, cls in (("classifier_only", ClassifierOnly), ("fixed_flatten", FixedFlatten)):
+        m = cls()
+        m.load_state_dict(ref.state_dict())
+        torch.jit.script(m.eval()).save(os.path.join(models, name + ".pt"))
+    torch.save(ref.state_dict(), os.path.join(models, "state_dict.pt"))
+    record = json.dumps({"input_size": 32, "feature_dim": 8, "logits_dim": 3})
+    torch.jit.script(ref).save(os.path.join(models, "records_size.pt"),
+                               _extra_files={"tlkit.json": record})
+    torch.jit.script(ref).save(os.path.join(models, "bad_record.pt"),
+                               _extra_files={"tlkit.json": '{"input_size": "large"}'})
 
 
 def make_special_images(out):
@@ -252,6 +300,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(here, "tests", "data", "model"))
     ap.add_argument("--kit", default=os.path.join(here, "..", "shared", "kit"))
+    ap.add_argument("--only-user-models", action="store_true",
+                    help="write only the models of make_user_models")
     ap.add_argument("--only-resize-ties", action="store_true",
                     help="write only reference/resize_ties* and preprocess_ties_32.npy")
     args = ap.parse_args()
@@ -259,8 +309,12 @@ def main():
     if args.only_resize_ties:
         make_resize_ties(args.out)
         return
+    if args.only_user_models:
+        make_user_models(args.out)
+        return
 
     models = make_models(args.out)
+    make_user_models(args.out)
     make_special_images(args.out)
     os.makedirs(os.path.join(args.out, "reference"), exist_ok=True)
 

@@ -112,7 +112,11 @@ def main():
                   % (str(e).splitlines()[0], s), file=sys.stderr)
             scripted = torch.jit.trace(wrapped, x)
             how = "traced"
-    scripted.save(args.out)
+    # The size and widths travel inside the file (tlkit.json): tlkit extract uses the size when
+    # --input-size is left out and refuses another one.
+    record = {"input_size": s, "feature_dim": int(want_f.shape[1]),
+              "logits_dim": int(want_l.shape[1])}
+    scripted.save(args.out, _extra_files={"tlkit.json": json.dumps(record)})
 
     loaded = torch.jit.load(args.out).eval()
     with torch.no_grad():

@@ -35,7 +35,7 @@ static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
       ->required();
   cmd->add_option("--input-size", a.input_size,
                   "S: the shorter side is resized to S, then the centre S x S is cropped "
-                  "(required for image data)")
+                  "(required for image data unless the model file records it in tlkit.json)")
       ->check(CLI::Range(1, 8192));
   cmd->add_option("--out", a.out, "Output folder (default: tlkit-features/<model file name>)");
   cmd->add_option("--features-output", a.features_output,

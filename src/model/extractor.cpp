@@ -54,6 +54,40 @@ void check_cancelled(const ExtractOptions& o) {
 }
 
 // Appends one batch's outputs to the result; every batch must have the first batch's shapes.
+// What is known of the model's outputs and input size, and from where.
+struct Known {
+  ModelRecord record;
+  std::string source;  // "its tlkit.json", "zoo.json", ...
+};
+
+Known known_of(const TorchScriptModel& model, const ExtractOptions& o) {
+  Known k;
+  const ModelRecord& own = model.record();
+  k.record = own;
+  k.source = fmt::format("{}'s tlkit.json", model.path());
+  const ModelRecord& e = o.expected;
+  if (e.input_size || e.feature_dim || e.logits_dim) {
+    k.record = e;
+    k.source = o.expected_source.empty() ? "the caller" : o.expected_source;
+  }
+  return k;
+}
+
+// The first batch's widths against what is known: a model run at an input size other than its
+// own gives outputs of another width (or fails).
+void check_widths(const ModelOutputs& out, const TorchScriptModel& model, const Known& k,
+                  int input_size) {
+  const std::string size =
+      input_size > 0 ? fmt::format(" (is --input-size {} the size the model expects?)", input_size)
+                     : "";
+  TLKIT_CHECK_ARG(!k.record.feature_dim || out.features_dim == k.record.feature_dim,
+                  "{}: the features have {} values per sample, but {} says feature_dim {}{}",
+                  model.path(), out.features_dim, k.source, k.record.feature_dim, size);
+  TLKIT_CHECK_ARG(!k.record.logits_dim || !out.has_logits || out.logits_dim == k.record.logits_dim,
+                  "{}: the logits have {} values per sample, but {} says logits_dim {}{}",
+                  model.path(), out.logits_dim, k.source, k.record.logits_dim, size);
+}
+
 void accept_outputs(const ModelOutputs& out, const TorchScriptModel& model, std::int64_t total,
                     ExtractResult* r) {
   if (r->n == 0) {
@@ -74,7 +108,7 @@ void accept_outputs(const ModelOutputs& out, const TorchScriptModel& model, std:
 }
 
 void extract_texts(const ImageListing& listing, TorchScriptModel& model, const ExtractOptions& o,
-                   ExtractResult* r) {
+                   const Known& known, ExtractResult* r) {
   const std::vector<ImageSample>& samples = listing.samples;
   const auto total = static_cast<std::int64_t>(samples.size());
   std::vector<std::string> batch;
@@ -91,16 +125,41 @@ void extract_texts(const ImageListing& listing, TorchScriptModel& model, const E
     const auto ti = Clock::now();
     const ModelOutputs out = model.forward_texts(batch);
     r->timings.inference_s += seconds_since(ti);
+    if (r->n == 0) check_widths(out, model, known, 0);
     accept_outputs(out, model, total, r);
     if (o.progress) o.progress(end, total);
   }
 }
 
+// With nothing known of the model, one image at another size shows whether the output widths
+// depend on the input size, as a globally pooled network's never do: such a model (a traced
+// graph that flattens a fixed-size map) gives features of some width at any size, right only at
+// the size it was made for.
+void probe_other_size(TorchScriptModel& model, const ModelOutputs& first, int s,
+                      std::vector<std::string>* notes) {
+  const int other = s + std::max(16, s / 2);
+  const std::vector<float> zeros(static_cast<std::size_t>(3) * other * other, 0.5f);
+  ModelOutputs out;
+  try {
+    out = model.forward(zeros.data(), 1, other, other);
+  } catch (const std::exception&) {
+    return;  // a model made for one size only may refuse others: nothing to learn
+  }
+  if (out.features_dim == first.features_dim && out.logits_dim == first.logits_dim) return;
+  notes->push_back(fmt::format(
+      "the output widths change with the input size (features {}, logits {} at --input-size {}; "
+      "features {}, logits {} at {}), which a globally pooled model's do not: this model is "
+      "right only at the size it was made for, which tlkit cannot check here. Make sure "
+      "--input-size {} is that size (a zoo.json entry's feature_dim or a tlkit.json in the model "
+      "file lets tlkit check it)",
+      first.features_dim, first.logits_dim, s, out.features_dim, out.logits_dim, other, s, s));
+}
+
 void extract_images(const ImageListing& listing, TorchScriptModel& model, const ExtractOptions& o,
-                    ExtractResult* r) {
+                    const Known& known, ExtractResult* r) {
   TLKIT_CHECK_ARG(o.input_size > 0,
-                  "--input-size must be positive for image models, got {} (the model's input "
-                  "side S, e.g. 224)",
+                  "--input-size is required for image models that do not record their input "
+                  "size, got {} (the model's input side S, e.g. 224)",
                   o.input_size);
   TLKIT_CHECK_ARG(o.input_size <= 8192, "--input-size {} is too large (at most 8192)",
                   o.input_size);
@@ -149,6 +208,14 @@ void extract_images(const ImageListing& listing, TorchScriptModel& model, const 
       const auto ti = Clock::now();
       const ModelOutputs out = model.forward(batch.data.data(), good, s, s);
       r->timings.inference_s += seconds_since(ti);
+      if (r->n == 0) {
+        check_widths(out, model, known, s);
+        // A stated feature width or the model's own record settles it; an input size written in
+        // a manifest by hand does not (a zoo entry with a wrong input_size and no feature_dim
+        // ranked such a model first).
+        if (!known.record.feature_dim && !model.record().input_size)
+          probe_other_size(model, out, s, &r->size_notes);
+      }
       accept_outputs(out, model, total, r);
     }
     loader.release(b);
@@ -174,17 +241,29 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
   r.threads = torch_threads();
   const bool text = is_text_listing(listing);
   r.decode_threads = text ? 0 : o.decode_threads > 0 ? o.decode_threads : default_decode_threads();
+  const Known known = known_of(model, o);
+  ExtractOptions eo = o;
+  if (!text) {
+    if (eo.input_size == 0) eo.input_size = known.record.input_size;
+    TLKIT_CHECK_ARG(!known.record.input_size || eo.input_size == known.record.input_size,
+                    "{}: --input-size {}, but {} says input_size {}: the model is made for {} x "
+                    "{} images (leave --input-size out to use it)",
+                    model.path(), eo.input_size, known.source, known.record.input_size,
+                    known.record.input_size, known.record.input_size);
+    r.input_size = eo.input_size;
+  }
   const auto t0 = Clock::now();
   if (text)
-    extract_texts(listing, model, o, &r);
+    extract_texts(listing, model, eo, known, &r);
   else
-    extract_images(listing, model, o, &r);
+    extract_images(listing, model, eo, known, &r);
   r.timings.extract_s = seconds_since(t0);
   TLKIT_CHECK_ARG(r.n > 0, "{}: none of the {} images could be decoded (first: {})", listing.source,
                   listing.samples.size(), r.skipped.empty() ? "" : r.skipped.front().reason);
   for (float v : r.features) r.nonfinite_features += !std::isfinite(v);
   r.optimization = model.optimization();
   r.model_notes = model.notes();
+  r.model_notes.insert(r.model_notes.end(), r.size_notes.begin(), r.size_notes.end());
   r.timings.load_model_s = model.load_seconds();
   r.timings.optimize_s = model.optimize_seconds();
   r.images_per_second = r.timings.extract_s > 0 ? r.n / r.timings.extract_s : 0.0;
@@ -320,7 +399,9 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
       {"files_sha256", sha256_hex(files_txt)},
       {"notes", r.listing.notes},
   };
-  meta["preprocessing"] = json::parse(preprocessing_description(r.listing, o));
+  ExtractOptions used = o;
+  if (r.input_size > 0) used.input_size = r.input_size;
+  meta["preprocessing"] = json::parse(preprocessing_description(r.listing, used));
   json skipped = json::array();
   for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
   meta["outputs"] = {

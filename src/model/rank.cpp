@@ -306,6 +306,12 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
     eo.model = z.file;
     eo.data = o.data;
     eo.input_size = z.input_size;
+    // The manifest's sizes are checked against what the model gives (a wrong input_size gives
+    // features of another width, which would be scored silently).
+    eo.expected.input_size = z.input_size;
+    eo.expected.feature_dim = z.feature_dim;
+    eo.expected.logits_dim = std::max<std::int64_t>(0, z.logits_dim);
+    eo.expected_source = fmt::format("the zoo entry '{}'", z.name);
     eo.mean = z.mean;
     eo.std = z.std;
     eo.model_options.features_output = z.features_output;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "tlkit/core/error.h"
@@ -127,14 +128,16 @@ struct TorchScriptModel::Impl {
   WarningCollector warnings;
   double load_s = 0.0;
   double optimize_s = 0.0;
+  ModelRecord record;
+  bool output_checked = false;                       // the single-output check below ran
   detail::OptimizeFunction optimize_step = nullptr;  // set at construction; nullptr: the default
 
   // `input` describes the batch in messages ("an input of shape [8, 3, 32, 32]", "8 texts").
   at::Tensor output(const c10::IValue& out, int index, bool required, std::int64_t n,
                     const char* what, const std::string& input) const;
-  Selected select(const c10::IValue& out, std::int64_t n, const std::string& input) const;
+  Selected select(const c10::IValue& out, std::int64_t n, const std::string& input);
   Selected run(torch::jit::Module& m, const c10::IValue& input, std::int64_t n,
-               const std::string& described) const;
+               const std::string& described);
   // Runs what forward runs now; for kFull, the first batch of each `key` is checked against the
   // module as loaded (see forward()).
   Selected forward(const c10::IValue& input, std::int64_t n, const std::array<std::int64_t, 3>& key,
@@ -172,10 +175,41 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
   impl_->options = options;
   const auto t0 = std::chrono::steady_clock::now();
   c10::Warning::WarningHandlerGuard guard(&impl_->warnings);
+  torch::jit::ExtraFilesMap extra{{"tlkit.json", ""}};
   try {
-    impl_->loaded = torch::jit::load(path, torch::kCPU);
+    impl_->loaded = torch::jit::load(path, torch::kCPU, extra);
   } catch (const std::exception& e) {
-    TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", path, one_line(e));
+    const std::string msg = one_line(e);
+    // torch.save writes a zip with data.pkl but none of TorchScript's constants.pkl and code.
+    if (msg.find("constants.pkl") != std::string::npos)
+      TLKIT_THROW_ARG(
+          "{}: not a loadable TorchScript model: it is a torch.save file (a state_dict or a "
+          "pickled nn.Module: weights without runnable code), which LibTorch cannot run. Export "
+          "TorchScript in Python, e.g. torch.jit.trace(model.eval(), torch.rand(1, 3, S, S))"
+          ".save('model.pt') with forward returning (features, logits); "
+          "tools/export_torchvision.py does it for torchvision models (docs/extract.md)",
+          path);
+    TLKIT_THROW_ARG(
+        "{}: not a loadable TorchScript model: {} (tlkit runs TorchScript files saved by "
+        "torch.jit.save; docs/extract.md says how to export one)",
+        path, msg);
+  }
+  if (!extra["tlkit.json"].empty()) {
+    const nlohmann::json j = nlohmann::json::parse(extra["tlkit.json"], nullptr, false);
+    TLKIT_CHECK_ARG(j.is_object(), "{}: its tlkit.json is not a JSON object", path);
+    const auto read = [&](const char* key, std::int64_t* out) {
+      if (!j.contains(key)) return;
+      TLKIT_CHECK_ARG(j[key].is_number_integer() && j[key].get<std::int64_t>() > 0,
+                      "{}: tlkit.json field {} must be a positive integer, got {}", path, key,
+                      j[key].dump());
+      *out = j[key].get<std::int64_t>();
+    };
+    std::int64_t size = 0;
+    read("input_size", &size);
+    TLKIT_CHECK_ARG(size <= 8192, "{}: tlkit.json field input_size {} is too large", path, size);
+    impl_->record.input_size = static_cast<int>(size);
+    read("feature_dim", &impl_->record.feature_dim);
+    read("logits_dim", &impl_->record.logits_dim);
   }
   impl_->loaded.eval();
   if (options.channels_last) {
@@ -235,10 +269,39 @@ at::Tensor TorchScriptModel::Impl::output(const c10::IValue& out, int index, boo
   return t.to(torch::kFloat32).contiguous();
 }
 
+namespace {
+
+// The last Linear layer of `m` in module order (its name and output width), or {"", 0}.
+std::pair<std::string, std::int64_t> last_linear(const torch::jit::Module& m) {
+  std::pair<std::string, std::int64_t> found{"", 0};
+  for (const auto& child : m.named_modules()) {
+    const auto type = child.value.type()->name();
+    if (!type || type->name() != "Linear" || !child.value.hasattr("weight")) continue;
+    const c10::IValue w = child.value.attr("weight");
+    if (w.isTensor() && w.toTensor().dim() == 2) found = {child.name, w.toTensor().size(0)};
+  }
+  return found;
+}
+
+}  // namespace
+
 Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n,
-                                        const std::string& input) const {
+                                        const std::string& input) {
   Selected s;
   s.features = output(out, options.features_output, true, n, "features", input);
+  if (!output_checked) {
+    output_checked = true;
+    // One tensor whose width is the output width of the model's last Linear layer: a plain
+    // classifier (torch.jit.script(resnet18)), whose logits would be scored as features.
+    const auto [name, width] = last_linear(loaded);
+    if (!out.isTuple() && !out.isList() && width == s.features.size(1))
+      notes.push_back(fmt::format(
+          "forward returns one tensor of width {}, the output width of the model's last Linear "
+          "layer '{}': these look like a classifier's logits, not the pooled features the "
+          "contract wants (forward(x) -> (features, logits)); tlkit takes them as the features. "
+          "Export the features too (tools/export_torchvision.py, docs/extract.md)",
+          width, name.empty() ? "(top)" : name));
+  }
   if (options.logits_output == kAutoOutput) {
     if (out.isTuple() || out.isList()) s.logits = output(out, 1, false, n, "logits", input);
   } else if (options.logits_output >= 0) {
@@ -248,7 +311,7 @@ Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n,
 }
 
 Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& input,
-                                     std::int64_t n, const std::string& described) const {
+                                     std::int64_t n, const std::string& described) {
   c10::IValue out;
   try {
     out = m.forward({input});
@@ -256,7 +319,9 @@ Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& i
     const std::string msg = one_line(e);
     if (msg.find("allocate memory") != std::string::npos)
       throw std::runtime_error(fmt::format("{}: forward: {}", path, msg));
-    TLKIT_THROW_ARG("{}: forward failed on {}: {}", path, described, msg);
+    const bool image = described.rfind("an input of shape", 0) == 0;
+    TLKIT_THROW_ARG("{}: forward failed on {}: {}{}", path, described, msg,
+                    image ? " (is --input-size the size this model expects?)" : "");
   }
   return select(out, n, described);
 }
@@ -368,6 +433,7 @@ std::vector<std::string> TorchScriptModel::notes() const {
 
 const std::string& TorchScriptModel::path() const { return impl_->path; }
 const ModelOptions& TorchScriptModel::options() const { return impl_->options; }
+const ModelRecord& TorchScriptModel::record() const { return impl_->record; }
 Optimization TorchScriptModel::optimization() const { return impl_->applied; }
 double TorchScriptModel::load_seconds() const { return impl_->load_s; }
 double TorchScriptModel::optimize_seconds() const { return impl_->optimize_s; }

@@ -377,7 +377,9 @@ TEST(Extract, SubsamplesAndReportsProgress) {
 TEST(Extract, RefusesBadOptions) {
   ExtractOptions o = fixture_options("tuple");
   o.input_size = 0;
-  EXPECT_NE(error_of([&] { extract_features(o); }).find("--input-size must be positive"),
+  EXPECT_NE(error_of([&] { extract_features(o); })
+                .find("--input-size is required for image models that do not record their input "
+                      "size, got 0"),
             std::string::npos);
   o = fixture_options("tuple");
   o.batch = 0;
@@ -385,6 +387,100 @@ TEST(Extract, RefusesBadOptions) {
   EXPECT_THROW(parse_bad_image_policy("ignore"), InputError);
   EXPECT_THROW(parse_optimization("fast"), InputError);
   EXPECT_EQ(parse_optimization("freeze"), Optimization::kFreeze);
+}
+
+// Models as users bring them (tools/export_test_models.py, make_user_models): each either works
+// as the contract says or is refused or flagged, never silently taken for something else.
+TEST(ExtractUserModels, ATorchSaveFileIsRefusedSayingHowToExport) {
+  const std::string msg = error_of([&] { TorchScriptModel m(model_path("state_dict")); });
+  EXPECT_NE(msg.find(model_path("state_dict") + ": not a loadable TorchScript model: it is a "
+                                                "torch.save file (a state_dict or a pickled "
+                                                "nn.Module"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("torch.jit.trace(model.eval()"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("tools/export_torchvision.py"), std::string::npos) << msg;
+}
+
+TEST(ExtractUserModels, APlainClassifiersLogitsAreFlaggedAsNotFeatures) {
+  const ExtractResult r = extract_features(fixture_options("classifier_only"));
+  EXPECT_EQ(r.features_dim, 3);
+  EXPECT_FALSE(r.has_logits);
+  // They are the tuple model's logits, taken as features: said so.
+  EXPECT_TRUE(close_to(r.features, npy_floats(data_path("model/reference/tuple_logits.npy"))));
+  ASSERT_EQ(r.model_notes.size(), 1u);
+  EXPECT_NE(r.model_notes[0].find("forward returns one tensor of width 3, the output width of the "
+                                  "model's last Linear layer 'fc': these look like a "
+                                  "classifier's logits"),
+            std::string::npos)
+      << r.model_notes[0];
+  // The contract's models are not flagged: features with logits, or pooled features alone.
+  EXPECT_TRUE(extract_features(fixture_options("tuple")).model_notes.empty());
+  EXPECT_TRUE(extract_features(fixture_options("features_only")).model_notes.empty());
+}
+
+TEST(ExtractUserModels, TheInputSizeAModelRecordsIsUsedAndChecked) {
+  ExtractOptions o = fixture_options("records_size");
+  o.input_size = 0;  // taken from the model's tlkit.json
+  const ExtractResult r = extract_features(o);
+  EXPECT_EQ(r.input_size, 32);
+  EXPECT_TRUE(close_to(r.features, npy_floats(data_path("model/reference/tuple_features.npy"))));
+  EXPECT_TRUE(r.model_notes.empty());
+  o.input_size = 45;
+  std::string msg = error_of([&] { extract_features(o); });
+  EXPECT_NE(msg.find(model_path("records_size") + ": --input-size 45, but " +
+                     model_path("records_size") + "'s tlkit.json says input_size 32"),
+            std::string::npos)
+      << msg;
+  // What the caller knows (a zoo.json entry) is checked the same way and named.
+  o = fixture_options("tuple");
+  o.expected.feature_dim = 9;
+  o.expected_source = "zoo.json entry 'tiny'";
+  msg = error_of([&] { extract_features(o); });
+  EXPECT_NE(msg.find(model_path("tuple") + ": the features have 8 values per sample, but zoo.json "
+                                           "entry 'tiny' says feature_dim 9 (is --input-size 32 "
+                                           "the size the model expects?)"),
+            std::string::npos)
+      << msg;
+  o.expected = {};
+  o.expected.logits_dim = 4;
+  EXPECT_NE(error_of([&] { extract_features(o); }).find("the logits have 3 values per sample"),
+            std::string::npos);
+  // A malformed record is refused when the model is loaded.
+  msg = error_of([&] { TorchScriptModel m(model_path("bad_record")); });
+  EXPECT_NE(msg.find(model_path("bad_record") + ": tlkit.json field input_size must be a positive "
+                                                "integer, got \"large\""),
+            std::string::npos)
+      << msg;
+}
+
+TEST(ExtractUserModels, OutputWidthsThatChangeWithTheInputSizeAreSaidWhenNothingIsKnown) {
+  // Features 8 x 2 x 2 at S = 32; at the probe's S = 48, 8 x 3 x 3.
+  ExtractOptions o = fixture_options("fixed_flatten");
+  ExtractResult r = extract_features(o);
+  EXPECT_EQ(r.features_dim, 32);
+  ASSERT_EQ(r.model_notes.size(), 1u);
+  EXPECT_NE(r.model_notes[0].find("the output widths change with the input size (features 32, "
+                                  "logits 3 at --input-size 32; features 72, logits 3 at 48)"),
+            std::string::npos)
+      << r.model_notes[0];
+  // A size stated by the caller alone (a zoo entry without feature_dim) is still probed: such an
+  // entry's input_size may be wrong.
+  o.expected.input_size = 32;
+  o.expected_source = "zoo.json";
+  EXPECT_EQ(extract_features(o).model_notes.size(), 1u);
+  // A stated feature width settles it: nothing is probed and nothing said.
+  o.expected.feature_dim = 32;
+  r = extract_features(o);
+  EXPECT_TRUE(r.model_notes.empty());
+  // The pooled fixture keeps its widths at the probe's size.
+  EXPECT_TRUE(extract_features(fixture_options("tuple")).model_notes.empty());
+  // Too small for the model: LibTorch's message, and the hint.
+  o = fixture_options("fixed_flatten");
+  o.input_size = 8;
+  const std::string msg = error_of([&] { extract_features(o); });
+  EXPECT_NE(msg.find("forward failed on an input of shape [4, 3, 8, 8]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(is --input-size the size this model expects?)"), std::string::npos) << msg;
 }
 
 TEST(ExtractOutputs, AreCompleteAndMatchTheResult) {

@@ -202,7 +202,7 @@ TEST(Rank, AFailingModelIsReportedAndTheOthersAreRanked) {
   const RankResult r = rank_zoo(zoo, image_options(""));
   ASSERT_EQ(r.models.size(), 3u);
   EXPECT_NE(r.models[0].error.find("forward failed"), std::string::npos) << r.models[0].error;
-  EXPECT_NE(r.models[1].error.find("manifest says feature_dim 9"), std::string::npos)
+  EXPECT_NE(r.models[1].error.find("the zoo entry 'shape' says feature_dim 9"), std::string::npos)
       << r.models[1].error;
   EXPECT_TRUE(r.models[2].error.empty());
   EXPECT_TRUE(r.models[2].cache_path.empty());  // no cache asked for

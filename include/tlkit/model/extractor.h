@@ -19,10 +19,17 @@ enum class BadImagePolicy { kFail, kSkip };
 BadImagePolicy parse_bad_image_policy(const std::string& s);
 
 struct ExtractOptions {
-  std::string model;   ///< TorchScript file
-  std::string data;    ///< folder of class sub-folders, or a path,label CSV
-  std::string split;   ///< sub-folder of `data` holding the class folders (empty: none)
-  int input_size = 0;  ///< S: images are resized and cropped to S x S
+  std::string model;  ///< TorchScript file
+  std::string data;   ///< folder of class sub-folders, or a path,label CSV
+  std::string split;  ///< sub-folder of `data` holding the class folders (empty: none)
+  /// S: images are resized and cropped to S x S. 0: the size the model records (its tlkit.json)
+  /// or `expected.input_size`; required for image data when neither gives one.
+  int input_size = 0;
+  /// What the caller knows of the model (tlkit rank: its zoo.json entry), checked like the
+  /// model's own tlkit.json (which it overrides): an input_size other than `input_size`, or
+  /// outputs of another width, are refused. `expected_source` names it in messages.
+  ModelRecord expected;
+  std::string expected_source;
   int batch = 32;
   int threads = 0;         ///< LibTorch intra-op and BLAS threads (0: idle_cores())
   int decode_threads = 0;  ///< image decoding threads (0: half the cores, at least 1)
@@ -74,6 +81,8 @@ struct ExtractResult {
   std::int64_t nonfinite_features = 0;              ///< NaN/inf values in the features (a warning)
   Optimization optimization = Optimization::kNone;  ///< what the model ran with at the end
   std::vector<std::string> model_notes;             ///< TorchScriptModel::notes()
+  int input_size = 0;  ///< S used (images): ExtractOptions::input_size or the model's record
+  std::vector<std::string> size_notes;  ///< part of model_notes: output widths vs input size
   int threads = 0;
   int decode_threads = 0;
   ExtractTimings timings;

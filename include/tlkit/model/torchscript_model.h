@@ -45,6 +45,16 @@ struct ModelOptions {
   bool channels_last = false;
 };
 
+/// What a model file says about itself in the extra file `tlkit.json` stored inside the
+/// TorchScript archive (torch.jit.save(..., _extra_files={"tlkit.json": ...}); written by
+/// tools/export_torchvision.py and tlkit finetune): {"input_size": S, "feature_dim": D,
+/// "logits_dim": C}, each optional. 0 where not stated.
+struct ModelRecord {
+  int input_size = 0;
+  std::int64_t feature_dim = 0;
+  std::int64_t logits_dim = 0;
+};
+
 /// One batch's outputs, row-major float32.
 struct ModelOutputs {
   std::int64_t n = 0;
@@ -58,7 +68,9 @@ struct ModelOutputs {
 class TorchScriptModel {
  public:
   /// Loads `path` on the CPU in eval mode. Throws tlkit::InputError naming the file when it does
-  /// not exist or is not a TorchScript archive, or when an output index is negative.
+  /// not exist or is not a TorchScript archive (saying how to export one when it is a torch.save
+  /// file: a state_dict or a pickled module), when its tlkit.json is malformed, or when an output
+  /// index is negative.
   TorchScriptModel(const std::string& path, const ModelOptions& options = {});
   ~TorchScriptModel();
   TorchScriptModel(TorchScriptModel&&) noexcept;
@@ -75,10 +87,13 @@ class TorchScriptModel {
 
   const std::string& path() const;
   const ModelOptions& options() const;
+  /// The file's tlkit.json (zeros when it has none).
+  const ModelRecord& record() const;
   /// What forward runs now: the optimisation asked for, or less after a fallback.
   Optimization optimization() const;
   /// Warnings for people: an optimisation that failed or disagreed with the model as loaded
-  /// (and what was run instead), LibTorch's own warnings (collected, not printed).
+  /// (and what was run instead), a single output that looks like a classifier's logits rather
+  /// than features, LibTorch's own warnings (collected, not printed).
   std::vector<std::string> notes() const;
   double load_seconds() const;
   double optimize_seconds() const;
