@@ -326,6 +326,26 @@ TEST(Rank, FreshAndCachedScoresAreBitIdentical) {
   EXPECT_EQ(fresh.ranking, cached.ranking);
 }
 
+// A logistic fit that reaches its iteration cap keeps its score and says so in the model's notes.
+TEST(Rank, AnUnconvergedLogisticFitIsANoteOnItsModel) {
+  test::TempDir t;
+  const ZooManifest zoo = image_zoo(t, fixture("tuple"));
+  RankOptions o = image_options("");
+  o.metrics = "logistic";
+  o.params.set("logistic", "max_iterations", "1");
+  const RankResult r = rank_zoo(zoo, o);
+  for (const RankedModel& m : r.models) {
+    EXPECT_TRUE(m.error.empty()) << m.error;
+    EXPECT_TRUE(std::isfinite(m.scores.at("logistic"))) << m.name;
+    ASSERT_EQ(m.notes.size(), 1u) << m.name;
+    EXPECT_EQ(m.notes[0].rfind("logistic: not converged: L-BFGS reached "
+                               "--logistic-max-iterations 1",
+                               0),
+              0u)
+        << m.notes[0];
+  }
+}
+
 TEST(Rank, OrderIsByDirectionWithNaNLastAndTiesStable) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::vector<std::string> names = {"a", "b", "c", "d"};
