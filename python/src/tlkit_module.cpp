@@ -8,6 +8,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -167,17 +169,51 @@ LogmeResult py_logme(py::handle features, py::handle labels, bool regression,
   return logme(f.view, y.view, options);
 }
 
+// score(regression=True), as `tlkit score --regression`: labels holds N or N x K real targets and
+// only the metrics that support them run (LogME, one evidence per target column).
+ScoreReport score_regression(py::handle features, py::handle targets, py::handle probs,
+                             py::handle metrics, const ScoreOptions& options) {
+  TLKIT_CHECK_ARG(!features.is_none(), "score(regression=True) needs features");
+  TLKIT_CHECK_ARG(probs.is_none(),
+                  "score(regression=True): probs are for classification metrics (leep, nce)");
+  const std::string csv = metric_csv(metrics);
+  const std::vector<std::string> names = parse_metric_list(csv, kNeedsFeatures | kNeedsLabels);
+  TLKIT_CHECK_ARG(!names.empty(), "metrics {}: no metric to compute", csv);
+  for (const std::string& name : names)
+    TLKIT_CHECK_ARG(find_metric(name).supports_regression,
+                    "metrics {}: {} does not support regression=True (logme does)", csv, name);
+  const HeldMatrix f = matrix_arg(features, "features");
+  const HeldTargets t = targets_arg(targets, "targets");
+  const LogmeOptions lo = logme_options(options.params.text("logme", "mode"), options.threads);
+  ScoreReport report;
+  {
+    py::gil_scoped_release release;
+    const auto t0 = std::chrono::steady_clock::now();
+    LogmeResult r = logme(f.view, t.view, lo);
+    MetricValue v;
+    v.name = "logme";
+    v.score = r.score;
+    v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    v.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
+    v.details["rank"] = static_cast<double>(r.rank);
+    report.n = r.n;
+    report.d = r.d;
+    report.metrics.push_back(std::move(v));
+    report.logme = std::move(r);
+  }
+  return report;
+}
+
 ScoreReport py_score(py::handle features, py::handle labels, py::handle probs, py::handle metrics,
-                     std::uint64_t seed, int threads, const py::kwargs& kwargs) {
+                     std::uint64_t seed, int threads, bool regression, const py::kwargs& kwargs) {
   if (labels.is_none()) throw py::type_error("score() missing required argument 'labels'");
   ScoreOptions options;
   options.seed = seed;
   options.threads = threads;
   apply_params(kwargs, options.params, "score");
+  if (regression) return score_regression(features, labels, probs, metrics, options);
   const HeldLabels y = labels_arg(
-      labels, "labels",
-      "score() is for classification; use tlkit.logme(..., regression=True) for continuous or "
-      "multi-label targets");
+      labels, "labels", "pass regression=True (LogME) for continuous or multi-label targets");
   ScoreInputs in;
   in.labels = y.view;
   std::optional<HeldMatrix> f, p;
@@ -361,7 +397,9 @@ PYBIND11_MODULE(_tlkit, m) {
 
   m.def("score", &py_score, "features"_a = py::none(), "labels"_a = py::none(),
         "probs"_a = py::none(), "metrics"_a = "logme", "seed"_a = 0, "threads"_a = 0,
-        "Registered metrics in one pass; keyword arguments <metric>_<param> set parameters.");
+        "regression"_a = false,
+        "Registered metrics in one pass; keyword arguments <metric>_<param> set parameters. "
+        "regression=True: labels holds N or N x K real targets (LogME only).");
 
   m.def("metrics", &metrics_info, "The metric registry: one dict per metric.");
 

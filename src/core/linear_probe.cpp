@@ -24,6 +24,7 @@ struct Problem {
   const std::int64_t* y;
   std::int64_t classes;
   double c;
+  int iterations = 0;
 };
 
 // The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
@@ -75,6 +76,14 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   return loss;
 }
 
+// liblbfgs calls this after every iteration with its number k (1-based).
+int count_iterations(void* inst, const lbfgsfloatval_t*, const lbfgsfloatval_t*,
+                     const lbfgsfloatval_t, const lbfgsfloatval_t, const lbfgsfloatval_t,
+                     const lbfgsfloatval_t, int, int k, int) {
+  static_cast<Problem*>(inst)->iterations = k;
+  return 0;
+}
+
 struct LbfgsFree {
   void operator()(lbfgsfloatval_t* p) const { lbfgs_free(p); }
 };
@@ -105,7 +114,8 @@ LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, cons
   m.classes = classes;
   m.dim = d;
   lbfgsfloatval_t fx = 0;
-  m.status = lbfgs(dim, theta.get(), &fx, objective, nullptr, &prob, &param);
+  m.status = lbfgs(dim, theta.get(), &fx, objective, count_iterations, &prob, &param);
+  m.iterations = prob.iterations;
   // A line search that can no longer improve at the optimum reports a rounding error; accept it
   // when the gradient is small relative to the objective's scale.
   std::vector<double> grad(static_cast<std::size_t>(dim));

@@ -64,8 +64,9 @@ const std::vector<MetricInfo>& metric_registry() {
        {{"gaussian", "spherical", "per-class covariance: spherical or diagonal",
          {"spherical", "diagonal"}},
         {"pca_dims", "0",
-         "project the features on this many principal directions first (0: none; the authors' "
-         "experiments use 64)",
+         "project the centred features on this many principal directions first, at most "
+         "N - 1 and D (asking for D or more still rotates onto the principal axes; 0: no PCA; "
+         "the authors' experiments use 64)",
          {}},
         {"log_term", "dims",
          "spherical log-variance term: dims = the Bhattacharyya distance (counted once per "
@@ -115,7 +116,10 @@ const std::vector<MetricInfo>& metric_registry() {
        "Bolya et al., NeurIPS 2021 (SplitLogistic baseline), fitted to convergence",
        true, kNeedsFeatures | kNeedsLabels, false, false,
        {{"c", "1", "inverse L2 regularisation strength (sklearn's C)", {}},
-        {"max_iterations", "1000", "L-BFGS iteration cap (converged: false when reached)", {}}},
+        {"max_iterations", "10000",
+         "L-BFGS iteration cap (0: none); when reached, converged: false and a note, and the "
+         "accuracy of the fit so far is the score",
+         {}}},
        &metrics::logistic},
   };
   return kRegistry;

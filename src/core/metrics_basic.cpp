@@ -308,8 +308,8 @@ namespace tlkit::metrics {
 
 // GBC (Pandy et al. 2022): -sum over ordered class pairs i != j of exp(-D_B(i, j)), D_B the
 // Bhattacharyya distance between per-class Gaussians with diagonal (or spherical: the mean of
-// the diagonal) population variances floored at 1e-4, on the features projected on their
-// `pca_dims` principal directions (0: the raw features).
+// the diagonal) population variances floored at 1e-4, on the centred features projected on their
+// min(pca_dims, N - 1, D) principal directions (0: the raw features).
 //   D_B = 1/8 sum_d (mu1 - mu2)^2 / s + 1/2 sum_d [ln s - 1/2 ln s1 - 1/2 ln s2],  s = (s1 + s2)/2.
 // For spherical Gaussians the bracket is the same in every dimension, so it counts D times
 // (log_term = dims, the Bhattacharyya distance of the two Gaussians); google-research's gbc.py
@@ -324,10 +324,12 @@ void gbc(MetricContext& ctx, MetricValue& out) {
   auto finish_means = [&]() {
     for (std::int64_t c = 0; c < classes; ++c) mean.col(c) /= static_cast<double>(ctx.counts()[c]);
   };
-  if (pca > 0 && std::min(pca, ctx.n() - 1) < ctx.d()) {
+  if (pca > 0) {
+    // PCA rotates the features onto their principal axes even when it keeps every dimension
+    // (K >= D), as the reference's sklearn PCA does; diagonal GBC is not rotation-invariant.
     // Beyond rank N - 1 the centred data has only rounding-level components.
     const Eigen::MatrixXd z =
-        ctx.project_centred(ctx.principal_directions(std::min(pca, ctx.n() - 1)));
+        ctx.project_centred(ctx.principal_directions(std::min({pca, ctx.n() - 1, ctx.d()})));
     mean = Eigen::MatrixXd::Zero(z.cols(), classes);
     var = Eigen::MatrixXd::Zero(z.cols(), classes);
     for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();

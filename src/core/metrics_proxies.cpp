@@ -213,7 +213,20 @@ void logistic(MetricContext& ctx, MetricValue& out) {
   lo.max_iterations = static_cast<int>(ctx.params().number("logistic", "max_iterations"));
   const LogisticModel m = fit_logistic(xtr.data(), n_train, d, ytr.data(), classes, lo);
   out.converged = m.converged;
-  if (!out.converged) out.notes.push_back(fmt::format("L-BFGS stopped with status {}", m.status));
+  if (!out.converged) {
+    // A note, not an error: the accuracy of the fit so far is reported.
+    if (lo.max_iterations > 0 && m.iterations >= lo.max_iterations)
+      out.notes.push_back(fmt::format(
+          "not converged: L-BFGS reached --logistic-max-iterations {} (gradient norm {:.3g}); "
+          "the accuracy is that of the fit so far",
+          lo.max_iterations, m.gradient_norm));
+    else
+      out.notes.push_back(fmt::format(
+          "not converged: L-BFGS stopped with status {} after {} iterations (gradient norm "
+          "{:.3g})",
+          m.status, m.iterations, m.gradient_norm));
+  }
+  out.details["iterations"] = static_cast<double>(m.iterations);
   out.score = logistic_accuracy(m, xte.data(), n - n_train, yte.data());
   out.details["train_samples"] = static_cast<double>(n_train);
   out.details["test_samples"] = static_cast<double>(n - n_train);

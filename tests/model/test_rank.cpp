@@ -3,14 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 #include "model/sha256.h"
 #include "test_support.h"
 #include "tlkit/core/error.h"
+#include "tlkit/core/logme.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
 #include "tlkit/model/rank.h"
@@ -285,6 +286,64 @@ TEST(Rank, TextZoosRankOnTextAndZooLevelMetricsAreFormed) {
   const RankResult e = rank_zoo(zoo, o);
   EXPECT_TRUE(std::isnan(e.models[0].scores.at("etran")));
   EXPECT_NE(e.notes.back().find("etran needs its components"), std::string::npos);
+}
+
+// The bundled real example (examples/zoo: three pretrained models, examples/clothing-images: 120
+// photos). A model read back from the cache runs no extraction, which is what set LibTorch's and
+// BLAS's threads; before rank set the BLAS threads itself, the cached run scored on OpenBLAS's
+// default thread count and differed from the fresh run by up to 4e-13 relative with --threads 1.
+// The BLAS threads are left at 2 between the runs, as OpenBLAS starts on a 2-core machine.
+TEST(Rank, FreshAndCachedScoresAreBitIdentical) {
+  const std::string examples = TLKIT_EXAMPLES_DIR;
+  if (!fs::exists(examples + "/zoo/zoo.json") || !fs::exists(examples + "/clothing-images"))
+    GTEST_SKIP() << "no bundled example zoo in " << examples;
+  test::TempDir t;
+  const ZooManifest zoo = read_zoo_manifest(examples + "/zoo/zoo.json");
+  RankOptions o;
+  o.data = examples + "/clothing-images";
+  o.metrics = "all";
+  o.cache_dir = t.file("cache");
+  o.extract.threads = 1;
+  const RankResult fresh = rank_zoo(zoo, o);
+  set_blas_threads(2);
+  const RankResult cached = rank_zoo(zoo, o);
+  ASSERT_EQ(fresh.models.size(), cached.models.size());
+  ASSERT_GE(fresh.models.size(), 2u);
+  int compared = 0;
+  for (std::size_t i = 0; i < fresh.models.size(); ++i) {
+    EXPECT_FALSE(fresh.models[i].cached);
+    EXPECT_TRUE(cached.models[i].cached) << cached.models[i].name;
+    for (const auto& [metric, x] : fresh.models[i].scores) {
+      const double y = cached.models[i].scores.at(metric);
+      if (std::isnan(x) && std::isnan(y)) continue;
+      // Bit-identical: compare the representations, not within a tolerance.
+      EXPECT_EQ(std::memcmp(&x, &y, sizeof x), 0)
+          << fresh.models[i].name << " " << metric << ": " << x << " fresh, " << y << " cached";
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 30);
+  EXPECT_EQ(fresh.ranking, cached.ranking);
+}
+
+// A logistic fit that reaches its iteration cap keeps its score and says so in the model's notes.
+TEST(Rank, AnUnconvergedLogisticFitIsANoteOnItsModel) {
+  test::TempDir t;
+  const ZooManifest zoo = image_zoo(t, fixture("tuple"));
+  RankOptions o = image_options("");
+  o.metrics = "logistic";
+  o.params.set("logistic", "max_iterations", "1");
+  const RankResult r = rank_zoo(zoo, o);
+  for (const RankedModel& m : r.models) {
+    EXPECT_TRUE(m.error.empty()) << m.error;
+    EXPECT_TRUE(std::isfinite(m.scores.at("logistic"))) << m.name;
+    ASSERT_EQ(m.notes.size(), 1u) << m.name;
+    EXPECT_EQ(m.notes[0].rfind("logistic: not converged: L-BFGS reached "
+                               "--logistic-max-iterations 1",
+                               0),
+              0u)
+        << m.notes[0];
+  }
 }
 
 TEST(Rank, OrderIsByDirectionWithNaNLastAndTiesStable) {

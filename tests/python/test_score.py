@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import tlkit
-from conftest import DATA, METRIC_REFS, metric_case, rel_err, run_error, run_json
+from conftest import (DATA, LOGME_REFS, METRIC_REFS, logme_case, metric_case, rel_err, run_error,
+                      run_json)
 
 REGISTRY = {m["name"]: m for m in tlkit.metrics()}
 CASES = sorted(METRIC_REFS)
@@ -250,3 +251,37 @@ def test_metrics_metadata():
             assert prm["type"] == ("choice" if prm["choices"] else "number")
             if prm["choices"]:
                 assert prm["default"] in prm["choices"]
+
+
+@pytest.mark.parametrize("case", ["regression", "regression_1d"])
+def test_regression_targets_go_to_logme(case, cli):
+    """score(regression=True) is tlkit score --regression: LogME with one evidence per target
+    column, against the NumPy reference (tools/logme_numpy.py, tests/data/logme/refs.json), the
+    logme function and the CLI."""
+    f, t, regression = logme_case(case)
+    assert regression
+    for mode in ("exact", "thuml", "icml"):
+        s = tlkit.score(f, t, regression=True, logme_mode=mode)
+        assert list(s) == ["logme"]
+        assert rel_err(s["logme"], LOGME_REFS[case][mode]["score"]) <= 1e-8, (case, mode)
+        direct = tlkit.logme(f, t, regression=True, mode=mode)
+        assert s["logme"] == direct.score
+        assert s.logme.regression and list(s.logme.per_target) == list(direct.per_target)
+        assert s.details["logme"]["rank"] == direct.rank
+        assert s.n == f.shape[0] and s.d == f.shape[1]
+        j = run_json([cli, "score", "--format", "json", "--regression", "--logme-mode", mode,
+                      "--features", DATA / "logme" / ("%s_features.npy" % case),
+                      "--labels", DATA / "logme" / ("%s_targets.npy" % case)])
+        assert j["task"] == "regression"
+        assert rel_err(s["logme"], j["metrics"]["logme"]["score"]) <= 1e-12, (case, mode)
+
+
+def test_regression_refuses_classification_metrics_and_probs():
+    f, t, _ = logme_case("regression")
+    with pytest.raises(ValueError, match="hscore does not support regression"):
+        tlkit.score(f, t, metrics=["logme", "hscore"], regression=True)
+    with pytest.raises(ValueError, match="probs are for classification"):
+        tlkit.score(f, t, probs=np.full((f.shape[0], 2), 0.5), regression=True)
+    f1, t1, _ = logme_case("regression_1d")
+    with pytest.raises(ValueError, match="regression=True"):
+        tlkit.score(f1, t1)  # real-valued targets without regression=True: the error says how

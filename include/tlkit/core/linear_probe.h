@@ -28,7 +28,8 @@ struct LogisticModel {
   std::vector<double> bias;     ///< classes
   double objective = 0.0;
   double gradient_norm = 0.0;
-  int status = 0;  ///< liblbfgs' return code
+  int status = 0;      ///< liblbfgs' return code
+  int iterations = 0;  ///< L-BFGS iterations taken
   bool converged = false;
 };
 
