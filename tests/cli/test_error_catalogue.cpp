@@ -92,8 +92,8 @@ using Verify = std::function<void(const Case& c, Inputs& in, const test::CliRun&
 
 struct Case {
   const char* id;
-  int code;          // expected exit code
-  const char* name;  // what stderr must name (a file is given relative to the inputs folder)
+  int code;             // expected exit code
+  const char* name;     // what stderr must name (a file is given relative to the inputs folder)
   const char* problem;  // a fragment of the message (docs/errors.md shows the whole line)
   // Writes its inputs into `in` and returns the arguments of tlkit. A "!sh " prefix holds shell
   // commands run first ("!sh CMDS;;ARGS").
@@ -850,7 +850,8 @@ bool matches(const std::string& text, const std::string& pattern) {
   std::vector<std::string> parts;
   for (std::size_t start = 0;;) {
     const std::size_t at = pattern.find("...", start);
-    parts.push_back(pattern.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    parts.push_back(
+        pattern.substr(start, at == std::string::npos ? std::string::npos : at - start));
     if (at == std::string::npos) break;
     start = at + 3;
   }
