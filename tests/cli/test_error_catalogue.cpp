@@ -377,9 +377,25 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return evaluate_with(in, "model,metric,score\n\"a,logme,3\n", ""); }},
       {"csv-duplicate-model", 2, "t.csv", "a second accuracy for model 'a'",
        [](Inputs& in) { return evaluate_with(in, "", "model,accuracy\na,0.9\na,0.8\nc,0.7\n"); }},
-      {"csv-unknown-model", 2, "s.csv", "no accuracy",
+      {"csv-unknown-model", 0, "", "",
        [](Inputs& in) {
-         return evaluate_with(in, "model,metric,score\na,logme,3\nzz,logme,2\n", "");
+         return evaluate_with(in,
+                              "model,metric,score\na,logme,3\nzz,logme,2\nb,logme,2\n"
+                              "c,logme,1\n",
+                              "");
+       },
+       nullptr,
+       // A warning names zz; logme is evaluated on a, b and c, in perfect agreement.
+       [](const Case&, Inputs& in, const test::CliRun& r) {
+         EXPECT_EQ(r.err, "tlkit: warning: " + in.p("s.csv") +
+                              ": 1 model with scores but no accuracy in " + in.truth +
+                              ", left out: zz\n");
+         EXPECT_NE(r.out.find("\nlogme         3       1.0000      1.0000"), std::string::npos)
+             << r.out;
+       }},
+      {"csv-no-common-model", 2, "s.csv", "none of its 2 models has an accuracy",
+       [](Inputs& in) {
+         return evaluate_with(in, "model,metric,score\nyy,logme,3\nzz,logme,2\n", "");
        }},
       {"csv-single-model", 2, "s.csv", "only 1 model",
        [](Inputs& in) { return evaluate_with(in, "model,metric,score\na,logme,3\n", ""); }},
