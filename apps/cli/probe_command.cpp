@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "interrupt.h"
+#include "metric_options.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/probe.h"
@@ -19,6 +20,7 @@ struct ProbeArgs {
   model::ProbeOptions o;
   std::string analysis = "all";
   std::string sizes = "500,5000,all";
+  std::string metric_flag = "--metric";  // as typed: --metric or its alias --metrics
   bool quiet = false;
 };
 
@@ -81,9 +83,9 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
                   "trunc-normal (sigma 0.02, as in the paper)")
       ->check(CLI::IsMember({"default", "trunc-normal"}))
       ->capture_default_str();
-  cmd->add_option("--metrics", o.metrics,
-                  "Metrics scored on each layer's features (core registry names, or none)")
-      ->capture_default_str();
+  add_metric_list_option(cmd, o.metrics, a.metric_flag,
+                         "Metrics scored on each layer's features (core registry names, 'all' "
+                         "for every metric of features and labels, or none)");
   cmd->add_option("--split-train", o.split_train,
                   "Sub-folder of --data with the training pool the sizes draw from");
   cmd->add_option("--split-val", o.split_val,
@@ -127,7 +129,7 @@ int run_probe_command(ProbeArgs& a) {
   };
   model::ProbeResult r;
   try {
-    r = model::run_probe(a.o);
+    r = naming_metric_flag(a.metric_flag, [&] { return model::run_probe(a.o); });
   } catch (...) {
     bar.finish();
     throw;

@@ -326,6 +326,17 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return with_probs(in, probs_with(0.5, 0.5)); }},
       {"probs-nan", 2, "p.npy", "non-finite value nan at row 0, column 0",
        [](Inputs& in) { return with_probs(in, probs_with(std::nan(""), 0.25)); }},
+      {"logits-and-probs", 2, "--logits", "excludes",
+       [](Inputs& in) { return with_probs(in, probs_with(0.25, 0.25)) + " --logits " + in.probs; }},
+      {"logits-not-2d", 2, "labels.npy", "logits must be a 2-D float32 or float64 array",
+       [](Inputs& in) {
+         return "score --labels " + in.labels + " --logits " + in.labels + " --metric nce";
+       }},
+      {"logits-nan", 2, "z.npy", "non-finite value nan at row 0, column 1",
+       [](Inputs& in) {
+         test::write_bytes(in.p("z.npy"), probs_with(0.25, std::nan("")));
+         return "score --labels " + in.labels + " --logits " + in.p("z.npy") + " --metric leep";
+       }},
       {"probs-length-mismatch", 2, "p.npy", "has 10 rows but",
        [](Inputs& in) {
          return with_probs(in,
@@ -339,6 +350,10 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return "score --features " + in.feats; }},
       {"flag-unknown-metric", 2, "--metric", "nope",
        [](Inputs& in) { return score(in) + " --metric nope"; }},
+      {"flag-unknown-metric-alias", 2, "--metrics", "unknown metric 'nope'",
+       [](Inputs& in) { return score(in) + " --metrics nope"; }},
+      {"flag-metric-and-metrics", 2, "--metrics", "excludes",
+       [](Inputs& in) { return score(in) + " --metric logme --metrics hscore"; }},
       {"flag-metric-needs-probs", 2, "--metric leep", "needs --probs",
        [](Inputs& in) { return score(in) + " --metric leep"; }},
       {"flag-regression-unsupported", 2, "--metric hscore", "does not support --regression",
