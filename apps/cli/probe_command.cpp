@@ -3,7 +3,10 @@
 // options, the progress line and the summary is in tlkit/model/probe.h.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "interrupt.h"
@@ -135,7 +138,18 @@ int run_probe_command(ProbeArgs& a) {
     throw;
   }
   bar.finish();
-  for (const auto& n : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", n);
+  // The same note from several fine-tuning runs is one line with its count.
+  std::vector<std::pair<std::string, int>> notes;
+  for (const auto& n : r.notes) {
+    auto it = std::find_if(notes.begin(), notes.end(), [&](const auto& x) { return x.first == n; });
+    if (it == notes.end())
+      notes.emplace_back(n, 1);
+    else
+      ++it->second;
+  }
+  for (const auto& [n, count] : notes)
+    fmt::print(stderr, "tlkit: warning: {}{}\n", n,
+               count > 1 ? fmt::format(" ({} times)", count) : "");
   if (a.quiet) return 0;
   fmt::print("tlkit probe: {} blocks, {} classes (val {}, test {}), {} fine-tuning runs\n",
              r.blocks.size(), r.classes, r.val_n, r.test_n, r.finetune_runs);
