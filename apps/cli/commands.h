@@ -30,7 +30,9 @@ struct ScoreArgs {
   std::string features;
   std::string labels;
   std::string probs;
+  std::string logits;  // N x Cs logits: --probs is their row-wise softmax
   std::string metric = "logme";
+  std::string metric_flag = "--metric";  // as typed: --metric or its alias --metrics
   std::map<std::string, std::string>
       params;  // "<metric>.<param>" -> value, from --<metric>-<param>
   std::string format = "table";
@@ -106,12 +108,14 @@ struct RankArgs {
   int input_size = 0;
   std::string data;
   std::string metrics;
+  std::string metric_flag = "--metric";       // as typed: --metric or its alias --metrics
   std::map<std::string, std::string> params;  // "<metric>.<param>" -> value
   std::string models;                         // comma-separated subset of the zoo
   std::string cache = "tlkit-cache";
   bool no_cache = false;
   std::string format = "table";
-  std::string out;  // scores.csv for tlkit evaluate
+  bool wide = false;  // the table with every metric column, however wide
+  std::string out;    // scores.csv for tlkit evaluate
   ExtractionArgs run;
 };
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -71,8 +72,16 @@ Truth read_truth(const std::string& path) {
   return truth;
 }
 
+// Fewer models than this and even a ranking in perfect agreement with the accuracies (Kendall
+// tau = 1) arises by chance with probability 2/n! >= 2/24 = 0.083 (two-sided, every ordering
+// equally likely): no correlation over so few models is significant at the 5% level.
+constexpr std::size_t kMinModelsForCorrelation = 5;
+
+// The scores of the models that have an accuracy; those of other models are left out, named in
+// `left_out` (scores-file order).
 std::vector<MetricScores> read_scores(const std::string& path, const Truth& truth,
-                                      const std::string& truth_path) {
+                                      const std::string& truth_path,
+                                      std::vector<std::string>* left_out) {
   const CsvTable t = read_csv_table(path);
   const std::size_t model_col = t.column("model");
   const std::size_t metric_col = t.column("metric");
@@ -91,17 +100,22 @@ std::vector<MetricScores> read_scores(const std::string& path, const Truth& trut
                     "{}: line {}: a second score for model '{}', metric '{}' (the first is on "
                     "line {})",
                     path, t.lines[r], printable(model), printable(metric), it->second);
-    if (!truth.by_model.count(model) &&
-        std::find(unknown.begin(), unknown.end(), model) == unknown.end())
-      unknown.push_back(model);
+    if (!truth.by_model.count(model)) {
+      if (std::find(unknown.begin(), unknown.end(), model) == unknown.end())
+        unknown.push_back(model);
+      continue;
+    }
     auto [m, added] = metric_index.emplace(metric, metrics.size());
     if (added) metrics.push_back(MetricScores{metric, {}, {}});
     metrics[m->second].models.push_back(model);
     metrics[m->second].scores.push_back(score);
   }
-  TLKIT_CHECK_ARG(unknown.empty(), "{}: {} model{} with scores but no accuracy in {}: {}", path,
-                  unknown.size(), unknown.size() == 1 ? "" : "s", truth_path,
-                  name_list(unknown, 20));
+  TLKIT_CHECK_ARG(!metrics.empty(),
+                  "{}: none of its {} model{} has an accuracy in {} (scores for {}; accuracies "
+                  "for {})",
+                  path, unknown.size(), unknown.size() == 1 ? "" : "s", truth_path,
+                  name_list(unknown), name_list(truth.models));
+  *left_out = std::move(unknown);
   return metrics;
 }
 
@@ -141,8 +155,8 @@ MetricEval evaluate_metric(const MetricScores& m, const Truth& truth, const Eval
 
   const std::string label = fmt::format("metric '{}'", printable(m.name));
   if (lower_is_better)
-    notes->push_back(fmt::format(
-        "{}: lower is better, so the correlations use its negated score", label));
+    notes->push_back(
+        fmt::format("{}: lower is better, so the correlations use its negated score", label));
   if (n < truth.models.size()) {
     std::vector<std::string> missing;
     for (const auto& model : truth.models)
@@ -623,8 +637,8 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
                   "and metric")
       ->required();
   cmd->add_option("--truth", a.truth,
-                  "CSV with the header model,accuracy: the fine-tuned accuracy of every scored "
-                  "model")
+                  "CSV with the header model,accuracy: the fine-tuned accuracy of each model "
+                  "(scored models without one are left out, with a warning)")
       ->required();
   cmd->add_option("--format", a.format,
                   "Output: table (for people, best weighted tau first), json (one object), csv")
@@ -713,11 +727,32 @@ void check_bootstrap_args(const EvaluateArgs& a) {
                   "--subsample-fraction: must be in (0, 1], got {}", a.fraction);
 }
 
+// One note per zoo size below kMinModelsForCorrelation, naming the metrics ranked over it.
+std::vector<std::string> small_zoo_notes(const std::vector<MetricEval>& evals) {
+  std::map<std::size_t, std::vector<std::string>> by_size;
+  for (const auto& e : evals)
+    if (e.n_models < kMinModelsForCorrelation) by_size[e.n_models].push_back(printable(e.name));
+  std::vector<std::string> notes;
+  for (auto& [n, names] : by_size) {
+    std::sort(names.begin(), names.end());
+    double factorial = 1;
+    for (std::size_t k = 2; k <= n; ++k) factorial *= static_cast<double>(k);
+    notes.push_back(fmt::format(
+        "only {} models ({} {}): with fewer than {}, even a ranking in perfect agreement with "
+        "the accuracies (tau = 1) arises by chance with probability 2/{}! = {:.2g}, so the "
+        "correlations cannot show that a metric works; rank more models",
+        n, names.size() == 1 ? "metric" : "metrics", join(names, ", "), kMinModelsForCorrelation, n,
+        std::min(1.0, 2.0 / factorial)));
+  }
+  return notes;
+}
+
 int run_evaluate(const EvaluateArgs& a) {
   check_bootstrap_args(a);
   set_blas_threads(a.threads);
   const Truth truth = read_truth(a.truth);
-  std::vector<MetricScores> metrics = read_scores(a.scores, truth, a.truth);
+  std::vector<std::string> left_out;
+  std::vector<MetricScores> metrics = read_scores(a.scores, truth, a.truth, &left_out);
   std::vector<std::string> notes;
   // Zoo-level metrics (ETran) from their per-model components, when the scores file has them.
   std::map<std::string, std::map<std::string, double>> per_model;
@@ -739,9 +774,16 @@ int run_evaluate(const EvaluateArgs& a) {
   std::vector<MetricEval> evals;
   for (const auto& m : metrics) evals.push_back(evaluate_metric(m, truth, a, &notes));
   sort_by_weighted_tau(&evals);
+  for (auto& note : small_zoo_notes(evals)) notes.push_back(std::move(note));
   // Everything is computed before anything is printed, so an error leaves stdout empty.
   std::optional<BootstrapRun> boot;
   if (a.bootstrap_given) boot = run_bootstrap(a, metrics, evals, truth);
+  if (!left_out.empty()) {
+    const std::string warning = fmt::format(
+        "{}: {} model{} with scores but no accuracy in {}, left out: {}", a.scores, left_out.size(),
+        left_out.size() == 1 ? "" : "s", a.truth, name_list(left_out, 20));
+    std::fprintf(stderr, "tlkit: warning: %s\n", warning.c_str());
+  }
   if (a.format == "json") {
     std::optional<nlohmann::ordered_json> bj;
     if (boot) bj = bootstrap_json(a, *boot);

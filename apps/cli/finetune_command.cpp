@@ -180,7 +180,24 @@ int run_finetune_command(FinetuneArgs& a) {
     throw;
   }
   bar.finish();
-  for (const auto& n : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", n);
+  // The linear probe's non-converged fits: one warning naming the model and every C.
+  const std::string lbfgs = "L-BFGS did not converge for C = ";
+  std::vector<std::string> lbfgs_c;
+  for (const auto& n : r.notes) {
+    if (n.rfind(lbfgs, 0) == 0)
+      lbfgs_c.push_back(n.substr(lbfgs.size()));
+    else
+      fmt::print(stderr, "tlkit: warning: {}\n", n);
+  }
+  if (!lbfgs_c.empty()) {
+    std::string cs;
+    for (const auto& c : lbfgs_c) cs += (cs.empty() ? "" : ", ") + c;
+    fmt::print(
+        stderr,
+        "tlkit: warning: {}: the linear probe's L-BFGS did not converge for C = {} "
+        "(the fit stopped short of its tolerance; the best C is still chosen on validation)\n",
+        a.o.model.empty() ? a.o.features_dir : a.o.model, cs);
+  }
   if (a.quiet) return 0;
   fmt::print("tlkit finetune: {} on {} classes (train {}, val {}, test {}), features {}\n",
              model::to_string(r.mode), r.classes, r.train_n, r.val_n, r.test_n, r.features_dim);

@@ -33,6 +33,27 @@ void add_metric_param_options(CLI::App* cmd, std::map<std::string, std::string>&
   }
 }
 
+CLI::Option* add_metric_list_option(CLI::App* cmd, std::string& value, std::string& typed,
+                                    const std::string& help) {
+  CLI::Option* metric = cmd->add_option_function<std::string>(
+      "--metric",
+      [&value, &typed](const std::string& v) {
+        value = v;
+        typed = "--metric";
+      },
+      help);
+  if (!value.empty()) metric->default_str(value);
+  CLI::Option* alias = cmd->add_option_function<std::string>(
+      "--metrics",
+      [&value, &typed](const std::string& v) {
+        value = v;
+        typed = "--metrics";
+      },
+      "Same as --metric (one name on every command)");
+  metric->excludes(alias);
+  return metric;
+}
+
 MetricParams to_metric_params(const std::map<std::string, std::string>& params) {
   MetricParams out;
   for (const auto& [key, value] : params) {

@@ -3,10 +3,14 @@
 // options, the progress line and the summary is in tlkit/model/probe.h.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "interrupt.h"
+#include "metric_options.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/probe.h"
@@ -19,6 +23,7 @@ struct ProbeArgs {
   model::ProbeOptions o;
   std::string analysis = "all";
   std::string sizes = "500,5000,all";
+  std::string metric_flag = "--metric";  // as typed: --metric or its alias --metrics
   bool quiet = false;
 };
 
@@ -81,9 +86,9 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
                   "trunc-normal (sigma 0.02, as in the paper)")
       ->check(CLI::IsMember({"default", "trunc-normal"}))
       ->capture_default_str();
-  cmd->add_option("--metrics", o.metrics,
-                  "Metrics scored on each layer's features (core registry names, or none)")
-      ->capture_default_str();
+  add_metric_list_option(cmd, o.metrics, a.metric_flag,
+                         "Metrics scored on each layer's features (core registry names, 'all' "
+                         "for every metric of features and labels, or none)");
   cmd->add_option("--split-train", o.split_train,
                   "Sub-folder of --data with the training pool the sizes draw from");
   cmd->add_option("--split-val", o.split_val,
@@ -127,13 +132,24 @@ int run_probe_command(ProbeArgs& a) {
   };
   model::ProbeResult r;
   try {
-    r = model::run_probe(a.o);
+    r = naming_metric_flag(a.metric_flag, [&] { return model::run_probe(a.o); });
   } catch (...) {
     bar.finish();
     throw;
   }
   bar.finish();
-  for (const auto& n : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", n);
+  // The same note from several fine-tuning runs is one line with its count.
+  std::vector<std::pair<std::string, int>> notes;
+  for (const auto& n : r.notes) {
+    auto it = std::find_if(notes.begin(), notes.end(), [&](const auto& x) { return x.first == n; });
+    if (it == notes.end())
+      notes.emplace_back(n, 1);
+    else
+      ++it->second;
+  }
+  for (const auto& [n, count] : notes)
+    fmt::print(stderr, "tlkit: warning: {}{}\n", n,
+               count > 1 ? fmt::format(" ({} times)", count) : "");
   if (a.quiet) return 0;
   fmt::print("tlkit probe: {} blocks, {} classes (val {}, test {}), {} fine-tuning runs\n",
              r.blocks.size(), r.classes, r.val_n, r.test_n, r.finetune_runs);

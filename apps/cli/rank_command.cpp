@@ -65,7 +65,18 @@ std::string scores_csv(const model::RankResult& r) {
   return s;
 }
 
-void print_table(const model::RankResult& r, bool markdown) {
+// The default table's width limit (columns of a terminal); --wide lifts it.
+constexpr std::size_t kTableColumns = 120;
+
+// "a" or "a, b and 3 more".
+std::string some_names(const std::vector<std::string>& names, std::size_t shown = 6) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > shown) s += fmt::format(" and {} more", names.size() - shown);
+  return s;
+}
+
+void print_table(const model::RankResult& r, bool markdown, bool wide) {
   const std::string& by = r.metrics.front();
   std::vector<std::string> header = {"rank", "model", "n", "d", "extract s"};
   for (const std::string& m : r.metrics) header.push_back(m);
@@ -90,12 +101,24 @@ void print_table(const model::RankResult& r, bool markdown) {
     width[c] = header[c].size();
     for (const auto& row : rows) width[c] = std::max(width[c], row[c].size());
   }
+  // Within kTableColumns unless --wide: metric columns are left out from the right (the first,
+  // which orders the table, stays).
+  std::size_t shown = header.size();
+  const std::size_t fixed = 5;  // rank, model, n, d, extract s
+  auto line_width = [&](std::size_t cols) {
+    std::size_t w = 0;
+    for (std::size_t c = 0; c < cols; ++c) w += width[c] + 2;
+    return w - 2;
+  };
+  while (!wide && shown > fixed + 1 && line_width(shown) > kTableColumns) --shown;
+  std::vector<std::string> hidden(header.begin() + static_cast<std::ptrdiff_t>(shown),
+                                  header.end());
   fmt::print("tlkit rank: {} {} models on {} ({} samples{}, {} classes), ranked by {}\n",
              r.models.size(), r.kind, r.data, r.selected,
              r.selected < r.listed ? fmt::format(" of {}", r.listed) : "", r.num_classes, by);
   auto print_row = [&](const std::vector<std::string>& row) {
     std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c)
+    for (std::size_t c = 0; c < shown; ++c)
       line += c == 1 ? fmt::format("{:<{}}  ", row[c], width[c])
                      : fmt::format("{:>{}}  ", row[c], width[c]);
     while (!line.empty() && line.back() == ' ') line.pop_back();
@@ -103,6 +126,25 @@ void print_table(const model::RankResult& r, bool markdown) {
   };
   print_row(header);
   for (const auto& row : rows) print_row(row);
+  if (!hidden.empty()) {
+    // Wrapped at spaces to the same width.
+    const std::string text = fmt::format(
+        "({} more metric column{} not shown: {}; --wide shows every column, --format json or "
+        "csv every score)",
+        hidden.size(), hidden.size() == 1 ? "" : "s", some_names(hidden, hidden.size()));
+    std::string line;
+    for (std::size_t at = 0; at < text.size();) {
+      const std::size_t end = std::min(text.find(' ', at), text.size());
+      const std::string word = text.substr(at, end - at);
+      if (!line.empty() && line.size() + 1 + word.size() > kTableColumns) {
+        fmt::print("{}\n", line);
+        line.clear();
+      }
+      line += (line.empty() ? "" : " ") + word;
+      at = end + 1;
+    }
+    fmt::print("{}\n", line);
+  }
 }
 
 void print_json(const model::RankResult& r) {
@@ -164,11 +206,13 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
                   "Image folder (class sub-folders) or path,label CSV; or a text file of '<label> "
                   "<text>' lines or a text,label CSV")
       ->required();
-  cmd->add_option("--metrics", a.metrics,
-                  metric_list_help(fmt::format("Metrics, comma-separated, or 'all' (default: {}). "
-                                               "Zoo-level: etran, ncti. Known:",
-                                               model::kDefaultRankMetrics),
-                                   "needs the model's logits"));
+  add_metric_list_option(
+      cmd, a.metrics, a.metric_flag,
+      metric_list_help(fmt::format("Metrics, comma-separated, or 'all' (every metric below and "
+                                   "the zoo-level etran and ncti; default: {}). Zoo-level: etran, "
+                                   "ncti. Known:",
+                                   model::kDefaultRankMetrics),
+                       "needs the model's logits"));
   add_metric_param_options(cmd, a.params);
   cmd->add_option("--models", a.models, "Rank only these models of the zoo (comma-separated)");
   cmd->add_option("--cache", a.cache,
@@ -181,6 +225,10 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
                   "(a Markdown table)")
       ->check(CLI::IsMember({"table", "json", "csv", "md"}))
       ->capture_default_str();
+  cmd->add_flag("--wide", a.wide,
+                fmt::format("The table with every metric column (by default it keeps within {} "
+                            "columns, leaving out metric columns from the right)",
+                            kTableColumns));
   cmd->add_option("--out", a.out,
                   "Also write model,metric,score rows to this CSV (for tlkit "
                   "evaluate --scores)");
@@ -234,12 +282,22 @@ int run_rank(const RankArgs& a) {
 
   catch_interrupts();
   o.extract.cancelled = interrupted;
+  // One bar over the whole zoo (model i's sample k is item i * N + k of count * N): it never goes
+  // back when the next model starts.
   ProgressBar bar(progress_wanted(a.run.quiet), "item");
+  std::size_t model_index = 0, model_count = 1;
   model::RankEvents events;
   events.model_started = [&](std::size_t i, std::size_t count, const model::ZooModel& z) {
-    bar.restart(fmt::format("[{}/{}] {}", i + 1, count, z.name));
+    model_index = i;
+    model_count = count;
+    bar.set_label(fmt::format("[{}/{}] {}", i + 1, count, z.name));
   };
-  events.progress = [&](std::int64_t done, std::int64_t total) { bar.update(done, total); };
+  events.progress = [&](std::int64_t done, std::int64_t total) {
+    const auto i = static_cast<std::int64_t>(model_index);
+    bar.update(i * total + done, static_cast<std::int64_t>(model_count) * total);
+  };
+  // The models' notes, grouped: one warning per distinct note, naming the models it is about.
+  std::vector<std::pair<std::string, std::vector<std::string>>> notes;
   // A failed model is reported once the ranking stands: when every model fails, the error line
   // (the first failure) is all that is printed.
   std::vector<std::string> failures;
@@ -252,17 +310,25 @@ int run_rank(const RankArgs& a) {
     if (!a.run.quiet)
       fmt::print(stderr, "tlkit: {}: {} x {} features {} ({:.1f} s)\n", m.name, m.n, m.d,
                  m.cached ? "from the cache" : "extracted", m.extract_seconds);
-    for (const std::string& note : m.notes)
-      fmt::print(stderr, "tlkit: warning: {}: {}\n", m.name, note);
+    for (const std::string& note : m.notes) {
+      auto it =
+          std::find_if(notes.begin(), notes.end(), [&](const auto& n) { return n.first == note; });
+      if (it == notes.end()) it = notes.insert(notes.end(), {note, {}});
+      it->second.push_back(m.name);
+    }
   };
   model::RankResult r;
   try {
-    r = model::rank_zoo(zoo, o, events);
+    r = naming_metric_flag(a.metric_flag, [&] { return model::rank_zoo(zoo, o, events); });
   } catch (...) {
     bar.finish();
     throw;
   }
+  bar.finish();
   for (const std::string& f : failures) fmt::print(stderr, "tlkit: warning: {}\n", f);
+  for (const auto& [note, models] : notes)
+    fmt::print(stderr, "tlkit: warning: {} (model{} {})\n", note, models.size() == 1 ? "" : "s",
+               some_names(models, 10));
   for (const std::string& note : r.notes) fmt::print(stderr, "tlkit: note: {}\n", note);
   if (!a.out.empty()) write_file_atomic(a.out, scores_csv(r));
   if (a.format == "json")
@@ -270,7 +336,7 @@ int run_rank(const RankArgs& a) {
   else if (a.format == "csv")
     fmt::print("{}", scores_csv(r));
   else
-    print_table(r, a.format == "md");
+    print_table(r, a.format == "md", a.wide);
   return 0;
 }
 

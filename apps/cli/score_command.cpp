@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "metric_options.h"
+#include "tlkit/core/bootstrap.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/memory.h"
 #include "tlkit/core/metrics.h"
@@ -101,13 +102,14 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
 // Refuses, before anything is allocated, inputs whose arrays would take more than the memory
 // limit: the .npy headers give the shapes. Streamed features (--chunk-rows) are not counted.
 void check_memory(const ScoreArgs& a) {
-  const std::uint64_t limit =
-      a.max_memory.empty() ? default_memory_limit() : parse_memory_size(a.max_memory, "--max-memory");
+  const std::uint64_t limit = a.max_memory.empty()
+                                  ? default_memory_limit()
+                                  : parse_memory_size(a.max_memory, "--max-memory");
   if (limit == 0) return;
   std::uint64_t total = 0;
   std::string largest;
   std::uint64_t largest_bytes = 0;
-  for (const std::string* spec : {&a.labels, &a.features, &a.probs}) {
+  for (const std::string* spec : {&a.labels, &a.features, &a.probs, &a.logits}) {
     if (spec->empty() || (spec == &a.features && a.chunk_rows > 0)) continue;
     const NpyHeader h = read_npy_header(*spec);
     const std::uint64_t bytes =
@@ -129,9 +131,11 @@ void check_memory(const ScoreArgs& a) {
 // the CLI names the file the user gave instead.
 [[noreturn]] void rethrow_naming_files(const InputError& e, const ScoreArgs& a) {
   const std::string m = e.what();
-  const std::pair<const char*, const std::string*> roles[] = {
-      {"features:", &a.features}, {"labels:", &a.labels}, {"probs:", &a.probs},
-      {"targets:", &a.labels}};
+  const std::pair<const char*, const std::string*> roles[] = {{"features:", &a.features},
+                                                              {"labels:", &a.labels},
+                                                              {"probs:", &a.probs},
+                                                              {"targets:", &a.labels},
+                                                              {"logits:", &a.logits}};
   for (const auto& [role, file] : roles) {
     const std::size_t len = std::strlen(role);
     if (m.compare(0, len, role) == 0 && !file->empty())
@@ -263,11 +267,15 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
   cmd->add_option("--probs", a.probs,
                   "Source-class probabilities of the pretrained model's own head, N x Cs, rows "
                   "summing to 1 (softmax of its logits), for leep and nce");
-  cmd->add_option("--metric", a.metric,
-                  metric_list_help("Metrics to compute, comma-separated, or 'all' (those whose "
-                                   "inputs are given). Known:",
-                                   "needs --probs"))
-      ->capture_default_str();
+  cmd->add_option("--logits", a.logits,
+                  "Instead of --probs: the pretrained model's logits, N x Cs (as tlkit extract "
+                  "writes logits.npy); tlkit applies the softmax (row-wise, max subtracted) and "
+                  "scores leep and nce on the probabilities")
+      ->excludes("--probs");
+  add_metric_list_option(cmd, a.metric, a.metric_flag,
+                         metric_list_help("Metrics to compute, comma-separated, or 'all' (every "
+                                          "metric whose inputs are given). Known:",
+                                          "needs --probs or --logits"));
   cmd->add_flag("--regression", a.regression,
                 "Treat --labels as continuous targets (N or N x K); for multi-label pass the "
                 "N x K 0/1 matrix (logme only)");
@@ -303,25 +311,26 @@ int run_score(const ScoreArgs& a) {
   options.threads = a.threads;
   options.seed = a.seed;
   options.params = to_metric_params(a.params);
+  const bool has_probs = !a.probs.empty() || !a.logits.empty();
   const unsigned available = (a.features.empty() ? 0u : unsigned{kNeedsFeatures}) | kNeedsLabels |
-                             (a.probs.empty() ? 0u : unsigned{kNeedsProbs});
-  const std::vector<std::string> metrics = parse_metric_list(a.metric, available);
+                             (has_probs ? unsigned{kNeedsProbs} : 0u);
+  const std::vector<std::string> metrics =
+      naming_metric_flag(a.metric_flag, [&] { return parse_metric_list(a.metric, available); });
   TLKIT_CHECK_ARG(!metrics.empty(),
-                  "--metric {}: none of these metrics can run on the inputs "
-                  "given (add --features or --probs)",
-                  a.metric);
+                  "{} {}: none of these metrics can run on the inputs "
+                  "given (add --features, or --probs or --logits)",
+                  a.metric_flag, a.metric);
   for (const auto& name : metrics) {
     const MetricInfo& info = find_metric(name);
     TLKIT_CHECK_ARG(!a.regression || info.supports_regression,
-                    "--metric {} does not support --regression", name);
-    TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming,
-                    "--metric {} cannot stream "
-                    "(--chunk-rows)",
-                    name);
+                    "{} {} does not support --regression", a.metric_flag, name);
+    TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming, "{} {} cannot stream (--chunk-rows)",
+                    a.metric_flag, name);
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsFeatures) || !a.features.empty(),
-                    "--metric {} needs --features", name);
-    TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || !a.probs.empty(),
-                    "--metric {} needs --probs (softmax of the model's own logits)", name);
+                    "{} {} needs --features", a.metric_flag, name);
+    TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || has_probs,
+                    "{} {} needs --probs (softmax of the model's own logits) or --logits",
+                    a.metric_flag, name);
   }
   check_memory(a);
   try {
@@ -346,6 +355,7 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
     const std::vector<std::int64_t> labels = label_file.labels();
     const std::int64_t n = static_cast<std::int64_t>(labels.size());
     std::optional<NpyArray> features, probs;
+    std::vector<double> softmaxed;
     ScoreInputs in;
     in.labels = LabelView{labels.data(), n};
     if (!a.features.empty()) {
@@ -359,6 +369,23 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
       in.probs = probs->features();
       TLKIT_CHECK_ARG(in.probs.rows == n, "{} has {} rows but {} has {} entries", a.probs,
                       in.probs.rows, a.labels, n);
+    }
+    if (!a.logits.empty()) {
+      probs = load_npy(a.logits);
+      const NpyHeader& h = probs->header();
+      TLKIT_CHECK_ARG(
+          h.shape.size() == 2 && (h.type == NpyType::kFloat32 || h.type == NpyType::kFloat64),
+          "{}: logits must be a 2-D float32 or float64 array (N, Cs), got shape {} {}", a.logits,
+          h.shape_string(), to_string(h.type));
+      const FeatureView z = probs->features();
+      TLKIT_CHECK_ARG(z.rows == n, "{} has {} rows but {} has {} entries", a.logits, z.rows,
+                      a.labels, n);
+      for (std::int64_t i = 0; i < z.rows; ++i)
+        for (std::int64_t j = 0; j < z.cols; ++j)
+          TLKIT_CHECK_ARG(std::isfinite(z.at(i, j)), "{}: non-finite value {} at row {}, column {}",
+                          a.logits, z.at(i, j), i, j);
+      softmaxed = softmax_rows(z);
+      in.probs = FeatureView::row_major(softmaxed.data(), z.rows, z.cols);
     }
     out.report = score(in, metrics, options);
     out.has_logme = std::find(metrics.begin(), metrics.end(), "logme") != metrics.end();

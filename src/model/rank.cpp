@@ -46,6 +46,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 struct MetricPlan {
   std::vector<std::string> per_model;
   std::vector<std::string> zoo_level;
+  bool all = false;  // "all": the metrics that apply to the zoo and the data, no others
 };
 
 MetricPlan plan_metrics(const std::string& csv) {
@@ -59,10 +60,17 @@ MetricPlan plan_metrics(const std::string& csv) {
   }
   std::string registered;
   for (const std::string& item : items) {
+    if (item == "all") {  // every registered metric and every zoo-level one
+      plan.all = true;
+      for (const ZooMetric& z : zoo_metrics())
+        if (std::find(plan.zoo_level.begin(), plan.zoo_level.end(), z.name) == plan.zoo_level.end())
+          plan.zoo_level.push_back(z.name);
+    }
     const auto zm = std::find_if(zoo_metrics().begin(), zoo_metrics().end(),
                                  [&](const ZooMetric& z) { return z.name == item; });
     if (zm != zoo_metrics().end()) {
-      plan.zoo_level.push_back(zm->name);
+      if (std::find(plan.zoo_level.begin(), plan.zoo_level.end(), zm->name) == plan.zoo_level.end())
+        plan.zoo_level.push_back(zm->name);
       for (const auto& [component, weight] : zm->components) registered += "," + component;
     } else {
       registered += "," + item;
@@ -393,12 +401,14 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
           if (auto mit = it->second.find(m.name); mit != it->second.end()) v = mit->second;
         m.scores[zname] = v;
       }
-      if (it == combined.end())
+      if (it == combined.end() && !plan.all)
         r.notes.push_back(fmt::format("{} needs its components for at least 2 models", zname));
     }
   }
-  if (o.metrics.empty()) {
+  if (o.metrics.empty() || plan.all) {
     // The default list has leep and nce "when available": drop them when no model has logits.
+    // "all" keeps only the metrics that apply: not leep and nce without logits, not the
+    // zoo-level ones for a single model.
     r.metrics.erase(std::remove_if(r.metrics.begin(), r.metrics.end(),
                                    [&](const std::string& metric) {
                                      return std::none_of(r.models.begin(), r.models.end(),

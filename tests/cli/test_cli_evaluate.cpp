@@ -161,9 +161,14 @@ TEST(CliEvaluate, MetricsWithMissingModelsAreEvaluatedOnTheIntersectionWithANote
   // w (60) over the best of the three (80), not of all four.
   EXPECT_EQ(j["metrics"]["b"]["weighted_tau"].get<double>(), weighted_tau({3, 1, 2}, {60, 70, 80}));
   EXPECT_NEAR(j["metrics"]["b"]["top1_relative_accuracy"].get<double>(), 60.0 / 80, 1e-15);
-  ASSERT_EQ(j["notes"].size(), 1u);
+  ASSERT_EQ(j["notes"].size(), 3u);
   EXPECT_EQ(j["notes"][0], "metric 'b': evaluated on the 3 of 4 models in " +
                                dir.file("truth.csv") + " that it scores (no score for z)");
+  // Fewer than 5 models: a note per zoo size (2/3! = 0.33, 2/4! = 0.083).
+  EXPECT_EQ(j["notes"][1].get<std::string>().substr(0, 46),
+            "only 3 models (metric b): with fewer than 5, e");
+  EXPECT_NE(j["notes"][1].get<std::string>().find("probability 2/3! = 0.33,"), std::string::npos);
+  EXPECT_EQ(j["notes"][2].get<std::string>().substr(0, 24), "only 4 models (metric a)");
   const CliRun t = run_cli(evaluate_args(dir.file("scores.csv"), dir.file("truth.csv")));
   EXPECT_NE(t.out.find("note: metric 'b': evaluated on the 3 of 4 models"), std::string::npos);
 }
@@ -185,9 +190,12 @@ TEST(CliEvaluate, ALowerIsBetterMetricOfTheRegistryIsRankedByItsNegatedScore) {
   EXPECT_EQ(j["metrics"]["ncti_vc"]["top1_model"], "z");  // the lowest score
   EXPECT_EQ(j["metrics"]["ncti_vc"]["top1_relative_accuracy"], 1.0);
   EXPECT_EQ(j["metrics"]["custom"]["top1_model"], "w");
-  ASSERT_EQ(j["notes"].size(), 1u);
-  EXPECT_EQ(j["notes"][0], "metric 'ncti_vc': lower is better, so the correlations use its "
-                           "negated score");
+  ASSERT_EQ(j["notes"].size(), 2u);
+  EXPECT_EQ(j["notes"][0],
+            "metric 'ncti_vc': lower is better, so the correlations use its "
+            "negated score");
+  EXPECT_EQ(j["notes"][1].get<std::string>().substr(0, 42),
+            "only 4 models (metrics custom, ncti_vc): w");
 }
 
 TEST(CliEvaluate, ConstantScoresAndTopTiesAreNotedAndUndefinedIsNull) {
@@ -219,6 +227,43 @@ TEST(CliEvaluate, ConstantScoresAndTopTiesAreNotedAndUndefinedIsNull) {
   EXPECT_NE(c.out.find("flat,3,nan,nan,nan,nan,"), std::string::npos) << c.out;
 }
 
+TEST(CliEvaluate, ScoresOfModelsWithoutAnAccuracyAreLeftOutWithAWarning) {
+  // The TLlib table with scores for two more models than truth.csv has: the result is the
+  // table's own, and one warning names the extra models.
+  test::TempDir dir;
+  std::string scores = test::read_bytes(kTllibScores);
+  if (scores.back() != '\n') scores += '\n';
+  scores += "Extra1,LogME,99\nExtra1,LEEP,99\nExtra2,HScore,-5\n";
+  test::write_bytes(dir.file("more.csv"), scores);
+  const CliRun r = run_cli(evaluate_args(dir.file("more.csv"), kTllibTruth) + " --format json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "tlkit: warning: " + dir.file("more.csv") +
+                       ": 2 models with scores but no accuracy in " + kTllibTruth +
+                       ", left out: Extra1, Extra2\n");
+  const CliRun ref = run_cli(evaluate_args(kTllibScores, kTllibTruth) + " --format json");
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  EXPECT_EQ(r.out, ref.out);
+}
+
+TEST(CliEvaluate, FewerThanFiveModelsAreNotedAndFiveAreNot) {
+  test::TempDir dir;
+  test::write_bytes(dir.file("truth.csv"), "model,accuracy\nv,50\nw,60\nx,70\ny,80\nz,90\n");
+  test::write_bytes(dir.file("five.csv"),
+                    "model,metric,score\nv,a,0\nw,a,1\nx,a,2\ny,a,3\nz,a,4\n");
+  test::write_bytes(dir.file("four.csv"), "model,metric,score\nw,a,1\nx,a,2\ny,a,3\nz,a,4\n");
+  EXPECT_EQ(run_json(dir.file("five.csv"), dir.file("truth.csv"))["notes"],
+            nlohmann::ordered_json::array());
+  const CliRun t = run_cli(evaluate_args(dir.file("four.csv"), dir.file("truth.csv")));
+  ASSERT_EQ(t.code, 0) << t.err;
+  // 2/4! = 1/12.
+  EXPECT_NE(t.out.find("note: only 4 models (metric a): with fewer than 5, even a ranking in "
+                       "perfect agreement with the accuracies (tau = 1) arises by chance with "
+                       "probability 2/4! = 0.083, so the correlations cannot show that a metric "
+                       "works; rank more models\n"),
+            std::string::npos)
+      << t.out;
+}
+
 // ---- the error contract: exit 2, one line on stderr naming the input, nothing on stdout -------
 
 void expect_usage_error(const std::string& args, const std::string& expected_line) {
@@ -247,9 +292,13 @@ TEST(CliEvaluate, BadInputsExitTwoWithOneLineNamingFileLineAndColumn) {
                      e + dir.file("dup.csv") +
                          ": line 5: a second score for model 'a', metric 'm' (the first is on "
                          "line 2)");
-  expect_usage_error(with_scores("unknown.csv", "model,metric,score\na,m,1\nx,m,2\ny,m,3\nx,n,1\n"),
-                     e + dir.file("unknown.csv") + ": 2 models with scores but no accuracy in " +
-                         truth + ": x, y");
+  expect_usage_error(with_scores("unknown.csv", "model,metric,score\nx,m,2\ny,m,3\nx,n,1\n"),
+                     e + dir.file("unknown.csv") + ": none of its 2 models has an accuracy in " +
+                         truth + " (scores for x, y; accuracies for a, b, c)");
+  // Left out, the models without an accuracy leave 'm' with one model.
+  expect_usage_error(with_scores("unknown1.csv", "model,metric,score\na,m,1\nx,m,2\ny,m,3\n"),
+                     e + dir.file("unknown1.csv") +
+                         ": metric 'm' has a score for only 1 model; a ranking needs at least 2");
   expect_usage_error(
       with_scores("one.csv", "model,metric,score\na,m,1\nb,m,2\na,solo,1\n"),
       e + dir.file("one.csv") +

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 
 #include "cli_support.h"
@@ -36,11 +37,13 @@ TEST(CliScore, JsonHasTheDocumentedSchemaAndMatchesTheLibrary) {
   EXPECT_EQ(j["d"], 16);
   EXPECT_EQ(j["targets"], 5);
   const auto& m = j["metrics"]["logme"];
-  for (const char* key : {"score", "per_target", "alpha", "beta", "iterations", "converged", "seconds"})
+  for (const char* key :
+       {"score", "per_target", "alpha", "beta", "iterations", "converged", "seconds"})
     EXPECT_TRUE(m.contains(key)) << key;
   const NpyArray f = load_npy(fx("tall_features.npy"));
   const auto y = load_npy(fx("tall_labels.npy")).labels();
-  const LogmeResult lib = logme(f.features(), LabelView{y.data(), static_cast<std::int64_t>(y.size())});
+  const LogmeResult lib =
+      logme(f.features(), LabelView{y.data(), static_cast<std::int64_t>(y.size())});
   EXPECT_EQ(m["score"].get<double>(), lib.score);  // JSON round-trips doubles exactly
   EXPECT_EQ(lines(r.out), 1);
 }
@@ -56,7 +59,8 @@ TEST(CliScore, ModesAndChunkedStreaming) {
     const double whole = score_of(std::string("--logme-mode ") + mode);
     EXPECT_TRUE(test::near_rel(whole, refs["tall"][mode]["score"].get<double>(), 1e-8)) << mode;
     EXPECT_TRUE(test::near_rel(score_of(std::string("--logme-mode ") + mode + " --chunk-rows 7"),
-                               whole, 1e-9)) << mode;
+                               whole, 1e-9))
+        << mode;
   }
 }
 
@@ -79,12 +83,14 @@ TEST(CliScore, CsvHasAHeaderAndOneRowPerTarget) {
 }
 
 TEST(CliScore, RegressionTargetsAndNpzMembers) {
-  const CliRun r = run_cli("score --regression --format json --features " + fx("regression_features.npy") +
-                        " --labels " + fx("regression_targets.npy"));
+  const CliRun r =
+      run_cli("score --regression --format json --features " + fx("regression_features.npy") +
+              " --labels " + fx("regression_targets.npy"));
   ASSERT_EQ(r.code, 0) << r.err;
   static const nlohmann::json refs = test::load_json(fx("refs.json"));
-  EXPECT_TRUE(test::near_rel(nlohmann::json::parse(r.out)["metrics"]["logme"]["score"].get<double>(),
-                             refs["regression"]["exact"]["score"].get<double>(), 1e-9));
+  EXPECT_TRUE(
+      test::near_rel(nlohmann::json::parse(r.out)["metrics"]["logme"]["score"].get<double>(),
+                     refs["regression"]["exact"]["score"].get<double>(), 1e-9));
   const std::string npz = test::data_path("npy/stored.npz");
   const CliRun z = run_cli("score --features " + npz + ":features --labels " + npz + ":labels");
   EXPECT_EQ(z.code, 0) << z.err;  // 3 samples x 4 features, labels {3, 7, 42}: N < D
@@ -93,7 +99,8 @@ TEST(CliScore, RegressionTargetsAndNpzMembers) {
 TEST(CliScore, HelpTeachesAndVersionPrints) {
   const CliRun h = run_cli("score --help");
   EXPECT_EQ(h.code, 0);
-  for (const char* s : {"--features", "--labels", "--logme-mode", "--chunk-rows", "logme", "Example"})
+  for (const char* s :
+       {"--features", "--labels", "--logme-mode", "--chunk-rows", "logme", "Example"})
     EXPECT_NE(h.out.find(s), std::string::npos) << s;
   const CliRun v = run_cli("--version");
   EXPECT_EQ(v.code, 0);
@@ -132,14 +139,16 @@ TEST(CliScore, ChunkedPeakMemoryDoesNotGrowWithN) {
   std::vector<float> f(static_cast<std::size_t>(n * d));
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < d; ++j)
-      f[i * d + j] = static_cast<float>(std::sin(0.001 * i * (j + 1)) + (y[i] == j % 3 ? 0.5 : 0.0));
+      f[i * d + j] =
+          static_cast<float>(std::sin(0.001 * i * (j + 1)) + (y[i] == j % 3 ? 0.5 : 0.0));
   save_npy(dir.file("f.npy"), f.data(), {n, d});
   save_npy(dir.file("y.npy"), y.data(), {n});
   f = {};
   const long whole = peak_rss_kib({"score", "--features", dir.file("f.npy"), "--labels",
                                    dir.file("y.npy"), "--format", "json"});
-  const long chunked = peak_rss_kib({"score", "--features", dir.file("f.npy"), "--labels",
-                                     dir.file("y.npy"), "--format", "json", "--chunk-rows", "4096"});
+  const long chunked =
+      peak_rss_kib({"score", "--features", dir.file("f.npy"), "--labels", dir.file("y.npy"),
+                    "--format", "json", "--chunk-rows", "4096"});
   const long file_kib = n * d * 4 / 1024;  // 62500 KiB
   EXPECT_LT(chunked, whole - file_kib / 2) << "chunked " << chunked << " KiB, whole " << whole;
   RecordProperty("peak_rss_kib_whole", static_cast<int>(whole));
@@ -165,12 +174,15 @@ TEST(CliScore, BadInputsExitTwoWithOneClearLine) {
                      "non-finite value nan at row 1, column 0");
   expect_usage_error("score --features " + dir.file("ok.npy") + " --labels " + dir.file("one.npy"),
                      "at least 2 classes, found only label 1");
-  expect_usage_error("score --features " + dir.file("ok.npy") + " --labels " + fx("tall_labels.npy"),
-                     "has 3 rows but");
-  expect_usage_error("score --features " + dir.file("empty.npy") + " --labels " + dir.file("y3.npy"),
-                     "empty.npy: empty file");
-  expect_usage_error("score --features " + dir.file("missing.npy") + " --labels " + dir.file("y3.npy"),
-                     "missing.npy: cannot open");
+  expect_usage_error(
+      "score --features " + dir.file("ok.npy") + " --labels " + fx("tall_labels.npy"),
+      "has 3 rows but");
+  expect_usage_error(
+      "score --features " + dir.file("empty.npy") + " --labels " + dir.file("y3.npy"),
+      "empty.npy: empty file");
+  expect_usage_error(
+      "score --features " + dir.file("missing.npy") + " --labels " + dir.file("y3.npy"),
+      "missing.npy: cannot open");
   expect_usage_error("score --features " + test::data_path("npy/f8_bigendian.npy") + " --labels " +
                          dir.file("y3.npy"),
                      "big-endian");
@@ -206,8 +218,9 @@ TEST(CliScoreMetrics, AllMetricsInOneJsonObject) {
     EXPECT_TRUE(j["metrics"][name].contains("seconds")) << name;
   }
   for (const char* name : {"leep", "nce", "hscore", "transrate", "sfda", "gbc", "knn"})
-    EXPECT_TRUE(test::near_rel(j["metrics"][name]["score"].get<double>(),
-                               refs[name].get<double>(), 1e-9)) << name;
+    EXPECT_TRUE(
+        test::near_rel(j["metrics"][name]["score"].get<double>(), refs[name].get<double>(), 1e-9))
+        << name;
 }
 
 TEST(CliScoreMetrics, RegistryFlagsReachTheMetrics) {
@@ -216,10 +229,13 @@ TEST(CliScoreMetrics, RegistryFlagsReachTheMetrics) {
   const auto refs = test::load_json(mfx("refs.json"))["cases"]["tall"]["values"];
   const CliRun r = run_cli(base + " --transrate-weighting tllib");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(test::near_rel(nlohmann::json::parse(r.out)["metrics"]["transrate"]["score"].get<double>(),
-                             refs["transrate:tllib"].get<double>(), 1e-9));
-  expect_usage_error(base + " --transrate-weighting fair", "--transrate-weighting: unknown value 'fair'");
-  expect_usage_error(base + " --transrate-eps abc", "--transrate-eps: expected a number, got 'abc'");
+  EXPECT_TRUE(
+      test::near_rel(nlohmann::json::parse(r.out)["metrics"]["transrate"]["score"].get<double>(),
+                     refs["transrate:tllib"].get<double>(), 1e-9));
+  expect_usage_error(base + " --transrate-weighting fair",
+                     "--transrate-weighting: unknown value 'fair'");
+  expect_usage_error(base + " --transrate-eps abc",
+                     "--transrate-eps: expected a number, got 'abc'");
 }
 
 TEST(CliScoreMetrics, ProbabilityMetricsWithoutFeatures) {
@@ -233,6 +249,57 @@ TEST(CliScoreMetrics, ProbabilityMetricsWithoutFeatures) {
   expect_usage_error("score --features " + mfx("tall_features.npy") + " --labels " +
                          mfx("tall_labels.npy") + " --metric hscore --chunk-rows 10",
                      "--metric hscore cannot stream");
+}
+
+// --logits: log(p) plus any per-row constant has softmax p, so the reference LEEP and NCE of the
+// tall case (tools/make_metric_refs.py, computed from tall_probs.npy) must come out.
+TEST(CliScoreMetrics, LogitsAreSoftmaxedIntoTheProbabilitiesOfLeepAndNce) {
+  test::TempDir dir;
+  const NpyArray p = load_npy(mfx("tall_probs.npy"));
+  const FeatureView pv = p.features();
+  std::vector<double> z(static_cast<std::size_t>(pv.rows * pv.cols));
+  for (std::int64_t i = 0; i < pv.rows; ++i)
+    for (std::int64_t j = 0; j < pv.cols; ++j)
+      z[i * pv.cols + j] = std::log(pv.at(i, j)) + 40.0 * std::sin(static_cast<double>(i));
+  save_npy(dir.file("logits.npy"), z.data(), {pv.rows, pv.cols});
+  const auto refs = test::load_json(mfx("refs.json"))["cases"]["tall"]["values"];
+  for (const char* flag : {"--metric", "--metrics"}) {
+    const CliRun r = run_cli("score --labels " + mfx("tall_labels.npy") + " --logits " +
+                             dir.file("logits.npy") + " " + flag + " all --format json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    // 'all' without --features: the metrics of probabilities and labels only.
+    EXPECT_EQ(j["metrics"].size(), 2u) << j["metrics"].dump();
+    for (const char* name : {"leep", "nce"})
+      EXPECT_TRUE(
+          test::near_rel(j["metrics"][name]["score"].get<double>(), refs[name].get<double>(), 1e-9))
+          << name;
+  }
+  expect_usage_error("score --labels " + mfx("tall_labels.npy") + " --logits " +
+                         dir.file("logits.npy") + " --probs " + mfx("tall_probs.npy") +
+                         " --metric leep",
+                     "--probs excludes --logits");
+  expect_usage_error("score --labels " + mfx("tall_labels.npy") + " --logits " +
+                         mfx("tall_labels.npy") + " --metric leep",
+                     "tall_labels.npy: logits must be a 2-D float32 or float64 array (N, Cs), got "
+                     "shape (300,) int64");
+}
+
+// One name for the metric list on every command: --metric, with --metrics as an alias; errors
+// name the flag that was typed.
+TEST(CliScoreMetrics, MetricsIsAnAliasOfMetricAndErrorsNameTheFlagTyped) {
+  const std::string base = "score --features " + mfx("tall_features.npy") + " --labels " +
+                           mfx("tall_labels.npy") + " --format csv ";
+  const CliRun a = run_cli(base + "--metric logme,hscore");
+  const CliRun b = run_cli(base + "--metrics logme,hscore");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.out.find("\nhscore,mean,,"), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+  expect_usage_error(base + "--metrics nope", "tlkit: error: --metrics: unknown metric 'nope'");
+  expect_usage_error(base + "--metric nope", "tlkit: error: --metric: unknown metric 'nope'");
+  expect_usage_error(base + "--metrics ,", "tlkit: error: --metrics: empty name in ','");
+  expect_usage_error(base + "--metrics leep", "tlkit: error: --metrics leep needs --probs");
+  expect_usage_error(base + "--metric logme --metrics hscore", "--metric excludes --metrics");
 }
 
 }  // namespace

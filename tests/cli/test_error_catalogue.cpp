@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "cli_support.h"
@@ -85,15 +86,20 @@ std::string int64_labels(std::vector<std::int64_t> y, const std::string& shape) 
                  std::string(reinterpret_cast<const char*>(y.data()), y.size() * 8));
 }
 
+struct Case;
+// Checks what an accepted input (exit code 0) produced: the file written, a value, a line printed.
+using Verify = std::function<void(const Case& c, Inputs& in, const test::CliRun& r)>;
+
 struct Case {
   const char* id;
-  int code;          // expected exit code
-  const char* name;  // what stderr must name (a file is given relative to the inputs folder)
-  const char* problem;
+  int code;             // expected exit code
+  const char* name;     // what stderr must name (a file is given relative to the inputs folder)
+  const char* problem;  // a fragment of the message (docs/errors.md shows the whole line)
   // Writes its inputs into `in` and returns the arguments of tlkit. A "!sh " prefix holds shell
   // commands run first ("!sh CMDS;;ARGS").
   std::function<std::string(Inputs& in)> make;
   const char* output = nullptr;  // a file that must not exist afterwards (in the inputs folder)
+  Verify verify = nullptr;       // rows of exit code 0: what the accepted input produced
 };
 
 // gtest names a parameter by its id (not by a dump of its bytes).
@@ -128,6 +134,26 @@ std::string evaluate_with(Inputs& in, const std::string& scores, const std::stri
 std::string npy_data(const std::string& name) { return test::data_path("npy/" + name); }
 
 const std::string kF8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (20, 3), }";
+
+// The score of `metric` in `tlkit score --format csv` output ("metric,mean,,score,...").
+double csv_score(const std::string& out, const std::string& metric) {
+  const std::size_t at = out.find("\n" + metric + ",mean,,");
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no " << metric << " row in\n" << out;
+    return std::nan("");
+  }
+  return std::strtod(out.c_str() + at + metric.size() + 8, nullptr);
+}
+
+// The rows of an .npy file (0 when it is missing or unreadable, with a failure).
+std::int64_t npy_rows(const std::string& path) {
+  try {
+    return load_npy(path).rows();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << path << ": " << e.what();
+    return 0;
+  }
+}
 
 std::vector<Case> score_cases() {
   return {
@@ -182,6 +208,22 @@ std::vector<Case> score_cases() {
          return with_features(
              in, "f.npy",
              raw_npy("{'descr': '<f8', 'fortran_order': True, 'shape': (20, 3), }", doubles(f)));
+       },
+       nullptr,
+       // The same matrix in C order (element (i, j) is f[j * 20 + i]) scores the same.
+       [](const Case&, Inputs& in, const test::CliRun& r) {
+         EXPECT_NE(r.out.find("N = 20 samples, D = 3 features"), std::string::npos) << r.out;
+         std::vector<double> c(60);
+         for (int i = 0; i < 20; ++i)
+           for (int j = 0; j < 3; ++j) c[i * 3 + j] = std::cos(j * 20 + i);
+         save_npy(in.p("c.npy"), c.data(), {20, 3});
+         const std::string tail = " --labels " + in.labels + " --metric logme,hscore --format csv";
+         const test::CliRun f = test::run_cli("score --features " + in.p("f.npy") + tail);
+         const test::CliRun cc = test::run_cli("score --features " + in.p("c.npy") + tail);
+         ASSERT_EQ(f.code, 0) << f.err;
+         ASSERT_EQ(cc.code, 0) << cc.err;
+         for (const char* m : {"logme", "hscore"})
+           EXPECT_TRUE(test::near_rel(csv_score(f.out, m), csv_score(cc.out, m), 1e-12)) << m;
        }},
       {"npy-huge-shape", 2, "f.npy", "over the memory limit",
        [](Inputs& in) {
@@ -284,6 +326,17 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return with_probs(in, probs_with(0.5, 0.5)); }},
       {"probs-nan", 2, "p.npy", "non-finite value nan at row 0, column 0",
        [](Inputs& in) { return with_probs(in, probs_with(std::nan(""), 0.25)); }},
+      {"logits-and-probs", 2, "--logits", "excludes",
+       [](Inputs& in) { return with_probs(in, probs_with(0.25, 0.25)) + " --logits " + in.probs; }},
+      {"logits-not-2d", 2, "labels.npy", "logits must be a 2-D float32 or float64 array",
+       [](Inputs& in) {
+         return "score --labels " + in.labels + " --logits " + in.labels + " --metric nce";
+       }},
+      {"logits-nan", 2, "z.npy", "non-finite value nan at row 0, column 1",
+       [](Inputs& in) {
+         test::write_bytes(in.p("z.npy"), probs_with(0.25, std::nan("")));
+         return "score --labels " + in.labels + " --logits " + in.p("z.npy") + " --metric leep";
+       }},
       {"probs-length-mismatch", 2, "p.npy", "has 10 rows but",
        [](Inputs& in) {
          return with_probs(in,
@@ -297,6 +350,10 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return "score --features " + in.feats; }},
       {"flag-unknown-metric", 2, "--metric", "nope",
        [](Inputs& in) { return score(in) + " --metric nope"; }},
+      {"flag-unknown-metric-alias", 2, "--metrics", "unknown metric 'nope'",
+       [](Inputs& in) { return score(in) + " --metrics nope"; }},
+      {"flag-metric-and-metrics", 2, "--metrics", "excludes",
+       [](Inputs& in) { return score(in) + " --metric logme --metrics hscore"; }},
       {"flag-metric-needs-probs", 2, "--metric leep", "needs --probs",
        [](Inputs& in) { return score(in) + " --metric leep"; }},
       {"flag-regression-unsupported", 2, "--metric hscore", "does not support --regression",
@@ -313,7 +370,8 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return score(in) + " --max-memory lots"; }},
       {"max-memory-exceeded", 2, "feats.npy", "over the memory limit of 100 B",
        [](Inputs& in) { return score(in) + " --max-memory 100"; }},
-      {"command-missing", 2, "", "subcommand", [](Inputs&) { return std::string(); }},
+      {"command-missing", 2, "tlkit --help", "A subcommand is required",
+       [](Inputs&) { return std::string(); }},
       {"command-unknown", 2, "frobnicate", "unknown command",
        [](Inputs&) { return std::string("frobnicate"); }},
       // ---- output ----
@@ -334,13 +392,29 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return evaluate_with(in, "model,metric,score\n\"a,logme,3\n", ""); }},
       {"csv-duplicate-model", 2, "t.csv", "a second accuracy for model 'a'",
        [](Inputs& in) { return evaluate_with(in, "", "model,accuracy\na,0.9\na,0.8\nc,0.7\n"); }},
-      {"csv-unknown-model", 2, "s.csv", "no accuracy",
+      {"csv-unknown-model", 0, "", "",
        [](Inputs& in) {
-         return evaluate_with(in, "model,metric,score\na,logme,3\nzz,logme,2\n", "");
+         return evaluate_with(in,
+                              "model,metric,score\na,logme,3\nzz,logme,2\nb,logme,2\n"
+                              "c,logme,1\n",
+                              "");
+       },
+       nullptr,
+       // A warning names zz; logme is evaluated on a, b and c, in perfect agreement.
+       [](const Case&, Inputs& in, const test::CliRun& r) {
+         EXPECT_EQ(r.err, "tlkit: warning: " + in.p("s.csv") +
+                              ": 1 model with scores but no accuracy in " + in.truth +
+                              ", left out: zz\n");
+         EXPECT_NE(r.out.find("\nlogme         3       1.0000      1.0000"), std::string::npos)
+             << r.out;
+       }},
+      {"csv-no-common-model", 2, "s.csv", "none of its 2 models has an accuracy",
+       [](Inputs& in) {
+         return evaluate_with(in, "model,metric,score\nyy,logme,3\nzz,logme,2\n", "");
        }},
       {"csv-single-model", 2, "s.csv", "only 1 model",
        [](Inputs& in) { return evaluate_with(in, "model,metric,score\na,logme,3\n", ""); }},
-      {"csv-empty-file", 2, "s.csv", "",
+      {"csv-empty-file", 2, "s.csv", "empty file",
        [](Inputs& in) {
          test::write_bytes(in.p("s.csv"), "");
          return "evaluate --scores " + in.p("s.csv") + " --truth " + in.truth;
@@ -370,6 +444,23 @@ std::string extract(Inputs& in, const std::string& data, const std::string& mode
          " --input-size 16 --quiet --out " + in.p("feats");
 }
 
+// An accepted extraction of the 6 images plus `added`: 7 feature rows, all finite, and files.txt
+// lists the added image.
+Verify extracted_with(const std::string& added) {
+  return [added](const Case&, Inputs& in, const test::CliRun&) {
+    const std::string features = in.p("feats/features.npy");
+    EXPECT_EQ(npy_rows(features), 7);
+    if (fs::exists(features)) {
+      const NpyArray f = load_npy(features);
+      const float* v = static_cast<const float*>(f.data());
+      for (std::int64_t i = 0; i < f.rows() * f.cols(); ++i)
+        ASSERT_TRUE(std::isfinite(v[i])) << "feature " << i;
+    }
+    const std::string files = test::read_bytes(in.p("feats/files.txt"));
+    EXPECT_NE(files.find(added + "\t"), std::string::npos) << files;
+  };
+}
+
 std::vector<Case> extract_cases() {
   return {
       {"extract-truncated-jpeg", 2, "bad.jpg", "truncated JPEG",
@@ -380,27 +471,37 @@ std::vector<Case> extract_cases() {
       {"extract-png-alpha", 0, "", "",
        [](Inputs& in) {
          return extract(in, image_folder(in, {{"cat/a.png", "special/alpha.png"}}));
-       }},
+       },
+       nullptr, extracted_with("cat/a.png")},
       {"extract-grayscale", 0, "", "",
        [](Inputs& in) {
          return extract(in, image_folder(in, {{"cat/g.png", "special/gray.png"}}));
-       }},
+       },
+       nullptr, extracted_with("cat/g.png")},
       {"extract-palette-png", 0, "", "",
        [](Inputs& in) {
          return extract(in, image_folder(in, {{"cat/p.png", "special/palette.png"}}));
-       }},
-      {"extract-not-an-image", 2, "fake.jpg", "",
+       },
+       nullptr, extracted_with("cat/p.png")},
+      {"extract-not-an-image", 2, "fake.jpg", "cannot decode the image",
        [](Inputs& in) {
          const std::string data = image_folder(in, {});
          test::write_bytes(data + "/cat/fake.jpg", "not a JPEG");
          return extract(in, data);
        },
        "feats"},
-      {"extract-unreadable-image", 2, "0000.jpg", "",
+      {"extract-unreadable-image", 2, "cat/0000.jpg", "cannot open the image",
        [](Inputs& in) {
-         if (::geteuid() == 0) return std::string("!skip");  // root reads mode-000 files
          const std::string data = image_folder(in, {});
-         ::chmod((data + "/cat/0000.jpg").c_str(), 0);
+         const std::string image = data + "/cat/0000.jpg";
+         if (::geteuid() != 0) {
+           ::chmod(image.c_str(), 0);
+         } else {
+           // Root reads a mode-000 file: a symbolic link to a missing file fails to open on the
+           // same path (the listing takes it, as any non-folder entry with an image suffix).
+           fs::remove(image);
+           fs::create_symlink(in.p("missing.jpg"), image);
+         }
          return extract(in, data);
        },
        "feats"},
@@ -409,6 +510,16 @@ std::vector<Case> extract_cases() {
          const std::string data = image_folder(in, {});
          fs::create_directory(data + "/empty");
          return extract(in, data);
+       },
+       nullptr,
+       // The 6 images are extracted and the empty folder keeps its label (a sixth class).
+       [](const Case&, Inputs& in, const test::CliRun&) {
+         EXPECT_EQ(npy_rows(in.p("feats/features.npy")), 6);
+         const nlohmann::json meta = test::load_json(in.p("feats/meta.json"));
+         EXPECT_EQ(meta["data"]["num_classes"], 6) << meta["data"].dump();
+         const auto& classes = meta["data"]["classes"];
+         EXPECT_NE(std::find(classes.begin(), classes.end(), "empty"), classes.end())
+             << classes.dump();
        }},
       {"extract-no-images", 2, "data", "no .jpg/.jpeg/.png files",
        [](Inputs& in) {
@@ -425,7 +536,7 @@ std::vector<Case> extract_cases() {
          return extract(in, in.p("list.csv"));
        },
        "feats"},
-      {"extract-csv-missing-image", 2, "gone.jpg", "",
+      {"extract-csv-missing-image", 2, "gone.jpg", "cannot open the image",
        [](Inputs& in) {
          test::write_bytes(in.p("list.csv"), "path,label\ngone.jpg,0\n");
          return extract(in, in.p("list.csv"));
@@ -437,7 +548,7 @@ std::vector<Case> extract_cases() {
                 " --input-size 16 --out " + in.p("feats");
        },
        "feats"},
-      {"extract-model-not-torchscript", 2, "bad.pt", "",
+      {"extract-model-not-torchscript", 2, "bad.pt", "not a loadable TorchScript model",
        [](Inputs& in) {
          test::write_bytes(in.p("bad.pt"), "not a model");
          return "extract --model " + in.p("bad.pt") + " --data " + image_folder(in, {}) +
@@ -453,7 +564,7 @@ std::vector<Case> extract_cases() {
          test::write_bytes(in.p("feats"), "a file");
          return extract(in, image_folder(in, {}));
        }},
-      {"extract-bad-input-size", 2, "--input-size", "",
+      {"extract-bad-input-size", 2, "--input-size", "not in range 1 to 8192",
        [](Inputs& in) {
          return "extract --model " + model("tuple") + " --data " + image_folder(in, {}) +
                 " --input-size 0 --out " + in.p("feats");
@@ -568,6 +679,14 @@ std::vector<Case> rank_cases() {
                      {zoo_entry("bad", model("throws"), "image"),
                       zoo_entry("good", model("tuple"), "image")},
                      image_folder(in, {}));
+       },
+       nullptr,
+       // A warning names the failed model; the other is ranked and written to --out.
+       [](const Case&, Inputs& in, const test::CliRun& r) {
+         EXPECT_NE(r.err.find("tlkit: warning: bad failed: "), std::string::npos) << r.err;
+         EXPECT_NE(r.err.find("forward failed"), std::string::npos) << r.err;
+         EXPECT_EQ(test::read_bytes(in.p("ranked.csv")).substr(0, 30),
+                   "model,metric,score\ngood,logme,");
        }},
       {"rank-data-missing", 2, "--data", "required",
        [](Inputs& in) {
@@ -642,7 +761,7 @@ std::vector<Case> finetune_cases() {
          std::string args = finetune(in);
          return args.substr(0, args.find(" --out"));
        }},
-      {"finetune-missing-split", 2, "nosuch", "",
+      {"finetune-missing-split", 2, "nosuch", "no split folder",
        [](Inputs& in) {
          std::string args = finetune(in);
          return args.replace(args.find("--split-test test"), 17, "--split-test nosuch");
@@ -692,6 +811,106 @@ std::vector<std::string> extract_case_ids() {
   return ids;
 }
 
+// ---- docs/errors.md ----
+// A row of the catalogue table: "| `id` | input | `what tlkit says` | exit |".
+struct DocRow {
+  std::string input, message;  // message: the line tlkit prints, or "(accepted)..."
+  int code = -1;
+};
+
+// The cells of a Markdown table row, split at the '|' not escaped as "\|" (which is unescaped).
+std::vector<std::string> table_cells(const std::string& line) {
+  std::vector<std::string> cells(1);
+  for (std::size_t i = 1; i < line.size(); ++i) {
+    if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
+      cells.back() += '|';
+      ++i;
+    } else if (line[i] == '|') {
+      cells.emplace_back();
+    } else {
+      cells.back() += line[i];
+    }
+  }
+  for (auto& c : cells) {
+    const std::size_t b = c.find_first_not_of(' '), e = c.find_last_not_of(' ');
+    c = b == std::string::npos ? "" : c.substr(b, e - b + 1);
+  }
+  if (!cells.empty() && cells.back().empty()) cells.pop_back();  // after the closing '|'
+  return cells;
+}
+
+std::string strip_backticks(const std::string& s) {
+  return s.size() >= 2 && s.front() == '`' && s.back() == '`' ? s.substr(1, s.size() - 2) : s;
+}
+
+// The catalogue of docs/errors.md: id -> row. Rows are table lines whose first cell is a
+// backticked id of lower-case letters, digits and '-'.
+const std::map<std::string, DocRow>& documented_rows() {
+  static const std::map<std::string, DocRow> rows = [] {
+    std::map<std::string, DocRow> out;
+    std::ifstream in(std::string(TLKIT_EXAMPLES_DIR) + "/../docs/errors.md");
+    EXPECT_TRUE(in.good()) << "docs/errors.md";
+    // No std::regex: GCC 12's -Wmaybe-uninitialized misfires on it in the sanitizer build.
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("| `", 0) != 0) continue;
+      const std::vector<std::string> cells = table_cells(line);
+      const std::string id = cells.empty() ? "" : strip_backticks(cells[0]);
+      if (id.empty() ||
+          id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos)
+        continue;
+      DocRow row;
+      if (cells.size() == 4) {
+        row.input = cells[1];
+        row.message = strip_backticks(cells[2]);
+        row.code = cells[3].size() == 1 && std::isdigit(static_cast<unsigned char>(cells[3][0]))
+                       ? cells[3][0] - '0'
+                       : -1;
+      }
+      EXPECT_EQ(cells.size(), 4u) << "docs/errors.md: row " << id << " has " << cells.size()
+                                  << " cells (expected id, input, message, exit): " << line;
+      EXPECT_TRUE(out.emplace(id, row).second) << "docs/errors.md: row " << id << " twice";
+    }
+    return out;
+  }();
+  return rows;
+}
+
+// True when `text` matches `pattern`, where "..." in the pattern stands for any text (a part
+// that depends on the machine or on a library's wording); anchored at both ends.
+bool matches(const std::string& text, const std::string& pattern) {
+  std::vector<std::string> parts;
+  for (std::size_t start = 0;;) {
+    const std::size_t at = pattern.find("...", start);
+    parts.push_back(
+        pattern.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) break;
+    start = at + 3;
+  }
+  if (parts.size() == 1) return text == pattern;
+  if (text.compare(0, parts.front().size(), parts.front()) != 0) return false;
+  std::size_t pos = parts.front().size();
+  for (std::size_t i = 1; i + 1 < parts.size(); ++i) {
+    pos = text.find(parts[i], pos);
+    if (pos == std::string::npos) return false;
+    pos += parts[i].size();
+  }
+  const std::string& last = parts.back();
+  return text.size() >= pos + last.size() &&
+         text.compare(text.size() - last.size(), last.size(), last) == 0;
+}
+
+// stderr as docs/errors.md shows it: the temporary folder and the fixture folders cut, the final
+// newline dropped.
+std::string as_documented(std::string err, const Inputs& in) {
+  for (const std::string& dir : {in.dir.path(), test::data_path("npy"),
+                                 test::data_path("model/models"), test::data_path("model")}) {
+    for (std::size_t at; (at = err.find(dir + "/")) != std::string::npos;)
+      err.erase(at, dir.size() + 1);
+  }
+  if (!err.empty() && err.back() == '\n') err.pop_back();
+  return err;
+}
+
 // Runs `args` (a "!sh CMDS;;ARGS" prefix runs CMDS in the same shell first).
 test::CliRun run(const std::string& args) {
   if (args.rfind("!sh ", 0) != 0) return test::run_cli(args);
@@ -707,23 +926,59 @@ test::CliRun run(const std::string& args) {
   return r;
 }
 
+bool built_with_torch() {
+  static const bool yes =
+      test::run_cli("--version").out.find("without LibTorch") == std::string::npos;
+  return yes;
+}
+
+// The documented message as this build prints it: a build without LibTorch has only the commands
+// score and evaluate.
+std::string for_this_build(std::string message) {
+  const std::string torch_commands = ", extract, rank, finetune, probe";
+  if (!built_with_torch())
+    if (const std::size_t at = message.find(torch_commands); at != std::string::npos)
+      message.erase(at, torch_commands.size());
+  return message;
+}
+
 void check(const Case& c) {
   Inputs in;
   const std::string args = c.make(in);
   if (args == "!skip") GTEST_SKIP() << c.id << ": cannot be set up here";
   const test::CliRun r = run(args);
   SCOPED_TRACE(std::string(c.id) + ": tlkit " + args + "\nstderr: " + r.err);
+  const std::string err = as_documented(r.err, in);
   // TLKIT_ERROR_CATALOGUE_OUT=file appends "id<TAB>code<TAB>stderr" per case, with the temporary
-  // folder's path cut, for writing docs/errors.md.
-  if (const char* dump = std::getenv("TLKIT_ERROR_CATALOGUE_OUT")) {
-    std::string err = r.err;
-    for (std::size_t at; (at = err.find(in.dir.path() + "/")) != std::string::npos;)
-      err.erase(at, in.dir.path().size() + 1);
-    if (r.code == 0) err = "(accepted)\n";
-    std::ofstream(dump, std::ios::app) << c.id << '\t' << r.code << '\t' << err;
-  }
+  // and fixture folders cut, for writing docs/errors.md.
+  if (const char* dump = std::getenv("TLKIT_ERROR_CATALOGUE_OUT"))
+    std::ofstream(dump, std::ios::app)
+        << c.id << '\t' << r.code << '\t' << (r.code == 0 ? "(accepted)" : err) << '\n';
   EXPECT_EQ(r.code, c.code);
-  if (c.code == 0) return;
+  const auto doc = documented_rows().find(c.id);
+  if (doc == documented_rows().end()) {
+    ADD_FAILURE() << c.id << " is not in docs/errors.md";
+  } else {
+    EXPECT_EQ(doc->second.code, c.code) << "docs/errors.md gives another exit code";
+    if (c.code == 0) {
+      EXPECT_EQ(doc->second.message.rfind("(accepted", 0), 0u)
+          << "docs/errors.md: an accepted row's message starts with (accepted";
+    } else {
+      EXPECT_TRUE(matches(err, for_this_build(doc->second.message)))
+          << "stderr differs from docs/errors.md\n  tlkit: " << err
+          << "\n  docs:  " << doc->second.message;
+      EXPECT_NE(doc->second.message.find(c.problem), std::string::npos)
+          << "docs/errors.md's message lacks " << c.problem;
+    }
+  }
+  if (c.code == 0) {
+    ASSERT_TRUE(c.verify) << c.id << ": an accepted row checks what it produced";
+    c.verify(c, in, r);
+    return;
+  }
+  EXPECT_FALSE(c.verify) << c.id << ": verify is for accepted rows";
+  ASSERT_NE(std::string(c.problem), "") << c.id << ": give a fragment of the message";
+  ASSERT_NE(std::string(c.name), "") << c.id << ": give the input the message names";
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(test::count_lines(r.err), 1);
   EXPECT_EQ(r.err.rfind("tlkit: error: ", 0), 0u);
@@ -745,9 +1000,7 @@ INSTANTIATE_TEST_SUITE_P(Score, ErrorCatalogue, ::testing::ValuesIn(score_cases(
 
 class ExtractErrorCatalogue : public ::testing::TestWithParam<Case> {};
 TEST_P(ExtractErrorCatalogue, OneLineExitCodeNoOutput) {
-  static const bool has_extract =
-      test::run_cli("--version").out.find("without LibTorch") == std::string::npos;
-  if (!has_extract) GTEST_SKIP() << "tlkit was built without LibTorch";
+  if (!built_with_torch()) GTEST_SKIP() << "tlkit was built without LibTorch";
   check(GetParam());
 }
 INSTANTIATE_TEST_SUITE_P(Extract, ExtractErrorCatalogue, ::testing::ValuesIn(extract_cases()),
@@ -769,31 +1022,36 @@ INSTANTIATE_TEST_SUITE_P(Finetune, ExtractErrorCatalogue, ::testing::ValuesIn(fi
                            return s;
                          });
 
-// The ids of docs/errors.md's tables ("| `id` | ..."), in file order.
-std::set<std::string> documented_ids() {
-  std::ifstream in(std::string(TLKIT_EXAMPLES_DIR) + "/../docs/errors.md");
-  EXPECT_TRUE(in.good()) << "docs/errors.md";
-  std::set<std::string> ids;
-  // No std::regex: GCC 12's -Wmaybe-uninitialized misfires on it in the sanitizer build.
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("| `", 0) != 0) continue;
-    const std::size_t end = line.find("` |", 3);
-    const std::string id = line.substr(3, end == std::string::npos ? 0 : end - 3);
-    if (!id.empty() &&
-        id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos)
-      ids.insert(id);
-  }
-  return ids;
-}
-
 TEST(ErrorCatalogueDocs, EveryDocumentedRowHasATestAndViceVersa) {
   std::set<std::string> tested;
   for (const auto& c : score_cases()) tested.insert(c.id);
   for (const auto& id : extract_case_ids()) tested.insert(id);
-  const std::set<std::string> documented = documented_ids();
-  for (const auto& id : documented) EXPECT_TRUE(tested.count(id)) << id << " has no test";
+  const auto& documented = documented_rows();
+  EXPECT_GE(documented.size(), 100u) << "docs/errors.md's table was not parsed";
+  for (const auto& [id, row] : documented) {
+    EXPECT_TRUE(tested.count(id)) << id << " has no test";
+    EXPECT_TRUE(row.code == 0 || row.code == 1 || row.code == 2) << id << ": exit " << row.code;
+    EXPECT_FALSE(row.input.empty()) << id << ": no input described";
+    EXPECT_TRUE(row.code == 0 ? row.message.rfind("(accepted", 0) == 0
+                              : row.message.rfind("tlkit: error: ", 0) == 0)
+        << id << ": " << row.message;
+  }
   for (const auto& id : tested)
     EXPECT_TRUE(documented.count(id)) << id << " is not in docs/errors.md";
+}
+
+// The matcher the rows rely on: "..." stands for any text, both ends anchored.
+TEST(ErrorCatalogueDocs, EllipsisMatchesAnyTextAndTheEndsAreAnchored) {
+  EXPECT_TRUE(matches("a: b", "a: b"));
+  EXPECT_FALSE(matches("a: bc", "a: b"));
+  EXPECT_TRUE(matches("limit of 18.8 GiB (80%)", "limit of ... (80%)"));
+  EXPECT_TRUE(matches("x (y)", "x ..."));
+  EXPECT_FALSE(matches("x", "x ...y"));
+  EXPECT_FALSE(matches("za: b", "a: ..."));
+  EXPECT_TRUE(matches("p q r", "p ... r"));
+  EXPECT_FALSE(matches("p r", "p ... q ... r"));
+  EXPECT_EQ(table_cells("| `a` | b \\| c | `d` | 2 |"),
+            (std::vector<std::string>{"`a`", "b | c", "`d`", "2"}));
 }
 
 }  // namespace

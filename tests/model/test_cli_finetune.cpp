@@ -57,6 +57,21 @@ TEST(CliFinetune, RunsAndWritesMetrics) {
   expect_usage_error(toy_args(t.file("run")) + " --mode top:1", "different configuration");
 }
 
+// The toy classes are linearly separable, so a huge C has no finite optimum and L-BFGS stops short
+// of its tolerance: the warning names the model and gathers the C values in one line.
+TEST(CliFinetune, NonConvergedLinearProbeFitsAreOneWarningNamingTheModel) {
+  test::TempDir t;
+  const CliRun r = run_cli(toy_args(t.file("run")) + " --mode linear --grid c=1e15,1e16 --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(test::count_lines(r.err), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("tlkit: warning: " + test::data_path("model/models/trainable.pt") +
+                            ": the linear probe's L-BFGS did not converge for C = ",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_NE(r.err.find("1000000000000000, 1e+16 ("), std::string::npos) << r.err;
+}
+
 TEST(CliFinetune, BadOptionsExitWithCodeTwo) {
   test::TempDir t;
   const std::string base = toy_args(t.file("out"));

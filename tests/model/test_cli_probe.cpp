@@ -51,7 +51,11 @@ TEST(CliProbe, BadOptionsAreOneLineErrors) {
   expect_usage_error(a + " --init xavier", "--init");
   expect_usage_error(toy_args(t.file("p"), test::data_path("probe/probe_gap.pt"), ""),
                      "--split-test");
-  expect_usage_error(a + " --metrics nope", "nope");
+  // --metric names the metric list as on every command; --metrics is its alias, and the error
+  // names the flag typed.
+  expect_usage_error(a + " --metrics nope", "tlkit: error: --metrics: unknown metric 'nope'");
+  expect_usage_error(a + " --metric nope", "tlkit: error: --metric: unknown metric 'nope'");
+  expect_usage_error(a + " --metric logme --metrics hscore", "--metric excludes --metrics");
   expect_usage_error(
       toy_args(t.file("p"), test::data_path("model/models/tuple.pt")) + " --analysis layers",
       "cannot be split into layers");

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "../../apps/cli/progress.h"
 #include "cli_support.h"
 #include "test_support.h"
 
@@ -126,6 +127,92 @@ TEST(CliRank, TableMarkdownSingleModelAndText) {
   EXPECT_EQ(tj["models"][0]["name"], "words");
   // Default metrics without leep/nce: no text model has logits.
   EXPECT_EQ(tj["metrics"], (nlohmann::json{"logme", "hscore_shrink", "transrate"}));
+}
+
+// --metric names the list on every command (--metrics is an alias, errors name the flag typed);
+// 'all' is every metric that applies, the zoo-level ones included; per-model notes are grouped;
+// the table keeps within 120 columns unless --wide.
+TEST(CliRank, MetricAliasAllGroupedNotesAndTableWidth) {
+  test::TempDir t;
+  const std::string zoo = write_zoo(t);
+  const std::string base =
+      "rank --zoo " + zoo + " --data " + images() + " --cache " + t.file("cache") + " --quiet ";
+  const CliRun a = run_cli(base + "--metric logme,leep --format csv");
+  const CliRun b = run_cli(base + "--metrics logme,leep --format csv");
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.out.find("\ntuple,leep,"), std::string::npos) << a.out;
+  EXPECT_EQ(a.out, b.out);
+  test::expect_usage_error(base + "--metrics nope",
+                           "tlkit: error: --metrics: unknown metric 'nope'");
+  test::expect_usage_error(base + "--metric nope", "tlkit: error: --metric: unknown metric 'nope'");
+
+  const CliRun all = run_cli(base + "--metric all --format json");
+  ASSERT_EQ(all.code, 0) << all.err;
+  const auto j = nlohmann::json::parse(all.out);
+  std::vector<std::string> metrics = j["metrics"];
+  // The zoo-level NCTI (its components need only features) and LEEP (tuple has logits) apply.
+  for (const char* m : {"logme", "leep", "nce", "hscore", "ncti_seli", "ncti"})
+    EXPECT_NE(std::find(metrics.begin(), metrics.end(), m), metrics.end()) << m;
+  // Every metric listed has a score for some model: 'all' leaves out what does not apply.
+  for (const std::string& m : metrics) {
+    bool scored = false;
+    for (const auto& model : j["models"]) scored = scored || model["scores"][m].is_number();
+    EXPECT_TRUE(scored) << m << " has no score";
+  }
+  // The note about plain's missing logits: once, naming the model.
+  const std::string no_logits =
+      "tlkit: warning: no logits (the manifest gives no logits_dim): leep and nce need them "
+      "(model plain)\n";
+  EXPECT_NE(all.err.find(no_logits), std::string::npos) << all.err;
+  EXPECT_EQ(all.err.find("warning: plain: "), std::string::npos) << all.err;
+  // A note both models share is one line naming both.
+  EXPECT_NE(all.err.find("(models tuple, plain)\n"), std::string::npos) << all.err;
+
+  const CliRun table = run_cli(base + "--metric all");
+  ASSERT_EQ(table.code, 0) << table.err;
+  // Every line after the title (which holds the data's path) keeps within 120 columns.
+  std::size_t widest = 0, lines = 0;
+  for (std::size_t at = table.out.find('\n') + 1; at < table.out.size(); ++lines) {
+    const std::size_t end = table.out.find('\n', at);
+    widest = std::max(widest, end - at);
+    at = end + 1;
+  }
+  EXPECT_LE(widest, 120u) << table.out;
+  EXPECT_NE(table.out.find("more metric columns not shown: "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("every score)\n"), std::string::npos) << table.out;
+  const CliRun wide = run_cli(base + "--metric all --wide");
+  ASSERT_EQ(wide.code, 0) << wide.err;
+  EXPECT_EQ(wide.out.find("not shown"), std::string::npos) << wide.out;
+  const std::string header = wide.out.substr(wide.out.find("\nrank") + 1);
+  for (const std::string& m : metrics)
+    EXPECT_NE(header.substr(0, header.find('\n')).find(" " + m), std::string::npos) << m;
+  EXPECT_GT(header.find('\n'), 120u);
+}
+
+// The bar's count never goes back within a task (batches finish out of order), and a label
+// change keeps it (rank's one bar over the zoo).
+TEST(CliProgress, TheCountNeverGoesBack) {
+  std::FILE* f = std::tmpfile();
+  ASSERT_NE(f, nullptr);
+  {
+    cli::ProgressBar bar(true, "item", f, std::chrono::milliseconds(0));
+    bar.set_label("[1/2] a");
+    bar.update(4, 20);
+    bar.update(2, 20);  // an earlier batch finishing late
+    bar.set_label("[2/2] b");
+    bar.update(10, 20);
+    bar.update(20, 20);
+  }
+  std::rewind(f);
+  std::string out;
+  for (int c; (c = std::fgetc(f)) != EOF;) out.push_back(static_cast<char>(c));
+  std::fclose(f);
+  std::vector<std::string> counts;
+  for (std::size_t at = 1; (at = out.find("] ", at)) != std::string::npos; at += 2)
+    if (out[at - 1] == '#' || out[at - 1] == '.')  // the bar's end, not the label's "[1/2]"
+      counts.push_back(out.substr(at + 2, out.find(' ', at + 2) - at - 2));
+  EXPECT_EQ(counts, (std::vector<std::string>{"4/20", "4/20", "10/20", "20/20"})) << out;
+  EXPECT_NE(out.find("[2/2] b ["), std::string::npos) << out;
 }
 
 TEST(CliRank, BadUsageIsExitCode2WithOneLine) {

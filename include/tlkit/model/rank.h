@@ -33,8 +33,9 @@ struct RankOptions {
   /// cancelled are used; model, data, input size, mean/std and output indices come per model.
   ExtractOptions extract;
   /// Comma-separated registered metrics, or zoo-level ones (etran, ncti: their per-model
-  /// components are computed and combined across the zoo), or "all". Empty: kDefaultRankMetrics,
-  /// without the ones no model can compute (leep and nce when no model has logits).
+  /// components are computed and combined across the zoo), or "all" (every registered and
+  /// zoo-level metric that applies). Empty: kDefaultRankMetrics. Both leave out the metrics no
+  /// model can compute (leep and nce when no model has logits; zoo-level ones for one model).
   std::string metrics;
   MetricParams params;
   std::uint64_t seed = 0;           ///< for metrics with random steps
