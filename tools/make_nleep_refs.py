@@ -24,10 +24,16 @@ tools/make_metric_refs.py) and each initialisation, this script:
 Nothing here calls tlkit or tools/metrics_numpy.py's mixture code; as a cross-check the script
 also runs metrics_numpy.gmm_posteriors from the same k-means labels and asserts agreement.
 
+It also records sklearn's greedy k-means++ seeding ("seeding"): sklearn.cluster.kmeans_plusplus
+run with a numpy RandomState whose randint() returns a fixed first row and whose uniform() returns
+a fixed stream of numbers, so that a test can feed tlkit's seeding the same draws and compare
+the rows chosen.
+
 refs.json: {"schema_version": 1, "cases": [{"case", "random_state", "components_per_class",
   "n", "classes",
   "components", "pca_dims", "centre_rows", "kmeans_labels", "kmeans_iterations",
-  "em_iterations", "converged", "mean_log_likelihood", "em_margin", "nleep", "nleep_nolog"}]}
+  "em_iterations", "converged", "mean_log_likelihood", "em_margin", "nleep", "nleep_nolog"}],
+  "seeding": [{"case", "components", "pca_dims", "first_row", "uniforms", "rows"}]}
 em_margin is the smallest | |change of the mean log-likelihood| - tol | over the EM steps: how
 far the stopping decision is from flipping.
 """
@@ -47,6 +53,10 @@ sys.path.insert(0, HERE)
 CASES = [("tall", 0, 5), ("tall", 1, 5), ("tall", 2, 5), ("tall", 0, 1), ("tall", 1, 2),
          ("binary", 0, 5), ("binary", 1, 2), ("singleton", 0, 5), ("noncontig", 0, 5),
          ("noncontig", 1, 5), ("noncontig", 0, 1)]
+
+
+# (case, numpy default_rng seed of the first row and the uniform stream) for the seeding records
+SEEDING = [("tall", 1), ("tall", 2), ("binary", 3), ("noncontig", 4), ("singleton", 5)]
 
 
 def leep(post, y):
@@ -118,6 +128,43 @@ def one_case(features, labels, random_state, per_class):
             "nleep": val, "nleep_nolog": nolog}
 
 
+class _Draws(np.random.RandomState):
+    """A RandomState whose randint() gives `first` and whose uniform() reads `stream` in order:
+    the only draws sklearn's _kmeans_plusplus makes (sklearn 1.2)."""
+
+    def __init__(self, first, stream):
+        super().__init__(0)
+        self.first, self.stream, self.used = first, list(stream), 0
+
+    def randint(self, *args, **kwargs):
+        return self.first
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        out = np.array(self.stream[self.used:self.used + size])
+        if out.size != size:
+            raise AssertionError("uniform stream exhausted")
+        self.used += size
+        return out
+
+
+def seeding_case(features, labels, seed):
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.decomposition import PCA
+    f = np.asarray(features, dtype=np.float64)
+    k = 5 * np.unique(labels).size
+    x = PCA(n_components=0.8, svd_solver="full").fit_transform(f)
+    rng = np.random.default_rng(seed)
+    first = int(rng.integers(x.shape[0]))
+    trials = 2 + int(np.log(k))
+    stream = rng.random((k - 1) * trials).tolist()
+    draws = _Draws(first, stream)
+    _, rows = kmeans_plusplus(x, k, random_state=draws)
+    if draws.used != len(stream) or rows[0] != first:
+        raise AssertionError("sklearn used %d of %d draws" % (draws.used, len(stream)))
+    return {"components": k, "pca_dims": int(x.shape[1]), "first_row": first,
+            "uniforms": stream, "rows": [int(r) for r in rows]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(HERE, "..", "tests", "data", "nleep"))
@@ -134,6 +181,13 @@ def main(argv=None):
                  r["em_iterations"], r["em_margin"], r["nleep"]))
         out["cases"].append(dict({"case": case, "random_state": rs,
                                   "components_per_class": per_class}, **r))
+    out["seeding"] = []
+    for case, seed in SEEDING:
+        base = os.path.join(args.metrics_dir, case)
+        r = seeding_case(np.load(base + "_features.npy"), np.load(base + "_labels.npy"), seed)
+        print("seeding %-10s k=%d first=%d rows=%s..." % (case, r["components"], r["first_row"],
+                                                         r["rows"][:6]))
+        out["seeding"].append(dict({"case": case}, **r))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "refs.json"), "w") as fh:
         json.dump(out, fh, indent=1)

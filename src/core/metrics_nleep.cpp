@@ -3,9 +3,13 @@
 #include <cblas.h>
 
 #include <Eigen/Cholesky>
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <numeric>
 #include <random>
+#include <string>
 
 #include "metric_context.h"
 #include "nleep_internal.h"
@@ -13,7 +17,7 @@
 namespace tlkit::metrics {
 namespace nleep_internal {
 
-std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, std::mt19937_64& rng) {
+std::vector<Eigen::Index> kmeans_plusplus_random(const RowMatrix& x, int k, std::mt19937_64& rng) {
   const Eigen::Index n = x.rows();
   std::vector<Eigen::Index> rows(static_cast<std::size_t>(k));
   std::uniform_int_distribution<Eigen::Index> pick(0, n - 1);
@@ -38,6 +42,47 @@ std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, std::mt1993
     d2 = d2.cwiseMin((x.rowwise() - x.row(chosen)).rowwise().squaredNorm());
   }
   return rows;
+}
+
+std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, Eigen::Index first,
+                                          const std::function<double()>& uniform) {
+  const Eigen::Index n = x.rows();
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  std::vector<Eigen::Index> rows(static_cast<std::size_t>(k));
+  rows[0] = first;
+  Eigen::VectorXd d2 = (x.rowwise() - x.row(first)).rowwise().squaredNorm();
+  double pot = d2.sum();
+  std::vector<double> cum(static_cast<std::size_t>(n));
+  Eigen::VectorXd cand_d2, best_d2;
+  for (int j = 1; j < k; ++j) {
+    std::partial_sum(d2.data(), d2.data() + n, cum.begin());
+    double best_pot = std::numeric_limits<double>::infinity();
+    Eigen::Index best_row = 0;
+    for (int t = 0; t < trials; ++t) {
+      // The first row whose cumulative D^2 reaches u x pot (numpy searchsorted, side left).
+      const double u = uniform() * pot;
+      const Eigen::Index r =
+          std::min<Eigen::Index>(std::lower_bound(cum.begin(), cum.end(), u) - cum.begin(), n - 1);
+      cand_d2 = d2.cwiseMin((x.rowwise() - x.row(r)).rowwise().squaredNorm());
+      const double cand_pot = cand_d2.sum();
+      if (cand_pot < best_pot) {  // the first of equal candidates, as numpy's argmin
+        best_pot = cand_pot;
+        best_row = r;
+        best_d2.swap(cand_d2);
+      }
+    }
+    rows[j] = best_row;
+    d2.swap(best_d2);
+    pot = best_pot;
+  }
+  return rows;
+}
+
+std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, std::mt19937_64& rng) {
+  std::uniform_int_distribution<Eigen::Index> pick(0, x.rows() - 1);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const Eigen::Index first = pick(rng);
+  return kmeans_plusplus(x, k, first, [&] { return unit(rng); });
 }
 
 std::vector<int> kmeans_lloyd(const RowMatrix& x, RowMatrix centres, int* iterations) {
@@ -196,7 +241,9 @@ NleepFit nleep_fit(MetricContext& ctx, const std::vector<Eigen::Index>* centre_r
     fit.centre_rows = *centre_rows;
   } else {
     std::mt19937_64 rng(ctx.options().seed);
-    fit.centre_rows = kmeans_plusplus(x, fit.components, rng);
+    fit.centre_rows = ctx.params().text("nleep", "init") == "random"
+                          ? kmeans_plusplus_random(x, fit.components, rng)
+                          : kmeans_plusplus(x, fit.components, rng);
   }
   RowMatrix centres(fit.components, x.cols());
   for (int j = 0; j < fit.components; ++j) {

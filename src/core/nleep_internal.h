@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -15,8 +16,20 @@ namespace tlkit::metrics::nleep_internal {
 
 using RowMatrix = detail::RowMatrixXd;
 
-/// k-means++ seeding from `rng`: the rows of `x` chosen as the k initial centres, in order.
+/// Greedy k-means++ seeding (sklearn's kmeans_plusplus, which GaussianMixture's k-means uses):
+/// the first centre uniformly, then for each next one 2 + floor(ln k) candidates drawn with
+/// probability proportional to D^2, the squared distance to the nearest chosen centre, keeping the
+/// candidate that lowers sum D^2 most. Returns the rows of `x` chosen, in order.
 std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, std::mt19937_64& rng);
+
+/// The same from a given first row, drawing each candidate from `uniform` (values in [0, 1)):
+/// candidate = the first row whose cumulative D^2 reaches uniform() x sum D^2.
+std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, Eigen::Index first,
+                                          const std::function<double()>& uniform);
+
+/// k-means++ seeding with one D^2-weighted draw per centre (Arthur and Vassilvitskii's
+/// algorithm; `--nleep-init random`). Returns the rows of `x` chosen, in order.
+std::vector<Eigen::Index> kmeans_plusplus_random(const RowMatrix& x, int k, std::mt19937_64& rng);
 
 /// Lloyd iterations from the given centres (k x d) until the assignment stops changing (at most
 /// 300); an empty cluster keeps its centre. Returns the assignment (0..k-1 per row) and sets
@@ -52,7 +65,8 @@ struct NleepFit {
 
 /// NLEEP with the parameters of ctx.params(); k-means starts from the rows `centre_rows` of the
 /// reduced features (there must be components_per_class x C of them), or, when null, from
-/// kmeans_plusplus seeded by ctx.options().seed (what the metric does).
+/// kmeans_plusplus (nleep.init greedy) or kmeans_plusplus_random (random) seeded by
+/// ctx.options().seed (what the metric does).
 NleepFit nleep_fit(MetricContext& ctx, const std::vector<Eigen::Index>* centre_rows);
 
 }  // namespace tlkit::metrics::nleep_internal

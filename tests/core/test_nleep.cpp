@@ -98,7 +98,7 @@ TEST(NleepFromInit, FixtureCoversEveryCase) {
   EXPECT_EQ(refs().at("cases").size(), 11u);  // keep Range above in step with the generator
 }
 
-// The metric is nleep_fit from k-means++ centres seeded by --seed.
+// The metric is nleep_fit from k-means++ centres seeded by --seed (greedy by default).
 TEST(NleepFromInit, MetricIsTheSeededFit) {
   const Loaded l = load("tall");
   ScoreOptions opt;
@@ -118,6 +118,38 @@ TEST(NleepFromInit, MetricIsTheSeededFit) {
   const NleepFit again = nleep_fit(ctx, &fit.centre_rows);
   EXPECT_EQ(again.score, fit.score);
   EXPECT_EQ(again.kmeans_labels, fit.kmeans_labels);
+  // --nleep-init random: one D^2 draw per centre, from the same first row.
+  ScoreOptions random_opt = opt;
+  random_opt.params.set("nleep", "init", "random");
+  MetricContext random_ctx(l.in, random_opt);
+  const NleepFit r = nleep_fit(random_ctx, nullptr);
+  EXPECT_EQ(r.centre_rows.front(), fit.centre_rows.front());
+  EXPECT_NE(r.centre_rows, fit.centre_rows);
+  EXPECT_LE(r.score, 0.0);
+}
+
+// Greedy k-means++ against sklearn's kmeans_plusplus given the same draws: the generator runs
+// sklearn with a RandomState whose randint() is `first_row` and whose uniform() reads
+// `uniforms`; tlkit's seeding fed the same numbers must choose the same rows, in order.
+TEST(NleepFromInit, GreedySeedingChoosesSklearnsRows) {
+  const auto& seeding = refs().at("seeding");
+  ASSERT_GE(seeding.size(), 5u);
+  for (const auto& ref : seeding) {
+    const std::string name = ref.at("case").get<std::string>();
+    SCOPED_TRACE(name + " first row " + std::to_string(ref.at("first_row").get<int>()));
+    const Loaded l = load(name);
+    ScoreOptions opt;
+    MetricContext ctx(l.in, opt);
+    const metrics::nleep_internal::RowMatrix x = metrics::nleep_internal::pca_reduce(ctx, 0.8);
+    ASSERT_EQ(x.cols(), ref.at("pca_dims").get<Eigen::Index>());
+    const auto uniforms = ref.at("uniforms").get<std::vector<double>>();
+    std::size_t used = 0;
+    const auto rows = metrics::nleep_internal::kmeans_plusplus(
+        x, ref.at("components").get<int>(), ref.at("first_row").get<Eigen::Index>(),
+        [&] { return used < uniforms.size() ? uniforms[used++] : 0.5; });
+    EXPECT_EQ(used, uniforms.size());  // 2 + floor(ln K) draws per centre after the first
+    EXPECT_EQ(rows, ref.at("rows").get<std::vector<Eigen::Index>>());
+  }
 }
 
 TEST(NleepFromInit, RejectsBadInitialCentres) {
