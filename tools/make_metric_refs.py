@@ -87,6 +87,14 @@ def build_cases():
     lab = _balanced(rng, 90, [2, 9, 40])
     f = _class_features(rng, lab, 8, 1.0)
     cases["noncontig"] = dict(features=f, labels=lab, probs=_probs(rng, f, 6, 1.0))
+
+    # N < D with 24 columns at unit scale and 40 at 1e-3: the centred scatter has 24 large and
+    # 15 small (~1e-6 relative) non-zero eigenvalues, which a pseudo-inverse must keep.
+    rng = np.random.default_rng(20250306)
+    lab = _balanced(rng, 40, range(4))
+    f = _class_features(rng, lab, 64, 0.5)
+    f[:, 24:] *= 1e-3
+    cases["smallvar"] = dict(features=f, labels=lab, probs=_probs(rng, f, 5, 1.0))
     return cases
 
 

@@ -152,6 +152,23 @@ TEST(NleepFromInit, GreedySeedingChoosesSklearnsRows) {
   }
 }
 
+// PCA(0.8) keeps the fewest directions whose explained-variance ratio EXCEEDS 0.8, so an exact
+// tie keeps one more (sklearn: searchsorted(cumsum, 0.8, side="right") + 1). Hand-worked: the
+// points (+-2, 0) and (0, +-1), each twice, have mean 0 and scatter diag(16, 4), whose exact
+// ratios are 0.8 and 0.2; sklearn PCA(n_components=0.8) keeps both directions.
+TEST(NleepFromInit, PcaKeepsAnotherDirectionOnAnExactTie) {
+  const std::vector<double> f = {2, 0, -2, 0, 0, 1, 0, -1, 2, 0, -2, 0, 0, 1, 0, -1};
+  const std::vector<std::int64_t> y = {0, 0, 0, 0, 1, 1, 1, 1};
+  ScoreInputs in;
+  in.features = FeatureView::row_major(f.data(), 8, 2);
+  in.labels = LabelView{y.data(), 8};
+  ScoreOptions opt;
+  MetricContext ctx(in, opt);
+  EXPECT_EQ(metrics::nleep_internal::pca_reduce(ctx, 0.8).cols(), 2);
+  EXPECT_EQ(metrics::nleep_internal::pca_reduce(ctx, 0.79).cols(), 1);
+  EXPECT_EQ(metrics::nleep_internal::pca_reduce(ctx, 1.0).cols(), 2);
+}
+
 TEST(NleepFromInit, RejectsBadInitialCentres) {
   const Loaded l = load("binary");
   ScoreOptions opt;
