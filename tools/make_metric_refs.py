@@ -18,6 +18,13 @@ Keys are "<metric>" (tlkit's default behaviour) or "<metric>:<variant>"; the
 table in tests/data/metrics/README.md says which function of
 tools/metrics_numpy.py gives each key.  null = undefined or not reproducible
 for that case (the README says why).  Everything is seeded.
+
+It also writes a zoo: zoo_<model>_features.npy, features of four "models" for
+the labels of tall_labels.npy, and zoo.json with each model's NCTI and ETran
+components and the zoo-level scores (metrics_numpy.ncti_combine, etran_combine):
+    {"schema_version": 1, "labels": "tall_labels.npy",
+     "models": {model: {"n", "d", "components": {key: float}}},
+     "ncti": {model: float}, "etran": {model: float}}
 """
 
 import argparse
@@ -80,7 +87,46 @@ def build_cases():
     lab = _balanced(rng, 90, [2, 9, 40])
     f = _class_features(rng, lab, 8, 1.0)
     cases["noncontig"] = dict(features=f, labels=lab, probs=_probs(rng, f, 6, 1.0))
+
+    # N < D with 24 columns at unit scale and 40 at 1e-3: the centred scatter has 24 large and
+    # 15 small (~1e-6 relative) non-zero eigenvalues, which a pseudo-inverse must keep.
+    rng = np.random.default_rng(20250306)
+    lab = _balanced(rng, 40, range(4))
+    f = _class_features(rng, lab, 64, 0.5)
+    f[:, 24:] *= 1e-3
+    cases["smallvar"] = dict(features=f, labels=lab, probs=_probs(rng, f, 5, 1.0))
     return cases
+
+
+# Zoo models: features for the `tall` labels with (class-mean scale, D, noise seed), chosen so that
+# every NCTI and ETran component differs between models by more than rounding.
+ZOO_MODELS = [("weak", 0.25, 16, 20250311), ("medium", 0.45, 24, 20250312),
+              ("strong", 0.85, 20, 20250313), ("wide", 0.65, 48, 20250314)]
+
+
+def build_zoo(labels):
+    zoo = {}
+    for name, shift, d, seed in ZOO_MODELS:
+        rng = np.random.default_rng(seed)
+        zoo[name] = _class_features(rng, labels, d, shift)
+    return zoo
+
+
+def compute_zoo(zoo, labels):
+    names = list(zoo)
+    comps = {m: mn.ncti_components(zoo[m], labels) for m in names}
+    et = {m: mn.etran_components(zoo[m], labels) for m in names}
+    ncti = mn.ncti_combine([comps[m] for m in names])
+    etran = mn.etran_combine([et[m] for m in names])
+    out = {"schema_version": 1, "labels": "tall_labels.npy", "models": {}, "ncti": {},
+           "etran": {}}
+    for i, m in enumerate(names):
+        out["models"][m] = {"n": int(zoo[m].shape[0]), "d": int(zoo[m].shape[1]), "components": {
+            "ncti_seli": comps[m]["seli"], "ncti_ncc": comps[m]["ncc"], "ncti_vc": comps[m]["vc"],
+            "etran_lda": et[m]["lda"], "etran_energy": et[m]["energy"]}}
+        out["ncti"][m] = ncti[i]
+        out["etran"][m] = etran[i]
+    return out
 
 
 def _num(x):
@@ -348,6 +394,16 @@ def main(argv=None):
     with open(os.path.join(out, "refs.json"), "w") as fh:
         json.dump(refs, fh, indent=1)
         fh.write("\n")
+
+    tall_labels = np.load(os.path.join(out, "tall_labels.npy"))
+    zoo = build_zoo(tall_labels)
+    for m, f in zoo.items():
+        np.save(os.path.join(out, "zoo_%s_features.npy" % m), np.ascontiguousarray(f))
+    zoo_refs = compute_zoo(zoo, tall_labels)
+    with open(os.path.join(out, "zoo.json"), "w") as fh:
+        json.dump(zoo_refs, fh, indent=1)
+        fh.write("\n")
+    print("zoo: ncti %s" % " ".join("%s=%.6g" % kv for kv in zoo_refs["ncti"].items()))
     print("wrote %s" % out)
     if args.check:
         run_checks(build_cases())

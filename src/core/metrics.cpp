@@ -56,7 +56,11 @@ const std::vector<MetricInfo>& metric_registry() {
        {{"variance", "0.8", "PCA keeps the fewest directions explaining more than this fraction", {}},
         {"components_per_class", "5", "mixture components per target class", {}},
         {"log", "yes", "yes: LEEP with the log (the paper); no: without (TencentARC/SFDA's code)",
-         {"yes", "no"}}},
+         {"yes", "no"}},
+        {"init", "greedy",
+         "k-means++ seeding of the mixture: greedy = sklearn's (the best of 2 + ln K draws per "
+         "centre); random = one draw per centre",
+         {"greedy", "random"}}},
        &metrics::nleep},
       {"gbc", "GBC: Gaussian Bhattacharyya coefficient between classes (negated overlap)",
        "Pandy et al., Transferability Estimation using Bhattacharyya Class Separability, CVPR 2022",

@@ -3,25 +3,26 @@
 #include <cblas.h>
 
 #include <Eigen/Cholesky>
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <numeric>
 #include <random>
+#include <string>
 
 #include "metric_context.h"
+#include "nleep_internal.h"
 
 namespace tlkit::metrics {
-namespace {
+namespace nleep_internal {
 
-using RowMatrix = detail::RowMatrixXd;
-
-// k-means++ seeding from `rng`, then Lloyd iterations until the assignment stops changing (at
-// most 300); an empty cluster keeps its centre. Returns the assignment.
-std::vector<int> kmeans(const RowMatrix& x, int k, std::mt19937_64& rng) {
+std::vector<Eigen::Index> kmeans_plusplus_random(const RowMatrix& x, int k, std::mt19937_64& rng) {
   const Eigen::Index n = x.rows();
-  RowMatrix centres(k, x.cols());
+  std::vector<Eigen::Index> rows(static_cast<std::size_t>(k));
   std::uniform_int_distribution<Eigen::Index> pick(0, n - 1);
-  centres.row(0) = x.row(pick(rng));
-  Eigen::VectorXd d2 = (x.rowwise() - centres.row(0)).rowwise().squaredNorm();
+  rows[0] = pick(rng);
+  Eigen::VectorXd d2 = (x.rowwise() - x.row(rows[0])).rowwise().squaredNorm();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   for (int j = 1; j < k; ++j) {
     const double total = d2.sum();
@@ -37,11 +38,59 @@ std::vector<int> kmeans(const RowMatrix& x, int k, std::mt19937_64& rng) {
         }
       }
     }
-    centres.row(j) = x.row(chosen);
-    d2 = d2.cwiseMin((x.rowwise() - centres.row(j)).rowwise().squaredNorm());
+    rows[j] = chosen;
+    d2 = d2.cwiseMin((x.rowwise() - x.row(chosen)).rowwise().squaredNorm());
   }
+  return rows;
+}
+
+std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, Eigen::Index first,
+                                          const std::function<double()>& uniform) {
+  const Eigen::Index n = x.rows();
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  std::vector<Eigen::Index> rows(static_cast<std::size_t>(k));
+  rows[0] = first;
+  Eigen::VectorXd d2 = (x.rowwise() - x.row(first)).rowwise().squaredNorm();
+  double pot = d2.sum();
+  std::vector<double> cum(static_cast<std::size_t>(n));
+  Eigen::VectorXd cand_d2, best_d2;
+  for (int j = 1; j < k; ++j) {
+    std::partial_sum(d2.data(), d2.data() + n, cum.begin());
+    double best_pot = std::numeric_limits<double>::infinity();
+    Eigen::Index best_row = 0;
+    for (int t = 0; t < trials; ++t) {
+      // The first row whose cumulative D^2 reaches u x pot (numpy searchsorted, side left).
+      const double u = uniform() * pot;
+      const Eigen::Index r =
+          std::min<Eigen::Index>(std::lower_bound(cum.begin(), cum.end(), u) - cum.begin(), n - 1);
+      cand_d2 = d2.cwiseMin((x.rowwise() - x.row(r)).rowwise().squaredNorm());
+      const double cand_pot = cand_d2.sum();
+      if (cand_pot < best_pot) {  // the first of equal candidates, as numpy's argmin
+        best_pot = cand_pot;
+        best_row = r;
+        best_d2.swap(cand_d2);
+      }
+    }
+    rows[j] = best_row;
+    d2.swap(best_d2);
+    pot = best_pot;
+  }
+  return rows;
+}
+
+std::vector<Eigen::Index> kmeans_plusplus(const RowMatrix& x, int k, std::mt19937_64& rng) {
+  std::uniform_int_distribution<Eigen::Index> pick(0, x.rows() - 1);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const Eigen::Index first = pick(rng);
+  return kmeans_plusplus(x, k, first, [&] { return unit(rng); });
+}
+
+std::vector<int> kmeans_lloyd(const RowMatrix& x, RowMatrix centres, int* iterations) {
+  const Eigen::Index n = x.rows(), k = centres.rows();
   std::vector<int> labels(static_cast<std::size_t>(n), -1);
+  if (iterations) *iterations = 0;
   for (int it = 0; it < 300; ++it) {
+    if (iterations) *iterations = it + 1;
     const Eigen::VectorXd cn = centres.rowwise().squaredNorm();
     const Eigen::MatrixXd dots = x * centres.transpose();
     bool changed = false;
@@ -63,6 +112,8 @@ std::vector<int> kmeans(const RowMatrix& x, int k, std::mt19937_64& rng) {
   }
   return labels;
 }
+
+namespace {
 
 struct Mixture {
   Eigen::VectorXd weights;
@@ -131,6 +182,87 @@ Eigen::VectorXd normalise_rows(Eigen::MatrixXd& lp) {
 
 }  // namespace
 
+GmmFit fit_gmm(const RowMatrix& x, const std::vector<int>& init, int k, double reg_covar,
+               double tol, int max_iter) {
+  Eigen::MatrixXd resp = Eigen::MatrixXd::Zero(x.rows(), k);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) resp(i, init[static_cast<std::size_t>(i)]) = 1.0;
+  Mixture m = m_step(x, resp, reg_covar);
+  GmmFit fit;
+  double lower = -std::numeric_limits<double>::infinity();
+  for (int it = 1; it <= max_iter; ++it) {
+    fit.iterations = it;
+    resp = log_prob(x, m);
+    const double mean_ll = normalise_rows(resp).mean();
+    m = m_step(x, resp, reg_covar);
+    const bool done = std::abs(mean_ll - lower) < tol;
+    lower = mean_ll;
+    if (done) {
+      fit.converged = true;
+      break;
+    }
+  }
+  fit.mean_log_likelihood = lower;
+  resp = log_prob(x, m);
+  normalise_rows(resp);
+  fit.posteriors = std::move(resp);
+  return fit;
+}
+
+RowMatrix pca_reduce(MetricContext& ctx, double variance) {
+  const auto& sc = ctx.scatter();
+  const Eigen::VectorXd lam = sc.eigenvalues.reverse().cwiseMax(0.0);  // descending
+  const std::int64_t max_k = std::min<std::int64_t>(ctx.n() - 1, ctx.d());
+  const double total = lam.head(max_k).sum();
+  TLKIT_CHECK_ARG(total > 0, "nleep: the features have no variance");
+  std::int64_t k = 1;
+  double cum = lam[0];
+  while (k < max_k && !(cum / total > variance)) cum += lam[k++];
+  return ctx.project_centred(ctx.principal_directions(k));
+}
+
+NleepFit nleep_fit(MetricContext& ctx, const std::vector<Eigen::Index>* centre_rows) {
+  const double variance = ctx.params().number("nleep", "variance");
+  const int per_class = static_cast<int>(ctx.params().number("nleep", "components_per_class"));
+  TLKIT_CHECK_ARG(variance > 0 && variance <= 1, "--nleep-variance must be in (0, 1], got {}",
+                  variance);
+  TLKIT_CHECK_ARG(per_class >= 1, "--nleep-components-per-class must be >= 1, got {}", per_class);
+  NleepFit fit;
+  const RowMatrix x = pca_reduce(ctx, variance);
+  fit.pca_dims = x.cols();
+  fit.components = static_cast<int>(per_class * ctx.num_classes());
+  TLKIT_CHECK_ARG(fit.components <= ctx.n(),
+                  "nleep: {} mixture components for {} samples; lower "
+                  "--nleep-components-per-class",
+                  fit.components, ctx.n());
+  if (centre_rows) {
+    TLKIT_CHECK_ARG(centre_rows->size() == static_cast<std::size_t>(fit.components),
+                    "nleep: {} initial centres for {} components", centre_rows->size(),
+                    fit.components);
+    fit.centre_rows = *centre_rows;
+  } else {
+    std::mt19937_64 rng(ctx.options().seed);
+    fit.centre_rows = ctx.params().text("nleep", "init") == "random"
+                          ? kmeans_plusplus_random(x, fit.components, rng)
+                          : kmeans_plusplus(x, fit.components, rng);
+  }
+  RowMatrix centres(fit.components, x.cols());
+  for (int j = 0; j < fit.components; ++j) {
+    const Eigen::Index r = fit.centre_rows[static_cast<std::size_t>(j)];
+    TLKIT_CHECK_ARG(r >= 0 && r < x.rows(), "nleep: initial centre row {} outside [0, {})", r,
+                    x.rows());
+    centres.row(j) = x.row(r);
+  }
+  fit.kmeans_labels = kmeans_lloyd(x, std::move(centres), &fit.kmeans_iterations);
+  fit.gmm = fit_gmm(x, fit.kmeans_labels, fit.components);
+  const Eigen::MatrixXd& p = fit.gmm.posteriors;
+  const bool log = ctx.params().text("nleep", "log") == "yes";
+  fit.score = leep_value(FeatureView::col_major(p.data(), p.rows(), p.cols()), ctx.y(),
+                         ctx.num_classes(), log);
+  return fit;
+}
+
+}  // namespace nleep_internal
+
 // 1. Exact PCA keeping the smallest k whose cumulative explained variance exceeds `variance`
 //    (sklearn PCA(n_components=0.8)). 2. Gaussian mixture, K = components_per_class x C, full
 //    covariances, EM from a k-means++ initialisation seeded by --seed (sklearn GaussianMixture
@@ -139,53 +271,12 @@ Eigen::VectorXd normalise_rows(Eigen::MatrixXd& lp) {
 // The value depends on the initialisation, so it is reproducible for a seed, not across
 // implementations; -H(Y) <= NLEEP <= 0 always.
 void nleep(MetricContext& ctx, MetricValue& out) {
-  const auto& sc = ctx.scatter();
-  const double variance = ctx.params().number("nleep", "variance");
-  const int per_class = static_cast<int>(ctx.params().number("nleep", "components_per_class"));
-  TLKIT_CHECK_ARG(variance > 0 && variance <= 1, "--nleep-variance must be in (0, 1], got {}",
-                  variance);
-  TLKIT_CHECK_ARG(per_class >= 1, "--nleep-components-per-class must be >= 1, got {}", per_class);
-  const Eigen::VectorXd lam = sc.eigenvalues.reverse().cwiseMax(0.0);  // descending
-  const std::int64_t max_k = std::min<std::int64_t>(ctx.n() - 1, ctx.d());
-  const double total = lam.head(max_k).sum();
-  TLKIT_CHECK_ARG(total > 0, "nleep: the features have no variance");
-  std::int64_t k = 1;
-  double cum = lam[0];
-  while (k < max_k && !(cum / total > variance)) cum += lam[k++];
-  const RowMatrix x = ctx.project_centred(ctx.principal_directions(k));
-  const int comps = static_cast<int>(per_class * ctx.num_classes());
-  TLKIT_CHECK_ARG(comps <= ctx.n(), "nleep: {} mixture components for {} samples; lower "
-                  "--nleep-components-per-class", comps, ctx.n());
-
-  std::mt19937_64 rng(ctx.options().seed);
-  const std::vector<int> init = kmeans(x, comps, rng);
-  Eigen::MatrixXd resp = Eigen::MatrixXd::Zero(x.rows(), comps);
-  for (Eigen::Index i = 0; i < x.rows(); ++i) resp(i, init[i]) = 1.0;
-  Mixture m = m_step(x, resp, 1e-6);
-  double lower = -std::numeric_limits<double>::infinity();
-  bool converged = false;
-  int iterations = 0;
-  for (int it = 1; it <= 100; ++it) {
-    iterations = it;
-    resp = log_prob(x, m);
-    const double mean_ll = normalise_rows(resp).mean();
-    m = m_step(x, resp, 1e-6);
-    const bool done = std::abs(mean_ll - lower) < 1e-3;
-    lower = mean_ll;
-    if (done) {
-      converged = true;
-      break;
-    }
-  }
-  resp = log_prob(x, m);
-  normalise_rows(resp);
-  const bool log = ctx.params().text("nleep", "log") == "yes";
-  out.score = leep_value(FeatureView::col_major(resp.data(), resp.rows(), resp.cols()), ctx.y(),
-                         ctx.num_classes(), log);
-  out.converged = converged;
-  out.details["pca_dims"] = static_cast<double>(k);
-  out.details["components"] = comps;
-  out.details["em_iterations"] = iterations;
+  const nleep_internal::NleepFit fit = nleep_internal::nleep_fit(ctx, nullptr);
+  out.score = fit.score;
+  out.converged = fit.gmm.converged;
+  out.details["pca_dims"] = static_cast<double>(fit.pca_dims);
+  out.details["components"] = fit.components;
+  out.details["em_iterations"] = fit.gmm.iterations;
 }
 
 }  // namespace tlkit::metrics

@@ -95,7 +95,7 @@ TEST_P(MetricRefs, MatchNumpyReferences) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MetricRefs,
                          ::testing::Values("tall", "f32", "wide", "binary", "singleton",
-                                           "noncontig"));
+                                           "noncontig", "smallvar"));
 
 }  // namespace
 }  // namespace tlkit

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <vector>
 
 #include "test_support.h"
 #include "tlkit/core/npy.h"
@@ -47,7 +48,8 @@ TEST(Npy, ReadsNpzMembersStoredAndDeflated) {
 }
 
 TEST(Npy, LabelsOfEveryIntegerWidth) {
-  for (const char* dt : {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}) {
+  for (const char* dt :
+       {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}) {
     SCOPED_TRACE(dt);
     EXPECT_EQ(load_npy(npy(std::string("labels_") + dt + ".npy")).labels(),
               (std::vector<std::int64_t>{3, 7, 42, 3}));
@@ -111,9 +113,12 @@ TEST(NpyErrors, UnsupportedDtypesSayHowToConvert) {
   EXPECT_ERROR_HAS(load_npy(npy("structured.npy")), "structured dtypes are not supported");
   EXPECT_ERROR_HAS(load_npy(npy("labels_f8.npy")).labels(),
                    "labels have dtype float64; classification needs integer labels");
-  EXPECT_ERROR_HAS(load_npy(npy("labels_int64.npy")).features(), "features must be float32 or float64");
-  EXPECT_ERROR_HAS(load_npy(npy("scalar.npy")).features(), "must be a 2-D array (N, D), got shape ()");
-  EXPECT_ERROR_HAS(load_npy(npy("f8_c.npy")).labels(), "labels must have shape (N,) or (N, 1), got (3, 4)");
+  EXPECT_ERROR_HAS(load_npy(npy("labels_int64.npy")).features(),
+                   "features must be float32 or float64");
+  EXPECT_ERROR_HAS(load_npy(npy("scalar.npy")).features(),
+                   "must be a 2-D array (N, D), got shape ()");
+  EXPECT_ERROR_HAS(load_npy(npy("f8_c.npy")).labels(),
+                   "labels must have shape (N,) or (N, 1), got (3, 4)");
 }
 
 TEST(NpyErrors, MissingFilesAndMembers) {
@@ -159,31 +164,68 @@ TEST_F(NpyCorrupt, EmptyTruncatedAndTrailing) {
   EXPECT_ERROR_HAS(load_npy(write(v9)), "unsupported .npy version 9.0");
 }
 
+// Prefixes of a version 1.0 and a 2.0 file cut at both sides of every field boundary (magic,
+// version, header-length field, header, data) and at each of the last bytes of the header, where
+// the announced header length fits in the file although the header does not
+// (tools/make_npy_fixtures.py; truncated.json gives the lengths the message must name, from the
+// file's own length fields). Every reader must name the truncation exactly: a bound check that
+// lets such a file through reads past the end of the buffer and reports something else.
+TEST(NpyTruncated, EveryPrefixNamesWhereTheFileEnds) {
+  const nlohmann::json manifest = test::load_json(npy("truncated/truncated.json"));
+  ASSERT_GE(manifest.size(), 50u);
+  int header_cuts_within_offset = 0;
+  for (const auto& [name, info] : manifest.items()) {
+    SCOPED_TRACE(name);
+    const std::string path = npy("truncated/" + name);
+    const std::string expect = info.at("expect").get<std::string>();
+    const std::string bytes = test::read_bytes(path);
+    ASSERT_EQ(bytes.size(), info.at("size").get<std::size_t>());
+    // From a file, whole and by rows.
+    EXPECT_ERROR_HAS(load_npy(path), expect);
+    EXPECT_ERROR_HAS(read_npy_header(path), expect);
+    EXPECT_ERROR_HAS(NpyRowReader reader(path), expect);
+    // From memory: an exactly sized heap copy, so that the sanitizers see any read past its end.
+    if (!bytes.empty()) {
+      const std::vector<std::uint8_t> image(bytes.begin(), bytes.end());
+      std::string in_memory = expect;
+      const std::string file_has = "the file has";
+      if (const auto at = in_memory.find(file_has); at != std::string::npos)
+        in_memory.replace(at, file_has.size(), "found");
+      EXPECT_ERROR_HAS(load_npy_bytes(image.data(), image.size(), "mem.npy"), in_memory);
+    }
+    const std::size_t end = info.at("header_end").get<std::size_t>();
+    if (info.at("field") == "header" && bytes.size() + 12 >= end) ++header_cuts_within_offset;
+  }
+  EXPECT_GE(header_cuts_within_offset, 20);  // the cuts a weakened bound check lets through
+}
+
 TEST_F(NpyCorrupt, HeaderGrammarIsStrict) {
   const std::string ok = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }";
   expect_grid(load_npy(write(with_header(ok))).features());
   EXPECT_ERROR_HAS(load_npy(write(with_header("{'descr': '<f8', 'shape': (3, 4), }"))),
                    "missing key 'fortran_order'");
-  EXPECT_ERROR_HAS(load_npy(write(with_header(
-                       "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (3, 4)}"))),
-                   "duplicate key 'descr'");
+  EXPECT_ERROR_HAS(
+      load_npy(write(with_header(
+          "{'descr': '<f8', 'descr': '<f8', 'fortran_order': False, 'shape': (3, 4)}"))),
+      "duplicate key 'descr'");
   EXPECT_ERROR_HAS(load_npy(write(with_header(
                        "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), 'x': 1}"))),
                    "unexpected key 'x'");
-  EXPECT_ERROR_HAS(load_npy(write(with_header(
-                       "{'descr': '<f8', 'fortran_order': Maybe, 'shape': (3, 4)}"))),
-                   "'fortran_order': expected True or False");
-  EXPECT_ERROR_HAS(load_npy(write(with_header(
-                       "{'descr': '<f8', 'fortran_order': False, 'shape': (3, -4)}"))),
-                   "'shape': expected a non-negative integer");
-  EXPECT_ERROR_HAS(load_npy(write(with_header(
-                       "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296)}"))),
+  EXPECT_ERROR_HAS(
+      load_npy(write(with_header("{'descr': '<f8', 'fortran_order': Maybe, 'shape': (3, 4)}"))),
+      "'fortran_order': expected True or False");
+  EXPECT_ERROR_HAS(
+      load_npy(write(with_header("{'descr': '<f8', 'fortran_order': False, 'shape': (3, -4)}"))),
+      "'shape': expected a non-negative integer");
+  EXPECT_ERROR_HAS(load_npy(write(with_header("{'descr': '<f8', 'fortran_order': False, 'shape': "
+                                              "(4294967296, 4294967296, 4294967296)}"))),
                    "overflows");
   EXPECT_ERROR_HAS(load_npy(write(with_header(
                        "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4)} trailing"))),
                    "unexpected text after the dictionary");
-  EXPECT_ERROR_HAS(load_npy(write(with_header("{'descr': '<c16', 'fortran_order': False, 'shape': (3, 4)}"))),
-                   "unsupported dtype '<c16'");
+  EXPECT_ERROR_HAS(
+      load_npy(write(with_header("{'descr': '<c16', 'fortran_order': False, 'shape': (3, 4)}"))),
+      "unsupported dtype '<c16'");
 }
 
 TEST_F(NpyCorrupt, ImplausibleHeaderLength) {
