@@ -14,24 +14,29 @@ torchvision's weights enums point to, or your own fine-tuned weights) for real o
 The contract (docs/extract.md): forward(x) with x float32 [N, 3, S, S], RGB in [0, 1], returns
 (features, logits). The normalisation (ImageNet mean/std unless given) is inside the module;
 `features` is what the classifier head reads (the model's `fc`, `classifier` or `heads` is
-replaced by the identity and kept as the head), flattened to [N, D]; `logits` is the head's output.
-The module is scripted (torch.jit.script), or traced when scripting fails, then saved, loaded back
-and checked against the eager model on a random batch.
+replaced by the identity and kept as the head; Swin's `head` too), flattened to [N, D]; `logits` is the head's output.
+The module is scripted (torch.jit.script), or traced when scripting fails, then saved with its input
+size and output widths in tlkit.json inside the archive (tlkit extract uses and checks them), loaded
+back and checked against the eager model on a random batch.
 """
 import argparse
 import json
 import sys
 
-import torch
-from torch import Tensor, nn
 from typing import List, Tuple
 
 try:
+    import torch
     import torchvision
-except ImportError:  # pragma: no cover
-    raise SystemExit("needs torchvision: apt-get install python3-torchvision")
+    from torch import Tensor, nn
+except ImportError as e:  # pragma: no cover
+    raise SystemExit("export_torchvision.py needs PyTorch and torchvision (%s): on Debian, "
+                     "apt-get install python3-torch python3-torchvision, and run it with "
+                     "/usr/bin/python3" % e)
 
-HEAD_ATTRIBUTES = ("fc", "classifier", "heads")
+# Where torchvision's classifiers keep their head: ResNets `fc`; VGG, MobileNets, EfficientNets,
+# ConvNeXt `classifier`; ViT `heads`; Swin `head`.
+HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 
 
 class Contract(nn.Module):
@@ -73,7 +78,8 @@ def main():
     ap.add_argument("--weights",
                     help="a state_dict (.pth) for the torchvision model; default: random")
     ap.add_argument("--input-size", type=int, default=224,
-                    help="S of the check batch (default 224)")
+                    help="S, the input size: recorded in tlkit.json, and the check batch's "
+                         "(default 224)")
     ap.add_argument("--mean", type=floats, default=[0.485, 0.456, 0.406])
     ap.add_argument("--std", type=floats, default=[0.229, 0.224, 0.225])
     ap.add_argument("--list", action="store_true", help="list the classification models and exit")
