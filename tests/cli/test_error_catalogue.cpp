@@ -521,13 +521,55 @@ std::vector<Case> extract_cases() {
          EXPECT_NE(std::find(classes.begin(), classes.end(), "empty"), classes.end())
              << classes.dump();
        }},
-      {"extract-no-images", 2, "data", "no .jpg/.jpeg/.png files",
+      {"extract-no-images", 2, "data", "no image files",
        [](Inputs& in) {
          fs::create_directories(in.p("data/a"));
          fs::create_directories(in.p("data/b"));
          return extract(in, in.p("data"));
        },
        "feats"},
+      {"extract-split-folders-as-classes", 2, "data", "look like splits, not classes",
+       [](Inputs& in) {
+         fs::create_directories(in.p("data"));
+         fs::copy(test::data_path("model/images/train"), in.p("data/train"),
+                  fs::copy_options::recursive);
+         fs::copy(test::data_path("model/images/train"), in.p("data/test"),
+                  fs::copy_options::recursive);
+         return extract(in, in.p("data"));
+       },
+       "feats"},
+      {"extract-csv-unknown-header", 2, "list.csv", "looks like a header but is not one",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"), "path,lable\ndata/cat/0000.jpg,cat\n");
+         return extract(in, in.p("list.csv"));
+       },
+       "feats"},
+      {"extract-csv-real-labels", 2, "list.csv", "is a real number",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,label\ndata/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         return extract(in, in.p("list.csv"));
+       },
+       "feats"},
+      {"extract-images-in-sub-folders", 0, "", "",
+       [](Inputs& in) {
+         const std::string data = image_folder(in, {{"cat/more/n.png", "special/gray.png"}});
+         test::write_bytes(data + "/cat/notes.txt", "not an image");
+         return extract(in, data);
+       },
+       nullptr,
+       [](const Case& c, Inputs& in, const test::CliRun& run) {
+         extracted_with("cat/more/n.png")(c, in, run);
+         EXPECT_NE(run.err.find("1 image(s) are in sub-folders of the class folders"),
+                   std::string::npos)
+             << run.err;
+         EXPECT_NE(run.err.find("skipped 1 file(s) that are not images by their extension (1 "
+                                ".txt)"),
+                   std::string::npos)
+             << run.err;
+       }},
       {"extract-missing-data", 2, "nodata", "no such file or folder",
        [](Inputs& in) { return extract(in, in.p("nodata")); }, "feats"},
       {"extract-csv-missing-field", 2, "list.csv", "expected 2 fields",
@@ -555,6 +597,30 @@ std::vector<Case> extract_cases() {
                 " --input-size 16 --out " + in.p("feats");
        },
        "feats"},
+      {"extract-torch-save-file", 2, "state_dict.pt", "it is a torch.save file",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "state_dict"); }, "feats"},
+      {"extract-input-size-not-the-recorded-one", 2, "records_size.pt", "says input_size 32",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "records_size"); }, "feats"},
+      {"extract-input-size-too-small", 2, "fixed_flatten.pt", "is --input-size the size",
+       [](Inputs& in) {
+         return "extract --model " + model("fixed_flatten") + " --data " + image_folder(in, {}) +
+                " --input-size 8 --out " + in.p("feats");
+       },
+       "feats"},
+      {"extract-plain-classifier", 0, "", "",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "classifier_only"); }, nullptr,
+       [](const Case&, Inputs& in, const test::CliRun& run) {
+         EXPECT_EQ(npy_rows(in.p("feats/features.npy")), 6);
+         EXPECT_NE(run.err.find("these look like a classifier's logits"), std::string::npos)
+             << run.err;
+       }},
+      {"extract-widths-depend-on-input-size", 0, "", "",
+       [](Inputs& in) { return extract(in, image_folder(in, {}), "fixed_flatten"); }, nullptr,
+       [](const Case&, Inputs& in, const test::CliRun& run) {
+         EXPECT_EQ(npy_rows(in.p("feats/features.npy")), 6);
+         EXPECT_NE(run.err.find("the output widths change with the input size"), std::string::npos)
+             << run.err;
+       }},
       {"extract-forward-fails", 2, "throws.pt", "forward failed",
        [](Inputs& in) { return extract(in, image_folder(in, {}), "throws"); }, "feats"},
       {"extract-wrong-output-shape", 2, "wrong_shape.pt", "first dimension must be the batch size",
