@@ -4,7 +4,7 @@
 // tools/export_text_finetune_fixtures.py). References: the core logistic-regression probe fit in
 // the test on the same features, the original model's features on inputs normalised in the test,
 // the run's own checkpoint and reported test accuracy, and PyTorch (torch.jit.load in
-// /usr/bin/python3, skipped without torch).
+// /usr/bin/python3, skipped without torch); and the kit's cifar10_resnet20 on clothing-small-160.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -331,6 +331,46 @@ TEST(FinetuneModel, LoadsInPythonWithTheSameLogits) {
   const std::string cmd = "/usr/bin/python3 " + t.file("check.py") + " " + r.model_file + " " +
                           t.file("x.npy") + " " + t.file("logits.npy");
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// The kit's ResNet-20, top:1 for one epoch on 10 clothing images per class: model.pt run as loaded
+// gives the test accuracy the run reports on the same subsample (--per-class with the same seed);
+// frozen (predict's default) the same to float32 rounding. Skipped without the kit.
+TEST(FinetuneModelKit, Resnet20ModelReproducesTheTestAccuracy) {
+  const std::string kit = TLKIT_KIT_DIR;
+  if (!fs::exists(kit + "/models/image/cifar10_resnet20.pt")) GTEST_SKIP() << "no kit at " << kit;
+  test::TempDir t;
+  FinetuneOptions o;
+  o.model = kit + "/models/image/cifar10_resnet20.pt";
+  o.data = kit + "/data/clothing-small-160";
+  o.split_train = "train";
+  o.split_test = "test";
+  o.per_class = 10;
+  o.seed = 5;
+  o.input_size = 32;
+  o.mode = parse_mode("top:1");
+  o.epochs = 1;
+  o.batch = 16;
+  o.lr = 0.01;
+  o.threads = 1;
+  o.out = t.path();
+  const FinetuneResult r = run_finetune(o);
+  PredictOptions p;
+  p.extract.model = r.model_file;
+  p.extract.data = o.data;
+  p.extract.split = "test";
+  p.extract.sample.per_class = 10;
+  p.extract.sample.seed = 5;
+  p.extract.threads = 1;
+  p.extract.model_options.optimization = Optimization::kNone;
+  const PredictResult loaded = predict(p);
+  EXPECT_EQ(loaded.extract.n, 100);
+  EXPECT_EQ(loaded.scored, 100);
+  EXPECT_EQ(loaded.accuracy, r.runs[0].test_acc);
+  // Frozen (conv-BN folded): float32 rounding only, at most one near-tie may flip.
+  p.extract.model_options.optimization = Optimization::kFreeze;
+  EXPECT_NEAR(predict(p).accuracy, r.runs[0].test_acc, 1.0);
+  EXPECT_EQ(loaded.class_names.size(), 10u);
 }
 
 }  // namespace
