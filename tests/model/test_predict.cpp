@@ -373,5 +373,31 @@ TEST(FinetuneModelKit, Resnet20ModelReproducesTheTestAccuracy) {
   EXPECT_EQ(loaded.class_names.size(), 10u);
 }
 
+// Labels are matched to the model's classes by name; samples of a class the model does not know
+// are left out of the accuracy, with a note naming it.
+TEST(Predict, CountsOnlyLabelsTheModelKnows) {
+  test::TempDir t;
+  const FinetuneResult r = run_finetune(toy(t.file("run"), "linear"));
+  const ImageListing l = list_images(test::data_path("model/toy"), "test");
+  std::string csv = "path,label\n";
+  std::int64_t blue = 0;
+  for (const auto& smp : l.samples) {
+    const bool is_blue = l.classes[static_cast<std::size_t>(smp.label)] == "blue";
+    blue += is_blue;
+    csv += smp.path + "," + (is_blue ? "blue" : "purple") + "\n";
+  }
+  test::write_bytes(t.file("data.csv"), csv);
+  PredictOptions p = toy_predict(r.model_file);
+  p.extract.data = t.file("data.csv");
+  p.extract.split.clear();
+  const PredictResult pr = predict(p);
+  EXPECT_EQ(pr.extract.n, 8);
+  EXPECT_EQ(pr.scored, blue);
+  ASSERT_EQ(pr.notes.size(), 1u);
+  EXPECT_NE(pr.notes[0].find("(purple)"), std::string::npos) << pr.notes[0];
+  for (std::size_t i = 0; i < pr.target.size(); ++i)
+    EXPECT_EQ(pr.target[i], pr.label_name(i) == "blue" ? 0 : -1) << i;
+}
+
 }  // namespace
 }  // namespace tlkit::model
