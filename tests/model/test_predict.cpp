@@ -228,32 +228,34 @@ TEST(FinetuneModel, UnfinishedRunsWriteNoModelAndAGridKeepsTheBestPoints) {
 }
 
 TEST(FinetuneModel, TextModelTakesTexts) {
-  test::TempDir t;
-  FinetuneOptions o;
-  o.model = test::data_path("model/models/text_bag.pt");
-  o.data = test::data_path("model/text/trec12.txt");
-  o.split_val = o.data;
-  o.split_test = o.data;
-  o.mode = parse_mode("top:1");
-  o.epochs = 2;
-  o.batch = 5;
-  o.lr = 0.1;
-  o.patience = 0;
-  o.threads = 1;
-  o.seed = 3;
-  o.out = t.path();
-  const FinetuneResult r = run_finetune(o);
-  ASSERT_FALSE(r.model_file.empty());
-  PredictOptions p;
-  p.extract.model = r.model_file;
-  p.extract.data = o.data;
-  p.extract.threads = 1;
-  p.extract.model_options.optimization = Optimization::kNone;
-  const PredictResult pr = predict(p);
-  EXPECT_EQ(pr.extract.n, 12);
-  EXPECT_EQ(pr.classes, 6);  // labels 0..5
-  EXPECT_EQ(pr.top_k, 5);
-  EXPECT_EQ(pr.accuracy, r.runs[0].test_acc);
+  for (const std::string mode : {"linear", "top:1"}) {
+    test::TempDir t;
+    FinetuneOptions o;
+    o.model = test::data_path("model/models/text_bag.pt");
+    o.data = test::data_path("model/text/trec12.txt");
+    o.split_val = o.data;
+    o.split_test = o.data;
+    o.mode = parse_mode(mode);
+    o.epochs = 2;
+    o.batch = 5;
+    o.lr = 0.1;
+    o.patience = 0;
+    o.threads = 1;
+    o.seed = 3;
+    o.out = t.path();
+    const FinetuneResult r = run_finetune(o);
+    ASSERT_FALSE(r.model_file.empty()) << mode;
+    PredictOptions p;
+    p.extract.model = r.model_file;
+    p.extract.data = o.data;
+    p.extract.threads = 1;
+    p.extract.model_options.optimization = Optimization::kNone;
+    const PredictResult pr = predict(p);
+    EXPECT_EQ(pr.extract.n, 12) << mode;
+    EXPECT_EQ(pr.classes, 6) << mode;  // labels 0..5
+    EXPECT_EQ(pr.top_k, 5) << mode;
+    EXPECT_EQ(pr.accuracy, r.runs[r.best_run].test_acc) << mode;
+  }
 }
 
 // Top-K: probabilities in descending order of the logits, softmax ratios, a whole row sums to 1.
