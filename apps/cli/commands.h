@@ -125,5 +125,7 @@ int run_rank(const RankArgs& args);
 Command add_finetune_command(CLI::App& app);
 // tlkit probe (built only with LibTorch: probe_command.cpp).
 Command add_probe_command(CLI::App& app);
+// tlkit predict (built only with LibTorch: predict_command.cpp).
+Command add_predict_command(CLI::App& app);
 
 }  // namespace tlkit::cli

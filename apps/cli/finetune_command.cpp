@@ -37,7 +37,9 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       "of\n'<label> <text>' lines or text,label CSVs; no --input-size, no augmentation).\n"
       "Modes: linear (logistic regression on fixed features, L-BFGS, C chosen on validation), "
       "top:K (the last K\nblocks and the head train), full (everything trains). Writes "
-      "checkpoint.pt and metrics.json to --out\nand resumes from a checkpoint of the same "
+      "checkpoint.pt and metrics.json to --out,\nand model.pt: the fine-tuned model (backbone, "
+      "head, --mean/--std inside) for tlkit predict and\ntorch.jit.load. Resumes from a checkpoint "
+      "of the same "
       "configuration (docs/finetune.md). Ctrl-C keeps the last epoch's checkpoint; rerun to "
       "resume.");
   cmd->add_option("--model", o.model,
@@ -227,7 +229,8 @@ int run_finetune_command(FinetuneArgs& a) {
   }
   if (r.runs.size() > 1 && r.mode.mode != model::FinetuneMode::kLinear)
     fmt::print("  best: {}\n", r.runs[r.best_run].out);
-  fmt::print("  wrote {}/metrics.json ({:.1f} s)\n", a.o.out, r.seconds);
+  fmt::print("  wrote {}/metrics.json{} ({:.1f} s)\n", a.o.out,
+             r.model_file.empty() ? "" : " and model.pt", r.seconds);
   return 0;
 }
 

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_extract_command(app));
   commands.push_back(tlkit::cli::add_rank_command(app));
   commands.push_back(tlkit::cli::add_finetune_command(app));
+  commands.push_back(tlkit::cli::add_predict_command(app));
   commands.push_back(tlkit::cli::add_probe_command(app));
 #endif
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "finetune_data.h"
+#include "finetune_export.h"
 #include "finetune_grid.h"
 #include "finetune_internal.h"
 #include "finetune_train.h"
@@ -245,6 +246,22 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     m["best_val_acc"] = pr.grid[pr.best].val_accuracy;
     m["test_acc"] = pr.test_accuracy;
     m["seconds"] = res.seconds;
+    if (!o.model.empty()) {
+      const bool text_model = from_features ? model_takes_texts(o.model) : text;
+      ExportSpec spec{o.features_output,
+                      text_model,
+                      o.mean,
+                      o.std,
+                      res.class_names,
+                      text_model ? 0 : o.input_size};
+      res.model_file = o.out + "/model.pt";
+      save_linear_model(o.model, pr.model, spec, res.model_file);
+      m["model_file"] = "model.pt";
+    } else {
+      res.notes.push_back(
+          "no model.pt: --features without --model; give the --model (and --mean/--std) the "
+          "features were extracted with to also get the fine-tuned model");
+    }
     write_json(o.out + "/metrics.json", m);
     return res;
   }

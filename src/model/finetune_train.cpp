@@ -13,6 +13,7 @@
 #include "finetune_blocks.h"
 #include "finetune_checkpoint.h"
 #include "finetune_data.h"
+#include "finetune_export.h"
 #include "finetune_grid.h"
 #include "finetune_schedule.h"
 #include "sampling.h"
@@ -95,6 +96,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   fs::create_directories(dir);
   const std::string ckpt = dir + "/checkpoint.pt";
   std::error_code ec;
+  fs::remove(dir + "/model.pt", ec);  // written again when this run finishes
   if (fs::exists(ckpt, ec)) {
     start = load_checkpoint(ckpt, hash, hashed, tensors, *opt, bad_epochs, run);
   } else {
@@ -221,6 +223,9 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     copy_state(best_body, state);
     copy_state(best_head, head_state);
     run.test_acc = evaluate(ctx.splits.test);
+    const ExportSpec spec{o.features_output,      text, o.mean, o.std, ctx.splits.classes,
+                          text ? 0 : o.input_size};
+    save_finetuned_model(backbone.module(), head->weight, head->bias, spec, dir + "/model.pt");
   }
   json m;
   m["config"] = config;
@@ -233,6 +238,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   m["early_stopped"] = run.early_stopped;
   m["diverged"] = run.diverged;
   m["test_acc"] = run.finished ? json(run.test_acc) : json(nullptr);
+  if (run.finished) m["model_file"] = "model.pt";
   double total = 0;
   for (const auto& r : run.history) total += r.seconds;
   m["totals"] = {{"epochs", run.history.size()}, {"seconds", total}};
@@ -350,6 +356,18 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
           r.point.empty() ? "" : fmt::format("{}: ", fs::path(r.out).filename().string()),
           r.history.back().epoch, r.history.back().lr,
           r.best_epoch > 0 ? std::to_string(r.best_epoch) : "none"));
+  }
+  const FinetuneRun& best = res.runs[res.best_run];
+  if (best.finished) {
+    res.model_file = o.out + "/model.pt";
+    if (!axes.empty()) {  // the best point's model, also at the top of the output folder
+      const std::string tmp = res.model_file + ".tmp";
+      fs::copy_file(best.out + "/model.pt", tmp, fs::copy_options::overwrite_existing);
+      fs::rename(tmp, res.model_file);
+    }
+  } else if (!axes.empty()) {
+    std::error_code ec;
+    fs::remove(o.out + "/model.pt", ec);  // of an earlier run
   }
   res.seconds = seconds_since(t_start);
   if (!axes.empty()) write_grid_metrics(o, base, res);

@@ -1,13 +1,15 @@
 // End-to-end tests of `tlkit finetune`: exit codes and the one-line error contract for bad
 // options, the summary and metrics.json of a run on the toy fixture (tests/data/model/toy), and
 // of a text model on text/trec12.txt, and Ctrl-C (exit 130, the last checkpoint intact, no
-// temporary left, a resume identical to a straight run).
+// temporary left, a resume identical to a straight run), and `tlkit predict` on the model.pt a run
+// writes.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -255,6 +257,43 @@ TEST(CliFinetune, CtrlCKeepsTheLastCheckpointAndTheRerunEqualsAStraightRun) {
   EXPECT_EQ(a["best_epoch"], b["best_epoch"]);
   EXPECT_EQ(model::checkpoint_parameters(ckpt, true),
             model::checkpoint_parameters(t.file("straight") + "/checkpoint.pt", true));
+}
+
+// finetune writes model.pt; predict runs it over the test images (CSV to --out or stdout) and
+// prints the accuracy finetune reported; its errors follow the one-line contract.
+TEST(CliFinetune, PredictRunsTheFinetunedModel) {
+  test::TempDir t;
+  const CliRun r = run_cli(toy_args(t.file("run")) + " --mode top:1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("metrics.json and model.pt"), std::string::npos) << r.out;
+  const std::string model = t.file("run") + "/model.pt";
+  ASSERT_TRUE(fs::exists(model));
+  const double test_acc = test::load_json(t.file("run") + "/metrics.json")["test_acc"];
+  const std::string data = " --data " + test::data_path("model/toy") + " --split test --threads 1";
+  const CliRun p = run_cli("predict --model " + model + data + " --out " + t.file("p.csv"));
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(p.err, "");
+  EXPECT_NE(p.out.find("tlkit predict: 8 samples, 2 classes, top 2"), std::string::npos) << p.out;
+  char want[128];
+  std::snprintf(want, sizeof want, "accuracy %.2f%% (top-2 100.00%%) on the 8 labelled samples",
+                test_acc);
+  EXPECT_NE(p.out.find(want), std::string::npos) << p.out;
+  const std::string csv = test::read_bytes(t.file("p.csv"));
+  EXPECT_EQ(test::count_lines(csv), 9);
+  EXPECT_EQ(csv.rfind("file,label,class_1,prob_1,class_2,prob_2\n", 0), 0u) << csv;
+  // Without --out the CSV goes to stdout and the summary to stderr.
+  const CliRun s = run_cli("predict --model " + model + data + " --top-k 1");
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(test::count_lines(s.out), 9);
+  EXPECT_EQ(s.out.rfind("file,label,class_1,prob_1\n", 0), 0u) << s.out;
+  EXPECT_NE(s.err.find("tlkit predict: 8 samples"), std::string::npos) << s.err;
+  expect_usage_error("predict --model " + model + data + " --top-k 3", "--top-k 3");
+  expect_usage_error("predict --model " + test::data_path("model/models/features_only.pt") + data +
+                         " --input-size 8",
+                     "returns no logits");
+  const CliRun help = run_cli("predict --help");
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("class_i"), std::string::npos) << help.out;
 }
 
 }  // namespace

@@ -178,10 +178,16 @@ struct FinetuneResult {
   std::size_t best_run = 0;               ///< highest best_val_acc, first on ties
   std::vector<std::string> notes;
   double seconds = 0.0;
+  /// The fine-tuned model (backbone and head, normalisation inside) as one TorchScript file,
+  /// out/model.pt (of the best grid point); empty when none was written (an unfinished run, or
+  /// --features without --model).
+  std::string model_file;
 };
 
-/// Runs `tlkit finetune`: writes options.out/metrics.json (and per grid point a sub-folder with
-/// checkpoint.pt and metrics.json). Throws tlkit::InputError for bad options or data.
+/// Runs `tlkit finetune`: writes options.out/metrics.json and model.pt (and per grid point a
+/// sub-folder with checkpoint.pt, metrics.json and model.pt). model.pt: forward(x [N,3,S,S] RGB in
+/// [0,1], or texts) -> (features, logits), --mean/--std applied inside, the attributes
+/// class_names (List[str]) and input_size (int). Throws tlkit::InputError for bad options or data.
 FinetuneResult run_finetune(const FinetuneOptions& options);
 
 /// The blocks of a TorchScript model by the definition above (input_size: S of the probe pass of
