@@ -4,7 +4,9 @@
 
 #include <torch/script.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -319,7 +321,13 @@ Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& i
     const std::string msg = one_line(e);
     if (msg.find("allocate memory") != std::string::npos)
       throw std::runtime_error(fmt::format("{}: forward: {}", path, msg));
-    const bool image = described.rfind("an input of shape", 0) == 0;
+    // A size or shape complaint on an image batch: most likely the wrong --input-size.
+    std::string lower = msg;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const bool image =
+        described.rfind("an input of shape", 0) == 0 &&
+        (lower.find("size") != std::string::npos || lower.find("shape") != std::string::npos);
     TLKIT_THROW_ARG("{}: forward failed on {}: {}{}", path, described, msg,
                     image ? " (is --input-size the size this model expects?)" : "");
   }

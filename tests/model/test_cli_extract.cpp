@@ -80,7 +80,7 @@ TEST(CliExtract, BadInputIsExitCode2WithOneLineAndNoOutputFolder) {
       {"extract --model " + model("tuple") + " --data x --out " + out, "x: no such file"},
       {"extract --model " + model("tuple") + " --data " + test::data_path("model/images") +
            " --split train --out " + out,
-       "--input-size must be positive for image models"},
+       "--input-size is required for image models that do not record their input size"},
       {base_args("tuple", out) + " --on-bad-image ignore", "--on-bad-image"},
       {base_args("tuple", out) + " --optimize fast", "--optimize"},
   };
