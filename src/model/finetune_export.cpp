@@ -72,8 +72,15 @@ void save_finetuned_model(const torch::jit::Module& backbone, const at::Tensor& 
       "    return (f, logits)\n";
   m.define(src);
 
+  // The record tlkit extract and rank read (TorchScriptModel::record): input size and widths.
+  const std::string record =
+      spec.text || spec.input_size <= 0
+          ? fmt::format("{{\"feature_dim\": {}, \"logits_dim\": {}}}", weight.size(1),
+                        weight.size(0))
+          : fmt::format("{{\"input_size\": {}, \"feature_dim\": {}, \"logits_dim\": {}}}",
+                        spec.input_size, weight.size(1), weight.size(0));
   const std::string tmp = path + ".tmp";
-  m.save(tmp);
+  m.save(tmp, {{"tlkit.json", record}});
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {

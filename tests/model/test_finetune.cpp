@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "model_test_support.h"
 #include "test_support.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/linear_probe.h"
@@ -307,18 +308,7 @@ TEST(Finetune, GridWritesOneFolderPerPointAndPicksTheBestByValidation) {
 // --mode linear from `tlkit extract` folders equals the core probe on the same features.
 TEST(Finetune, LinearFromExtractedFeaturesMatchesTheCoreProbe) {
   test::TempDir t;
-  ExtractOptions eo;
-  eo.model = trainable();
-  eo.data = test::data_path("model/toy");
-  eo.input_size = 8;
-  eo.threads = 1;
-  eo.decode_threads = 1;
-  eo.split = "train";
-  const ExtractResult tr = extract_features(eo);
-  write_extract_outputs(tr, eo, t.file("train"));
-  eo.split = "test";
-  const ExtractResult te = extract_features(eo);
-  write_extract_outputs(te, eo, t.file("test"));
+  const auto [tr, te] = test::extract_toy_splits(t, trainable());
   FinetuneOptions o;
   o.mode = parse_mode("linear");
   o.features_dir = t.file("train");

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "model_test_support.h"
 #include "test_support.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/linear_probe.h"
@@ -74,18 +75,7 @@ std::vector<float> toy_test_images(std::int64_t& n) {
 // probe's head (fit here on the same features) on top.
 TEST(FinetuneModel, LinearModelIsTheBackboneWithTheCoreProbeHead) {
   test::TempDir t;
-  ExtractOptions eo;
-  eo.model = trainable();
-  eo.data = test::data_path("model/toy");
-  eo.input_size = 8;
-  eo.threads = 1;
-  eo.decode_threads = 1;
-  eo.split = "train";
-  const ExtractResult tr = extract_features(eo);
-  write_extract_outputs(tr, eo, t.file("train"));
-  eo.split = "test";
-  const ExtractResult te = extract_features(eo);
-  write_extract_outputs(te, eo, t.file("test"));
+  const auto [tr, te] = test::extract_toy_splits(t, trainable());
   FinetuneOptions o;
   o.mode = parse_mode("linear");
   o.model = trainable();
@@ -116,6 +106,10 @@ TEST(FinetuneModel, LinearModelIsTheBackboneWithTheCoreProbeHead) {
   std::int64_t n = 0;
   const std::vector<float> x = toy_test_images(n);
   TorchScriptModel m(r.model_file, ModelOptions{0, 1, Optimization::kNone});
+  // Its tlkit.json records the input size and widths, for tlkit extract and rank.
+  EXPECT_EQ(m.record().input_size, 8);
+  EXPECT_EQ(m.record().feature_dim, te.features_dim);
+  EXPECT_EQ(m.record().logits_dim, 2);
   const ModelOutputs out = m.forward(x.data(), n, 8, 8);
   ASSERT_TRUE(out.has_logits);
   ASSERT_EQ(out.features_dim, te.features_dim);
