@@ -85,17 +85,8 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
     r = a.regression ? logme(f, TargetView{targets.data(), n_labels, k, k, 1}, opt)
                      : logme(f, LabelView{labels.data(), n_labels}, opt);
   }
-  MetricValue v;
-  v.name = "logme";
-  v.score = r.score;
-  v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  v.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
-  v.details["rank"] = static_cast<double>(r.rank);
-  out.report.n = r.n;
-  out.report.d = r.d;
-  out.report.labels = r.labels;
-  out.report.metrics.push_back(v);
-  out.report.logme = std::move(r);
+  out.report = logme_report(
+      std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return out;
 }
 

@@ -190,16 +190,8 @@ ScoreReport score_regression(py::handle features, py::handle targets, py::handle
     py::gil_scoped_release release;
     const auto t0 = std::chrono::steady_clock::now();
     LogmeResult r = logme(f.view, t.view, lo);
-    MetricValue v;
-    v.name = "logme";
-    v.score = r.score;
-    v.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    v.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
-    v.details["rank"] = static_cast<double>(r.rank);
-    report.n = r.n;
-    report.d = r.d;
-    report.metrics.push_back(std::move(v));
-    report.logme = std::move(r);
+    report = logme_report(
+        std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return report;
 }

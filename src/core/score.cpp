@@ -221,6 +221,22 @@ void validate(const ScoreInputs& in) {
 
 }  // namespace
 
+ScoreReport logme_report(LogmeResult r, double seconds) {
+  MetricValue v;
+  v.name = "logme";
+  v.score = r.score;
+  v.seconds = seconds;
+  v.converged = std::all_of(r.converged.begin(), r.converged.end(), [](bool c) { return c; });
+  v.details["rank"] = static_cast<double>(r.rank);
+  ScoreReport report;
+  report.n = r.n;
+  report.d = r.d;
+  report.labels = r.labels;
+  report.metrics.push_back(std::move(v));
+  report.logme = std::move(r);
+  return report;
+}
+
 ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
                   const ScoreOptions& options) {
   TLKIT_CHECK_ARG(!metrics.empty(), "--metric: no metric requested");

@@ -55,6 +55,10 @@ struct ScoreReport {
   double shared_seconds = 0.0;       ///< one-pass statistics and decompositions, all metrics
 };
 
+/// The report of LogME alone from its result `r` (moved in), computed in `seconds`: for the
+/// paths that do not go through score() (streamed chunks, regression targets).
+ScoreReport logme_report(LogmeResult r, double seconds);
+
 /// Computes `metrics` (registered names) on `inputs`. Throws InputError for invalid input or a
 /// metric whose inputs are missing.
 ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
