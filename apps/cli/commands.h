@@ -86,14 +86,23 @@ struct ExtractionArgs {
   bool quiet = false;
 };
 
+// A model named by a zoo manifest entry instead of --model (extract, finetune, probe).
+struct ZooArgs {
+  std::string zoo;
+  std::string model_name;
+};
+
 // tlkit extract (extract_command.cpp).
 struct ExtractArgs {
   std::string model;
+  ZooArgs zoo;
   std::string data;
   int input_size = 0;
   std::string out;
   std::string features_output = "0";
   std::string logits_output = "auto";
+  CLI::Option* features_output_flag = nullptr;  // to tell a value given from the default
+  CLI::Option* logits_output_flag = nullptr;
   ExtractionArgs run;
 };
 
@@ -127,5 +136,7 @@ Command add_finetune_command(CLI::App& app);
 Command add_probe_command(CLI::App& app);
 // tlkit predict (built only with LibTorch: predict_command.cpp).
 Command add_predict_command(CLI::App& app);
+// tlkit truth (built only with LibTorch: truth_command.cpp).
+Command add_truth_command(CLI::App& app);
 
 }  // namespace tlkit::cli

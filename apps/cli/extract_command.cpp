@@ -12,6 +12,7 @@
 #include "tlkit/core/error.h"
 #include "tlkit/model/extractor.h"
 #include "tlkit/model/text_dataset.h"
+#include "tlkit/model/zoo_handoff.h"
 
 namespace tlkit::cli {
 static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
@@ -19,6 +20,8 @@ static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
       "extract",
       "Extract features (and logits) of a TorchScript model on a labelled dataset.\n"
       "Example: tlkit extract --model resnet20.pt --data DATA --split train --input-size 32\n"
+      "     or: tlkit extract --zoo zoo.json --model-name resnet20 --data DATA --split train\n"
+      "         (the zoo entry gives the file, input size, outputs and mean/std)\n"
       "Images: DATA is a folder of class sub-folders (DATA/<class>/*.jpg, or "
       "DATA/<split>/<class>/*.jpg\nwith --split), or a CSV of path,label rows. Text (models with "
       "forward(List[str])): DATA is a\nfile of '<label> <text>' lines or a CSV with text,label "
@@ -27,25 +30,28 @@ static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
       "nothing.");
   cmd->add_option("--model", a.model,
                   "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) -> "
-                  "(features, logits) or features")
-      ->required();
+                  "(features, logits) or features (or --zoo with --model-name)");
+  add_zoo_options(cmd, a.zoo);
   cmd->add_option("--data", a.data,
                   "Folder of class sub-folders, a CSV of path,label (images) or text,label "
                   "rows, or a file of '<label> <text>' lines")
       ->required();
   cmd->add_option("--input-size", a.input_size,
                   "S: the shorter side is resized to S, then the centre S x S is cropped "
-                  "(required for image data unless the model file records it in tlkit.json)")
+                  "(required for image data unless the model file records it in tlkit.json; "
+                  "with --zoo: the entry's, and a different value is refused)")
       ->check(CLI::Range(1, 8192));
   cmd->add_option("--out", a.out, "Output folder (default: tlkit-features/<model file name>)");
-  cmd->add_option("--features-output", a.features_output,
-                  "Which element of forward's tuple holds the features")
-      ->capture_default_str();
-  cmd->add_option("--logits-output", a.logits_output,
-                  "Which element holds the logits: an index, auto (image models: 1 when forward "
-                  "returns a tuple; text models: none, as the kit's return (features, extra)) or "
-                  "none")
-      ->capture_default_str();
+  a.features_output_flag = cmd->add_option("--features-output", a.features_output,
+                                           "Which element of forward's tuple holds the features")
+                               ->capture_default_str();
+  a.logits_output_flag =
+      cmd->add_option(
+             "--logits-output", a.logits_output,
+             "Which element holds the logits: an index, auto (image models: 1 when forward "
+             "returns a tuple; text models: none, as the kit's return (features, extra)) or "
+             "none")
+          ->capture_default_str();
   add_extraction_options(cmd, a.run);
   return cmd;
 }
@@ -58,7 +64,17 @@ int run_extract(const ExtractArgs& a) {
   o.model_options.features_output =
       parse_output_index(a.features_output, "--features-output", false);
   o.model_options.logits_output = parse_output_index(a.logits_output, "--logits-output", true);
-  const std::string out = a.out.empty() ? model::default_output_dir(a.model) : a.out;
+  if (zoo_model_wanted(a.zoo, a.model, "extract")) {
+    model::ZooModelFlags given;
+    if (a.input_size > 0) given.input_size = a.input_size;
+    if (a.features_output_flag != nullptr && a.features_output_flag->count() > 0)
+      given.features_output = o.model_options.features_output;
+    if (a.logits_output_flag != nullptr && a.logits_output_flag->count() > 0)
+      given.logits_output = o.model_options.logits_output;
+    model::apply_zoo_settings(
+        model::zoo_model_settings(model::read_zoo_manifest(a.zoo.zoo), a.zoo.model_name, given), o);
+  }
+  const std::string out = a.out.empty() ? model::default_output_dir(o.model) : a.out;
 
   catch_interrupts();
   o.cancelled = interrupted;

@@ -61,6 +61,27 @@ model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
   return o;
 }
 
+void add_zoo_options(CLI::App* cmd, ZooArgs& a) {
+  cmd->add_option("--zoo", a.zoo,
+                  "Zoo manifest (the format of tlkit rank's --zoo); with --model-name, instead of "
+                  "--model: the entry's file, input_size, outputs and mean/std are used");
+  cmd->add_option("--model-name", a.model_name,
+                  "The entry of --zoo to run (its \"name\", as tlkit rank prints it)");
+}
+
+bool zoo_model_wanted(const ZooArgs& a, const std::string& model, const char* command) {
+  TLKIT_CHECK_ARG(a.zoo.empty() || model.empty(),
+                  "--model and --zoo: give one (--zoo zoo.json --model-name NAME names a model of "
+                  "a manifest)");
+  TLKIT_CHECK_ARG(a.model_name.empty() || !a.zoo.empty(),
+                  "--model-name {} needs --zoo (the manifest it names a model of)", a.model_name);
+  TLKIT_CHECK_ARG(a.zoo.empty() || !a.model_name.empty(),
+                  "--zoo {} needs --model-name NAME (which of its models to run)", a.zoo);
+  TLKIT_CHECK_ARG(!a.zoo.empty() || !model.empty(),
+                  "tlkit {} needs --model M.pt, or --zoo zoo.json with --model-name NAME", command);
+  return !a.zoo.empty();
+}
+
 int parse_output_index(const std::string& s, const char* flag, bool allow_none) {
   if (allow_none && s == "none") return model::kNoOutput;
   if (allow_none && s == "auto") return model::kAutoOutput;

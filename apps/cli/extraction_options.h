@@ -17,6 +17,13 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a);
 /// caller's). Throws tlkit::InputError for a bad value.
 model::ExtractOptions to_extract_options(const ExtractionArgs& a);
 
+/// Registers --zoo and --model-name on `cmd` (the model is --model or a zoo entry).
+void add_zoo_options(CLI::App* cmd, ZooArgs& a);
+
+/// Checks that exactly one of --model and --zoo/--model-name is given (`command`: the command's
+/// name, for messages); returns true for a zoo entry.
+bool zoo_model_wanted(const ZooArgs& a, const std::string& model, const char* command);
+
 /// "--features-output"/"--logits-output" values: an index >= 0, or (allow_none) "auto"/"none".
 int parse_output_index(const std::string& s, const char* flag, bool allow_none);
 

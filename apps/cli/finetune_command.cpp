@@ -5,13 +5,16 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <system_error>
 
 #include "commands.h"
+#include "extraction_options.h"
 #include "interrupt.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/finetune.h"
+#include "tlkit/model/zoo_handoff.h"
 #include "training_options.h"
 
 namespace tlkit::cli {
@@ -24,6 +27,9 @@ struct FinetuneArgs {
   std::string mode = "top:1";
   bool list_blocks = false;
   bool quiet = false;
+  ZooArgs zoo;
+  std::optional<model::ZooModelSettings> zoo_settings;  // with --zoo
+  CLI::Option* features_output_flag = nullptr;          // to tell a value given from the default
 };
 
 CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
@@ -33,6 +39,9 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       "Fine-tune a TorchScript image or text model on a labelled dataset with a new linear head.\n"
       "Example: tlkit finetune --model resnet20.pt --data DATA --split-train train --split-test "
       "test\n         --input-size 32 --mode top:1 --epochs 5 --out runs/r20\n"
+      "From a zoo (the entry gives the file, input size, features output and mean/std): "
+      "--zoo zoo.json\n--model-name resnet20 instead of --model and --input-size; its "
+      "metrics.json feeds tlkit truth.\n"
       "Text models (forward(List[str])): --data TREC.train.all --split-test TREC.test.all (files "
       "of\n'<label> <text>' lines or text,label CSVs; no --input-size, no augmentation).\n"
       "Modes: linear (logistic regression on fixed features, L-BFGS, C chosen on validation), "
@@ -44,7 +53,8 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       "resume.");
   cmd->add_option("--model", o.model,
                   "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) "
-                  "-> (features, ...) or features");
+                  "-> (features, ...) or features (or --zoo with --model-name)");
+  add_zoo_options(cmd, a.zoo);
   cmd->add_option("--data", o.data,
                   "Folder of class sub-folders (or of split folders), or a CSV "
                   "of path,label rows; text: a file of '<label> <text>' lines or a text,label "
@@ -81,7 +91,7 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       ->capture_default_str();
   cmd->add_option("--input-size", o.input_size,
                   "S: the shorter side is resized to S, the centre S x S cropped (image models; "
-                  "required there)")
+                  "required there; with --zoo: the entry's, a different value is refused)")
       ->check(CLI::Range(1, 8192));
   cmd->add_option("--mean", o.mean,
                   "Image models: per-channel R,G,B mean subtracted after scaling to [0, 1], e.g. "
@@ -93,10 +103,10 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "0.229,0.224,0.225 (with --mean)")
       ->expected(3)
       ->delimiter(',');
-  cmd->add_option("--features-output", o.features_output,
-                  "Which element of forward's tuple holds the features")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  a.features_output_flag = cmd->add_option("--features-output", o.features_output,
+                                           "Which element of forward's tuple holds the features")
+                               ->check(CLI::NonNegativeNumber)
+                               ->capture_default_str();
   cmd->add_option("--mode", a.mode, "linear, top:K (the last K blocks train) or full")
       ->capture_default_str();
   add_training_options(cmd, o);
@@ -145,6 +155,17 @@ void remove_empty_folders(const fs::path& dir) {
 std::string acc(double v) { return v < 0 ? "-" : fmt::format("{:.2f}%", v); }
 
 int run_finetune_command(FinetuneArgs& a) {
+  if (!a.zoo.zoo.empty() || !a.zoo.model_name.empty()) {
+    zoo_model_wanted(a.zoo, a.o.model, "finetune");
+    model::ZooModelFlags given;
+    if (a.o.input_size > 0) given.input_size = a.o.input_size;
+    if (a.features_output_flag->count() > 0) given.features_output = a.o.features_output;
+    if (!a.o.mean.empty()) given.mean = a.o.mean;
+    if (!a.o.std.empty()) given.std = a.o.std;
+    a.zoo_settings =
+        model::zoo_model_settings(model::read_zoo_manifest(a.zoo.zoo), a.zoo.model_name, given);
+    model::apply_zoo_settings(*a.zoo_settings, a.o);
+  }
   if (a.list_blocks) {
     TLKIT_CHECK_ARG(!a.o.model.empty(),
                     "--list-blocks needs --model (and --input-size for an image model)");
@@ -182,6 +203,7 @@ int run_finetune_command(FinetuneArgs& a) {
     throw;
   }
   bar.finish();
+  if (a.zoo_settings) model::record_zoo_model(*a.zoo_settings, a.zoo.zoo, a.o.out);
   // The linear probe's non-converged fits: one warning naming the model and every C.
   const std::string lbfgs = "L-BFGS did not converge for C = ";
   std::vector<std::string> lbfgs_c;

@@ -9,11 +9,13 @@
 #include <vector>
 
 #include "commands.h"
+#include "extraction_options.h"
 #include "interrupt.h"
 #include "metric_options.h"
 #include "progress.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/probe.h"
+#include "tlkit/model/zoo_handoff.h"
 #include "training_options.h"
 
 namespace tlkit::cli {
@@ -25,6 +27,8 @@ struct ProbeArgs {
   std::string sizes = "500,5000,all";
   std::string metric_flag = "--metric";  // as typed: --metric or its alias --metrics
   bool quiet = false;
+  ZooArgs zoo;
+  CLI::Option* features_output_flag = nullptr;  // to tell a value given from the default
 };
 
 CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
@@ -49,23 +53,26 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
       "Example: tlkit probe --model cifar10_resnet20.pt --input-size 32 --data clothing "
       "--split-train train\n         --split-val validation --split-test test --sizes 100,500 "
       "--seeds 2 --epochs 4 --out probe/r20\n"
+      "     or: --zoo zoo.json --model-name cifar10_resnet20 instead of --model and --input-size\n"
       "Blocks: as `tlkit finetune --list-blocks` lists them. layers needs a model that can be "
       "run block by block\n(a scripted model whose forward calls a Sequential of blocks, like the "
       "kit's cifar10_resnet*) or whose\nforward returns a list of per-layer features "
       "(docs/probe.md).");
   cmd->add_option("--model", o.model,
-                  "TorchScript image model: forward(x [N,3,S,S] RGB in [0,1]) -> (features, ...)")
-      ->required();
+                  "TorchScript image model: forward(x [N,3,S,S] RGB in [0,1]) -> (features, ...) "
+                  "(or --zoo with --model-name)");
+  add_zoo_options(cmd, a.zoo);
   cmd->add_option("--data", o.data,
                   "Folder of class sub-folders (or of split folders), or a CSV of path,label rows")
       ->required();
-  cmd->add_option("--input-size", o.input_size, "S of the model's input (zoo.json's input_size)")
-      ->check(CLI::Range(1, 8192))
-      ->required();
-  cmd->add_option("--features-output", o.features_output,
-                  "Which element of forward's tuple holds the features")
-      ->check(CLI::NonNegativeNumber)
-      ->capture_default_str();
+  cmd->add_option("--input-size", o.input_size,
+                  "S of the model's input (required with --model; with --zoo: the entry's "
+                  "input_size, a different value is refused)")
+      ->check(CLI::Range(1, 8192));
+  a.features_output_flag = cmd->add_option("--features-output", o.features_output,
+                                           "Which element of forward's tuple holds the features")
+                               ->check(CLI::NonNegativeNumber)
+                               ->capture_default_str();
   cmd->add_option("--analysis", a.analysis,
                   "layers, reinit, block-reinit, reorder, a comma list, or all")
       ->capture_default_str();
@@ -114,6 +121,25 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
 }
 
 int run_probe_command(ProbeArgs& a) {
+  if (zoo_model_wanted(a.zoo, a.o.model, "probe")) {
+    model::ZooModelFlags given;
+    if (a.o.input_size > 0) given.input_size = a.o.input_size;
+    if (a.features_output_flag->count() > 0) given.features_output = a.o.features_output;
+    const model::ZooModelSettings s =
+        model::zoo_model_settings(model::read_zoo_manifest(a.zoo.zoo), a.zoo.model_name, given);
+    TLKIT_CHECK_ARG(s.kind == "image",
+                    "--model-name {}: {} is a {} model; tlkit probe runs image "
+                    "models",
+                    s.name, s.source, s.kind);
+    TLKIT_CHECK_ARG(s.mean.empty() && s.std.empty(),
+                    "--model-name {}: {} has mean/std; tlkit probe runs models that normalise "
+                    "inside",
+                    s.name, s.source);
+    a.o.model = s.model;
+    a.o.input_size = s.input_size;
+    a.o.features_output = s.features_output;
+  }
+  TLKIT_CHECK_ARG(a.o.input_size > 0, "--input-size is required with --model (the model's S)");
   // Ctrl-C stops the fine-tuning run in progress at a batch boundary (exit 130); every run
   // resumes from its checkpoint when the command is repeated.
   catch_interrupts();

@@ -49,6 +49,65 @@ TEST(CliExtract, WritesTheOutputFolderMatchingPython) {
   EXPECT_EQ(meta["run"]["batch"], 4);
 }
 
+// A manifest naming tuple.pt with its size and widths (the kit's zoo.json format).
+std::string write_zoo(const test::TempDir& t) {
+  const std::string zoo = t.file("zoo.json");
+  test::write_bytes(zoo, R"({"models": [{"name": "tup", "file": ")" + model("tuple") +
+                             R"(", "kind": "image", "input_size": 32, "feature_dim": 8,
+                             "logits_dim": 3}, {"name": "small", "file": ")" +
+                             model("features_only") + R"(", "kind": "image", "input_size": 16}]})");
+  return zoo;
+}
+
+TEST(CliExtract, AZooEntryStandsForTheModelAndItsSize) {
+  test::TempDir t;
+  const std::string zoo = write_zoo(t), out = t.file("feats");
+  const std::string args = "extract --zoo " + zoo + " --model-name tup --data " +
+                           test::data_path("model/images") + " --split train --batch 4 --out ";
+  const CliRun r = run_cli(args + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("tlkit extract: 6 images (0 skipped), features 6 x 8, logits 6 x 3"),
+            std::string::npos)
+      << r.out;
+  // The same features as --model tuple.pt --input-size 32 (PyTorch's reference).
+  const NpyArray f = load_npy(out + "/features.npy");
+  const NpyArray ref = load_npy(test::data_path("model/reference/tuple_features.npy"));
+  ASSERT_EQ(f.header().shape, ref.header().shape);
+  const FeatureView a = f.features(), b = ref.features();
+  for (std::int64_t i = 0; i < a.rows; ++i)
+    for (std::int64_t j = 0; j < a.cols; ++j) EXPECT_NEAR(a.at(i, j), b.at(i, j), 1e-5);
+  // A flag that agrees with the entry is accepted.
+  EXPECT_EQ(run_cli(args + t.file("same") + " --input-size 32 --logits-output 1 --quiet").code, 0);
+}
+
+TEST(CliExtract, ZooFlagsAreRefusedWhenTheyClash) {
+  test::TempDir t;
+  const std::string zoo = write_zoo(t), out = t.file("feats");
+  const std::string data = " --data " + test::data_path("model/images") + " --split train --out ";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"extract --zoo " + zoo + " --model-name tup --model " + model("tuple") + data + out,
+       "--model and --zoo: give one"},
+      {"extract --model-name tup" + data + out, "--model-name tup needs --zoo"},
+      {"extract --zoo " + zoo + data + out, "needs --model-name NAME"},
+      {"extract" + data + out,
+       "tlkit extract needs --model M.pt, or --zoo zoo.json with "
+       "--model-name NAME"},
+      {"extract --zoo " + zoo + " --model-name resnet" + data + out,
+       "--model-name resnet: no model of that name in " + zoo + " (its models: tup, small)"},
+      {"extract --zoo " + zoo + " --model-name tup --input-size 64" + data + out,
+       "--input-size 64 disagrees with the zoo entry 'tup' of " + zoo + " (input_size 32)"},
+      {"extract --zoo " + zoo + " --model-name small --logits-output 1" + data + out,
+       "--logits-output 1 disagrees with the zoo entry 'small'"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const CliRun r = run_cli(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(lines(r.err), 1) << args << "\n" << r.err;
+    EXPECT_NE(r.err.find(expect), std::string::npos) << args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  }
+}
+
 TEST(CliExtract, QuietPrintsNothingAndTheDefaultFolderIsNamedAfterTheModel) {
   test::TempDir t;
   const std::string cmd = "cd " + t.path() + " && " + std::string(TLKIT_CLI) + " extract --model " +

@@ -164,8 +164,7 @@ TEST(CliFinetune, TextModelRunsWithoutInputSize) {
 
 TEST(CliFinetune, MeanAndStdTakeThreeValues) {
   test::TempDir t;
-  const CliRun r =
-      run_cli(toy_args(t.file("run")) + " --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25");
+  const CliRun r = run_cli(toy_args(t.file("run")) + " --mean 0.5,0.5,0.5 --std 0.25,0.25,0.25");
   ASSERT_EQ(r.code, 0) << r.err;
   const auto m = test::load_json(t.file("run") + "/metrics.json");
   EXPECT_EQ(m["config"]["mean"][0], 0.5);
@@ -294,6 +293,62 @@ TEST(CliFinetune, PredictRunsTheFinetunedModel) {
   const CliRun help = run_cli("predict --help");
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("class_i"), std::string::npos) << help.out;
+}
+
+// Two entries of one manifest on the toy model: fine-tuned from the zoo, collected by tlkit truth
+// and fed to tlkit evaluate.
+TEST(CliFinetune, AZooEntryStandsForTheModelAndTruthCollectsTheRuns) {
+  test::TempDir t;
+  const std::string zoo = t.file("zoo.json");
+  const std::string pt = test::data_path("model/models/trainable.pt");
+  test::write_bytes(
+      zoo, R"({"models": [{"name": "toy_a", "file": ")" + pt +
+               R"(", "kind": "image", "input_size": 8}, {"name": "toy_b", "file": ")" + pt +
+               R"(", "kind": "image", "input_size": 8}]})");
+  const std::string args = "finetune --data " + test::data_path("model/toy") +
+                           " --split-train train --split-test test --val-fraction 0.25 --batch 4 "
+                           "--epochs 1 --threads 1 --quiet --zoo " +
+                           zoo;
+  ASSERT_EQ(run_cli(args + " --model-name toy_a --mode top:1 --out " + t.file("a")).code, 0);
+  const CliRun b =
+      run_cli(args + " --model-name toy_b --mode top:2 --input-size 8 --out " + t.file("b"));
+  ASSERT_EQ(b.code, 0) << b.err;
+  const auto ma = test::load_json(t.file("a") + "/metrics.json");
+  const auto mb = test::load_json(t.file("b") + "/metrics.json");
+  EXPECT_EQ(ma["config"]["input_size"], 8);  // the entry's input_size, no --input-size given
+  EXPECT_EQ(ma["config"]["model"], pt);
+  EXPECT_EQ(ma["zoo_model"]["name"], "toy_a");
+  EXPECT_EQ(mb["zoo_model"]["name"], "toy_b");
+
+  const CliRun truth =
+      run_cli("truth " + t.file("a") + " " + t.file("b") + " --out " + t.file("truth.csv"));
+  ASSERT_EQ(truth.code, 0) << truth.err;
+  EXPECT_EQ(truth.out, "tlkit truth: 2 models (test_acc) -> " + t.file("truth.csv") + "\n");
+  const std::string csv = test::read_bytes(t.file("truth.csv"));
+  ASSERT_EQ(csv.rfind("model,accuracy\ntoy_a,", 0), 0u) << csv;
+  const std::size_t b_at = csv.find("\ntoy_b,");
+  ASSERT_NE(b_at, std::string::npos) << csv;
+  // The accuracies are metrics.json's test_acc, to the last digit.
+  EXPECT_EQ(std::stod(csv.substr(21, b_at - 21)), ma["test_acc"].get<double>()) << csv;
+  EXPECT_EQ(std::stod(csv.substr(b_at + 7)), mb["test_acc"].get<double>()) << csv;
+
+  test::write_bytes(t.file("scores.csv"), "model,metric,score\ntoy_a,logme,1\ntoy_b,logme,2\n");
+  const CliRun ev =
+      run_cli("evaluate --scores " + t.file("scores.csv") + " --truth " + t.file("truth.csv"));
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_NE(ev.out.find("accuracies of 2 models"), std::string::npos) << ev.out;
+  EXPECT_EQ(ev.err, "");  // every scored model has an accuracy
+
+  expect_usage_error(
+      args + " --model-name toy_a --input-size 16 --out " + t.file("c"),
+      "--input-size 16 disagrees with the zoo entry 'toy_a' of " + zoo + " (input_size 8)");
+  expect_usage_error(args + " --model-name toy_a --model " + pt + " --out " + t.file("c"),
+                     "--model and --zoo: give one");
+  expect_usage_error(args + " --model-name nope --out " + t.file("c"),
+                     "(its models: toy_a, toy_b)");
+  EXPECT_FALSE(std::filesystem::exists(t.file("c")));
+  expect_usage_error("truth " + t.file("a") + " " + t.file("a"), "also has a run in");
+  expect_usage_error("truth " + t.file("c"), "cannot read");
 }
 
 }  // namespace

@@ -41,6 +41,40 @@ TEST(CliProbe, RunsAndWritesResultsAndPlots) {
   EXPECT_EQ(j["summary"]["probe"]["6"].size(), 6u);   // depth 0..5
 }
 
+// A zoo entry stands for --model and --input-size: the run matches the --model run's summary, and
+// flags that disagree with the entry are refused before anything runs.
+TEST(CliProbe, AZooEntryStandsForTheModelAndItsSize) {
+  test::TempDir t;
+  const std::string zoo = t.file("zoo.json");
+  const std::string pt = test::data_path("probe/probe_gap.pt");
+  test::write_bytes(zoo, R"({"models": [{"name": "gap", "file": ")" + pt +
+                             R"(", "kind": "image", "input_size": 8}, {"name": "norm", "file": ")" +
+                             pt +
+                             R"(", "kind": "image", "input_size": 8, "mean": [0.5, 0.5, 0.5],
+                             "std": [0.5, 0.5, 0.5]}]})");
+  const std::string rest = " --data " + test::data_path("model/toy") +
+                           " --split-train train --split-test test --val-fraction 0.25 --batch 4 "
+                           "--epochs 1 --threads 1 --seeds 1 --analysis reinit --sizes 6 "
+                           "--metrics none --quiet --out ";
+  const CliRun r = run_cli("probe --zoo " + zoo + " --model-name gap" + rest + t.file("z"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const CliRun m = run_cli("probe --model " + pt + " --input-size 8" + rest + t.file("m"));
+  ASSERT_EQ(m.code, 0) << m.err;
+  const auto jz = test::load_json(t.file("z/results.json"));
+  const auto jm = test::load_json(t.file("m/results.json"));
+  EXPECT_EQ(jz["summary"], jm["summary"]);  // the same model, size and seeds: the same runs
+  expect_usage_error(
+      "probe --zoo " + zoo + " --model-name gap --input-size 16" + rest + t.file("x"),
+      "--input-size 16 disagrees with the zoo entry 'gap' of " + zoo + " (input_size 8)");
+  expect_usage_error("probe --zoo " + zoo + " --model-name norm" + rest + t.file("x"),
+                     "has mean/std");
+  expect_usage_error("probe --zoo " + zoo + " --model-name gap --model " + pt + rest + t.file("x"),
+                     "--model and --zoo: give one");
+  expect_usage_error("probe --model " + pt + rest + t.file("x"),
+                     "--input-size is required with --model");
+  EXPECT_FALSE(std::filesystem::exists(t.file("x")));
+}
+
 TEST(CliProbe, BadOptionsAreOneLineErrors) {
   test::TempDir t;
   const std::string a = toy_args(t.file("p"));
