@@ -636,6 +636,38 @@ std::vector<Case> extract_cases() {
                 " --input-size 0 --out " + in.p("feats");
        },
        "feats"},
+      {"extract-zoo-unknown-model-name", 2, "zoo.json", "no model of that name",
+       [](Inputs& in) {
+         test::write_bytes(in.p("zoo.json"), "{\"models\": [{\"name\": \"tiny\", \"file\": \"" +
+                                                 model("tuple") +
+                                                 "\", \"kind\": \"image\", "
+                                                 "\"input_size\": 16}]}");
+         return "extract --zoo " + in.p("zoo.json") + " --model-name tinny --data " +
+                image_folder(in, {}) + " --out " + in.p("feats");
+       },
+       "feats"},
+      {"extract-input-size-disagrees-with-zoo", 2, "zoo.json", "disagrees with the zoo entry",
+       [](Inputs& in) {
+         test::write_bytes(in.p("zoo.json"), "{\"models\": [{\"name\": \"tiny\", \"file\": \"" +
+                                                 model("tuple") +
+                                                 "\", \"kind\": \"image\", "
+                                                 "\"input_size\": 16}]}");
+         return "extract --zoo " + in.p("zoo.json") + " --model-name tiny --input-size 32 --data " +
+                image_folder(in, {}) + " --out " + in.p("feats");
+       },
+       "feats"},
+      {"predict-model-without-logits", 2, "features_only.pt", "the model returns no logits",
+       [](Inputs& in) {
+         return "predict --model " + model("features_only") + " --data " + image_folder(in, {}) +
+                " --input-size 16 --out " + in.p("preds.csv");
+       },
+       "preds.csv"},
+      {"predict-top-k-above-classes", 2, "tuple.pt", "--top-k 5",
+       [](Inputs& in) {
+         return "predict --model " + model("tuple") + " --data " + image_folder(in, {}) +
+                " --input-size 16 --top-k 5 --out " + in.p("preds.csv");
+       },
+       "preds.csv"},
       {"extract-full-disk", 1, "feats/meta.json", "write failed: File too large",
        [](Inputs& in) {
          // A file-size limit of 512 bytes (dash counts 512-byte blocks) stands in for a full
@@ -1001,7 +1033,7 @@ bool built_with_torch() {
 // The documented message as this build prints it: a build without LibTorch has only the commands
 // score and evaluate.
 std::string for_this_build(std::string message) {
-  const std::string torch_commands = ", extract, rank, finetune, predict, probe";
+  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth";
   if (!built_with_torch())
     if (const std::size_t at = message.find(torch_commands); at != std::string::npos)
       message.erase(at, torch_commands.size());
