@@ -90,9 +90,7 @@ int run_extract(const ExtractArgs& a) {
   bar.finish();
   model::write_extract_outputs(r, o, out);
 
-  for (const auto& note : r.listing.notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
-  for (const auto& s : r.skipped) fmt::print(stderr, "tlkit: warning: skipped {}\n", s.reason);
-  for (const auto& note : r.model_notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
+  print_extract_warnings(r);
   if (r.nonfinite_features > 0)
     fmt::print(stderr, "tlkit: warning: {} non-finite feature values (NaN or inf)\n",
                r.nonfinite_features);

@@ -1,5 +1,7 @@
 #include "extraction_options.h"
 
+#include <fmt/format.h>
+
 #include <exception>
 
 #include "tlkit/core/error.h"
@@ -95,6 +97,12 @@ int parse_output_index(const std::string& s, const char* flag, bool allow_none) 
   TLKIT_CHECK_ARG(used == s.size() && v >= 0, "{} {}: expected an output index >= 0{}", flag, s,
                   allow_none ? ", auto or none" : "");
   return v;
+}
+
+void print_extract_warnings(const model::ExtractResult& r) {
+  for (const auto& note : r.listing.notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
+  for (const auto& s : r.skipped) fmt::print(stderr, "tlkit: warning: skipped {}\n", s.reason);
+  for (const auto& note : r.model_notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
 }
 
 }  // namespace tlkit::cli

@@ -27,4 +27,8 @@ bool zoo_model_wanted(const ZooArgs& a, const std::string& model, const char* co
 /// "--features-output"/"--logits-output" values: an index >= 0, or (allow_none) "auto"/"none".
 int parse_output_index(const std::string& s, const char* flag, bool allow_none);
 
+/// Prints an extraction's warnings to stderr: the listing's notes, the skipped images and the
+/// model's notes, one "tlkit: warning:" line each.
+void print_extract_warnings(const model::ExtractResult& r);
+
 }  // namespace tlkit::cli

@@ -104,10 +104,7 @@ int run_predict(const PredictArgs& a) {
   else
     write_file_atomic(a.out, csv);
 
-  for (const auto& note : r.extract.listing.notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
-  for (const auto& s : r.extract.skipped)
-    fmt::print(stderr, "tlkit: warning: skipped {}\n", s.reason);
-  for (const auto& note : r.extract.model_notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
+  print_extract_warnings(r.extract);
   for (const auto& note : r.notes) fmt::print(stderr, "tlkit: warning: {}\n", note);
   if (!a.run.quiet) {
     // The summary goes to stderr when the predictions take standard output.
