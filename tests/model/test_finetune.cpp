@@ -25,23 +25,7 @@ namespace fs = std::filesystem;
 std::string trainable() { return test::data_path("model/models/trainable.pt"); }
 
 FinetuneOptions toy(const std::string& out, const std::string& mode = "top:1") {
-  FinetuneOptions o;
-  o.model = trainable();
-  o.data = test::data_path("model/toy");
-  o.split_train = "train";
-  o.split_test = "test";
-  o.val_fraction = 0.25;  // 3 of the 12 training images per class
-  o.input_size = 8;
-  o.mode = parse_mode(mode);
-  o.epochs = 3;
-  o.batch = 4;
-  o.lr = 0.05;
-  o.patience = 0;
-  o.threads = 1;
-  o.decode_threads = 1;
-  o.seed = 7;
-  o.out = out;
-  return o;
+  return test::toy_finetune_options(out, mode, 3);
 }
 
 void expect_same_history(const FinetuneRun& a, const FinetuneRun& b) {

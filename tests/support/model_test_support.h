@@ -6,6 +6,7 @@
 
 #include "test_support.h"
 #include "tlkit/model/extractor.h"
+#include "tlkit/model/finetune.h"
 
 namespace tlkit::test {
 
@@ -26,6 +27,30 @@ inline std::pair<model::ExtractResult, model::ExtractResult> extract_toy_splits(
   model::ExtractResult te = model::extract_features(eo);
   model::write_extract_outputs(te, eo, t.file("test"));
   return {std::move(tr), std::move(te)};
+}
+
+/// Fine-tuning options for the toy dataset (tests/data/model/toy, S = 8) on
+/// tests/data/model/models/trainable.pt: 3 of the 12 training images per class for validation,
+/// batch 4, lr 0.05, one thread, seed 7, no early stopping.
+inline model::FinetuneOptions toy_finetune_options(const std::string& out, const std::string& mode,
+                                                   int epochs) {
+  model::FinetuneOptions o;
+  o.model = data_path("model/models/trainable.pt");
+  o.data = data_path("model/toy");
+  o.split_train = "train";
+  o.split_test = "test";
+  o.val_fraction = 0.25;
+  o.input_size = 8;
+  o.mode = model::parse_mode(mode);
+  o.epochs = epochs;
+  o.batch = 4;
+  o.lr = 0.05;
+  o.patience = 0;
+  o.threads = 1;
+  o.decode_threads = 1;
+  o.seed = 7;
+  o.out = out;
+  return o;
 }
 
 }  // namespace tlkit::test
