@@ -102,7 +102,11 @@ HeldMatrix matrix_arg(py::handle obj, const char* what) {
 HeldLabels labels_arg(py::handle obj, const char* what, const char* hint) {
   py::array a = as_array(obj, what);
   if (!(a.ndim() == 1 || (a.ndim() == 2 && a.shape(1) == 1)))
-    TLKIT_THROW_ARG("{}: labels must have shape (N,) or (N, 1), got {}", what, shape_string(a));
+    TLKIT_THROW_ARG("{}: labels must have shape (N,) or (N, 1), got {}{}", what, shape_string(a),
+                    a.ndim() == 2 ? " (one-hot or multi-label 0/1 columns are a target matrix: "
+                                    "give class indices, or score the columns as regression "
+                                    "targets with regression=True)"
+                                  : "");
   const py::dtype dt = a.dtype();
   const char k = dt.kind();
   if (k == 'f')

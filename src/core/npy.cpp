@@ -13,7 +13,8 @@
 #include <limits>
 #include <system_error>
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "tlkit's .npy reader assumes a little-endian host");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "tlkit's .npy reader assumes a little-endian host");
 
 namespace tlkit {
 namespace {
@@ -27,8 +28,10 @@ struct TypeInfo {
 
 TypeInfo parse_descr(const std::string& descr, const std::string& origin) {
   if (descr.size() >= 2 && descr[1] == 'O')
-    TLKIT_THROW_ARG("{}: header field 'descr': object arrays ('{}') are not supported (they need "
-                    "pickle); save a numeric array instead", origin, descr);
+    TLKIT_THROW_ARG(
+        "{}: header field 'descr': object arrays ('{}') are not supported (they need "
+        "pickle); save a numeric array instead",
+        origin, descr);
   TLKIT_CHECK_ARG(descr.size() >= 3, "{}: header field 'descr': unsupported dtype '{}'", origin,
                   descr);
   const char order = descr[0];
@@ -44,25 +47,35 @@ TypeInfo parse_descr(const std::string& descr, const std::string& origin) {
   }
   TLKIT_CHECK_ARG(!(order == '>' && size > 1),
                   "{}: header field 'descr': big-endian dtype '{}' is not supported; convert with "
-                  "arr.astype(arr.dtype.newbyteorder('<'))", origin, descr);
+                  "arr.astype(arr.dtype.newbyteorder('<'))",
+                  origin, descr);
   if (kind == 'f' && size == 4) return {NpyType::kFloat32, 4};
   if (kind == 'f' && size == 8) return {NpyType::kFloat64, 8};
   if (kind == 'f')
-    TLKIT_THROW_ARG("{}: header field 'descr': float{} ('{}') is not supported; use float32 or "
-                    "float64", origin, size * 8, descr);
+    TLKIT_THROW_ARG(
+        "{}: header field 'descr': float{} ('{}') is not supported; use float32 or "
+        "float64",
+        origin, size * 8, descr);
   if (kind == 'b' && size == 1) return {NpyType::kBool, 1};
   if (kind == 'i' || kind == 'u') {
     const bool s = kind == 'i';
     switch (size) {
-      case 1: return {s ? NpyType::kInt8 : NpyType::kUInt8, 1};
-      case 2: return {s ? NpyType::kInt16 : NpyType::kUInt16, 2};
-      case 4: return {s ? NpyType::kInt32 : NpyType::kUInt32, 4};
-      case 8: return {s ? NpyType::kInt64 : NpyType::kUInt64, 8};
-      default: break;
+      case 1:
+        return {s ? NpyType::kInt8 : NpyType::kUInt8, 1};
+      case 2:
+        return {s ? NpyType::kInt16 : NpyType::kUInt16, 2};
+      case 4:
+        return {s ? NpyType::kInt32 : NpyType::kUInt32, 4};
+      case 8:
+        return {s ? NpyType::kInt64 : NpyType::kUInt64, 8};
+      default:
+        break;
     }
   }
-  TLKIT_THROW_ARG("{}: header field 'descr': unsupported dtype '{}' (expected float32/float64, "
-                  "an integer type or bool)", origin, descr);
+  TLKIT_THROW_ARG(
+      "{}: header field 'descr': unsupported dtype '{}' (expected float32/float64, "
+      "an integer type or bool)",
+      origin, descr);
 }
 
 // A strict parser for the Python-literal dict of an .npy header.
@@ -109,11 +122,11 @@ class HeaderParser {
     }
     ++pos_;
     skip_ws();
-    TLKIT_CHECK_ARG(pos_ == s_.size(), "{}: header: unexpected text after the dictionary",
-                    origin_);
-    TLKIT_CHECK_ARG(has_descr && has_order && has_shape,
-                    "{}: header: missing key '{}'", origin_,
-                    !has_descr ? "descr" : !has_order ? "fortran_order" : "shape");
+    TLKIT_CHECK_ARG(pos_ == s_.size(), "{}: header: unexpected text after the dictionary", origin_);
+    TLKIT_CHECK_ARG(has_descr && has_order && has_shape, "{}: header: missing key '{}'", origin_,
+                    !has_descr   ? "descr"
+                    : !has_order ? "fortran_order"
+                                 : "shape");
     return h;
   }
 
@@ -132,8 +145,10 @@ class HeaderParser {
   }
   std::string parse_string(const char* what) {
     const char q = peek();
-    TLKIT_CHECK_ARG(q == '\'' || q == '"', "{}: header: expected a quoted string for {} at offset "
-                    "{}", origin_, what, pos_);
+    TLKIT_CHECK_ARG(q == '\'' || q == '"',
+                    "{}: header: expected a quoted string for {} at offset "
+                    "{}",
+                    origin_, what, pos_);
     ++pos_;
     std::string out;
     while (peek() != q) {
@@ -209,9 +224,10 @@ std::shared_ptr<std::uint8_t[]> allocate(std::size_t bytes, const std::string& o
   if (pages > 0 && page > 0) {
     const double phys = static_cast<double>(pages) * static_cast<double>(page);
     if (static_cast<double>(bytes) > phys)
-      TLKIT_THROW_ARG("{}: the array needs {:.1f} GiB, more than this machine's {:.1f} GiB of "
-                      "memory (use --chunk-rows to stream it)", origin, bytes / 1073741824.0,
-                      phys / 1073741824.0);
+      TLKIT_THROW_ARG(
+          "{}: the array needs {:.1f} GiB, more than this machine's {:.1f} GiB of "
+          "memory (use --chunk-rows to stream it)",
+          origin, bytes / 1073741824.0, phys / 1073741824.0);
   }
   // new[] of uint8_t is aligned for any scalar (alignof(max_align_t) = 16).
   return std::shared_ptr<std::uint8_t[]>(new std::uint8_t[std::max<std::size_t>(bytes, 1)]);
@@ -224,7 +240,8 @@ struct SpecParts {
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 SpecParts split_spec(const std::string& spec) {
@@ -281,8 +298,10 @@ NpyHeader read_file_header(int fd, const std::string& origin) {
   NpyHeader h = parse_npy_header(head.data(), head.size(), origin);
   const std::size_t nbytes = checked_nbytes(h, origin);
   const std::size_t have = size - h.data_offset;
-  TLKIT_CHECK_ARG(have >= nbytes, "{}: truncated: shape {} of {} needs {} bytes of data, the file "
-                  "has {}", origin, h.shape_string(), h.descr, nbytes, have);
+  TLKIT_CHECK_ARG(have >= nbytes,
+                  "{}: truncated: shape {} of {} needs {} bytes of data, the file "
+                  "has {}",
+                  origin, h.shape_string(), h.descr, nbytes, have);
   TLKIT_CHECK_ARG(have == nbytes, "{}: {} unexpected bytes after the array data", origin,
                   have - nbytes);
   return h;
@@ -394,17 +413,28 @@ std::int64_t int_at(const void* p, std::int64_t i) {
 
 const char* to_string(NpyType t) {
   switch (t) {
-    case NpyType::kBool: return "bool";
-    case NpyType::kInt8: return "int8";
-    case NpyType::kInt16: return "int16";
-    case NpyType::kInt32: return "int32";
-    case NpyType::kInt64: return "int64";
-    case NpyType::kUInt8: return "uint8";
-    case NpyType::kUInt16: return "uint16";
-    case NpyType::kUInt32: return "uint32";
-    case NpyType::kUInt64: return "uint64";
-    case NpyType::kFloat32: return "float32";
-    case NpyType::kFloat64: return "float64";
+    case NpyType::kBool:
+      return "bool";
+    case NpyType::kInt8:
+      return "int8";
+    case NpyType::kInt16:
+      return "int16";
+    case NpyType::kInt32:
+      return "int32";
+    case NpyType::kInt64:
+      return "int64";
+    case NpyType::kUInt8:
+      return "uint8";
+    case NpyType::kUInt16:
+      return "uint16";
+    case NpyType::kUInt32:
+      return "uint32";
+    case NpyType::kUInt64:
+      return "uint64";
+    case NpyType::kFloat32:
+      return "float32";
+    case NpyType::kFloat64:
+      return "float64";
   }
   return "?";
 }
@@ -444,8 +474,10 @@ NpyHeader parse_npy_header(const std::uint8_t* data, std::size_t size, const std
   }
   TLKIT_CHECK_ARG(header_len <= kMaxHeaderBytes, "{}: header length {} is implausibly large",
                   origin, header_len);
-  TLKIT_CHECK_ARG(offset + header_len <= size, "{}: truncated .npy header ({} bytes announced, {} "
-                  "present)", origin, header_len, size - offset);
+  TLKIT_CHECK_ARG(offset + header_len <= size,
+                  "{}: truncated .npy header ({} bytes announced, {} "
+                  "present)",
+                  origin, header_len, size - offset);
   const std::string text(reinterpret_cast<const char*>(data + offset), header_len);
   NpyHeader h = HeaderParser(text, origin).parse();
   const TypeInfo ti = parse_descr(h.descr, origin);
@@ -465,8 +497,10 @@ FeatureView NpyArray::features() const {
   TLKIT_CHECK_ARG(header_.type == NpyType::kFloat32 || header_.type == NpyType::kFloat64,
                   "{}: features must be float32 or float64, got {} ('{}')", origin_,
                   to_string(header_.type), header_.descr);
-  TLKIT_CHECK_ARG(header_.shape.size() == 2, "{}: features must be a 2-D array (N, D), got shape "
-                  "{}", origin_, header_.shape_string());
+  TLKIT_CHECK_ARG(header_.shape.size() == 2,
+                  "{}: features must be a 2-D array (N, D), got shape "
+                  "{}",
+                  origin_, header_.shape_string());
   const std::int64_t n = header_.shape[0], d = header_.shape[1];
   FeatureView v;
   v.data = bytes_.get();
@@ -481,21 +515,41 @@ FeatureView NpyArray::features() const {
 std::vector<std::int64_t> NpyArray::labels() const {
   const auto& s = header_.shape;
   TLKIT_CHECK_ARG(s.size() == 1 || (s.size() == 2 && s[1] == 1),
-                  "{}: labels must have shape (N,) or (N, 1), got {}", origin_,
-                  header_.shape_string());
+                  "{}: labels must have shape (N,) or (N, 1), got {}{}", origin_,
+                  header_.shape_string(),
+                  s.size() == 2 ? " (one-hot or multi-label 0/1 columns are a target matrix: give "
+                                  "class indices, or score the columns as regression targets "
+                                  "with --regression)"
+                                : "");
   const std::int64_t n = s[0];
   std::vector<std::int64_t> out(static_cast<std::size_t>(n));
   const void* p = bytes_.get();
   for (std::int64_t i = 0; i < n; ++i) {
     switch (header_.type) {
-      case NpyType::kBool: out[i] = static_cast<const std::uint8_t*>(p)[i] != 0; break;
-      case NpyType::kInt8: out[i] = int_at<std::int8_t>(p, i); break;
-      case NpyType::kInt16: out[i] = int_at<std::int16_t>(p, i); break;
-      case NpyType::kInt32: out[i] = int_at<std::int32_t>(p, i); break;
-      case NpyType::kInt64: out[i] = int_at<std::int64_t>(p, i); break;
-      case NpyType::kUInt8: out[i] = int_at<std::uint8_t>(p, i); break;
-      case NpyType::kUInt16: out[i] = int_at<std::uint16_t>(p, i); break;
-      case NpyType::kUInt32: out[i] = int_at<std::uint32_t>(p, i); break;
+      case NpyType::kBool:
+        out[i] = static_cast<const std::uint8_t*>(p)[i] != 0;
+        break;
+      case NpyType::kInt8:
+        out[i] = int_at<std::int8_t>(p, i);
+        break;
+      case NpyType::kInt16:
+        out[i] = int_at<std::int16_t>(p, i);
+        break;
+      case NpyType::kInt32:
+        out[i] = int_at<std::int32_t>(p, i);
+        break;
+      case NpyType::kInt64:
+        out[i] = int_at<std::int64_t>(p, i);
+        break;
+      case NpyType::kUInt8:
+        out[i] = int_at<std::uint8_t>(p, i);
+        break;
+      case NpyType::kUInt16:
+        out[i] = int_at<std::uint16_t>(p, i);
+        break;
+      case NpyType::kUInt32:
+        out[i] = int_at<std::uint32_t>(p, i);
+        break;
       case NpyType::kUInt64: {
         const std::uint64_t v = static_cast<const std::uint64_t*>(p)[i];
         TLKIT_CHECK_ARG(v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
@@ -505,9 +559,10 @@ std::vector<std::int64_t> NpyArray::labels() const {
       }
       case NpyType::kFloat32:
       case NpyType::kFloat64:
-        TLKIT_THROW_ARG("{}: labels have dtype {}; classification needs integer labels (pass "
-                        "--regression for continuous or multi-label targets)", origin_,
-                        to_string(header_.type));
+        TLKIT_THROW_ARG(
+            "{}: labels have dtype {}; classification needs integer labels (pass "
+            "--regression for continuous or multi-label targets)",
+            origin_, to_string(header_.type));
     }
   }
   return out;
@@ -515,8 +570,10 @@ std::vector<std::int64_t> NpyArray::labels() const {
 
 std::vector<double> NpyArray::targets(std::int64_t* k_out) const {
   const auto& s = header_.shape;
-  TLKIT_CHECK_ARG(s.size() == 1 || s.size() == 2, "{}: targets must have shape (N,) or (N, K), "
-                  "got {}", origin_, header_.shape_string());
+  TLKIT_CHECK_ARG(s.size() == 1 || s.size() == 2,
+                  "{}: targets must have shape (N,) or (N, K), "
+                  "got {}",
+                  origin_, header_.shape_string());
   const std::int64_t n = s[0], k = s.size() == 2 ? s[1] : 1;
   std::vector<double> out(static_cast<std::size_t>(n * k));
   const void* p = bytes_.get();
@@ -526,16 +583,36 @@ std::vector<double> NpyArray::targets(std::int64_t* k_out) const {
       const std::int64_t src = f ? c * n + i : i * k + c;
       double v = 0.0;
       switch (header_.type) {
-        case NpyType::kFloat32: v = static_cast<const float*>(p)[src]; break;
-        case NpyType::kFloat64: v = static_cast<const double*>(p)[src]; break;
-        case NpyType::kBool: v = static_cast<const std::uint8_t*>(p)[src] != 0; break;
-        case NpyType::kInt8: v = static_cast<double>(int_at<std::int8_t>(p, src)); break;
-        case NpyType::kInt16: v = static_cast<double>(int_at<std::int16_t>(p, src)); break;
-        case NpyType::kInt32: v = static_cast<double>(int_at<std::int32_t>(p, src)); break;
-        case NpyType::kInt64: v = static_cast<double>(int_at<std::int64_t>(p, src)); break;
-        case NpyType::kUInt8: v = static_cast<double>(int_at<std::uint8_t>(p, src)); break;
-        case NpyType::kUInt16: v = static_cast<double>(int_at<std::uint16_t>(p, src)); break;
-        case NpyType::kUInt32: v = static_cast<double>(int_at<std::uint32_t>(p, src)); break;
+        case NpyType::kFloat32:
+          v = static_cast<const float*>(p)[src];
+          break;
+        case NpyType::kFloat64:
+          v = static_cast<const double*>(p)[src];
+          break;
+        case NpyType::kBool:
+          v = static_cast<const std::uint8_t*>(p)[src] != 0;
+          break;
+        case NpyType::kInt8:
+          v = static_cast<double>(int_at<std::int8_t>(p, src));
+          break;
+        case NpyType::kInt16:
+          v = static_cast<double>(int_at<std::int16_t>(p, src));
+          break;
+        case NpyType::kInt32:
+          v = static_cast<double>(int_at<std::int32_t>(p, src));
+          break;
+        case NpyType::kInt64:
+          v = static_cast<double>(int_at<std::int64_t>(p, src));
+          break;
+        case NpyType::kUInt8:
+          v = static_cast<double>(int_at<std::uint8_t>(p, src));
+          break;
+        case NpyType::kUInt16:
+          v = static_cast<double>(int_at<std::uint16_t>(p, src));
+          break;
+        case NpyType::kUInt32:
+          v = static_cast<double>(int_at<std::uint32_t>(p, src));
+          break;
         case NpyType::kUInt64:
           v = static_cast<double>(static_cast<const std::uint64_t*>(p)[src]);
           break;
@@ -714,8 +791,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   remove_stale_temporaries(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    throw std::system_error(errno, std::generic_category(), path + ": cannot create");
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), path + ": cannot create");
   const char* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0) {
@@ -757,7 +833,8 @@ void save_npy_bytes(const std::string& path, const void* data, const char* descr
   out.push_back(static_cast<char>(dict.size() & 0xff));
   out.push_back(static_cast<char>((dict.size() >> 8) & 0xff));
   out += dict;
-  const std::size_t nbytes = static_cast<std::size_t>(h.count()) * static_cast<std::size_t>(itemsize);
+  const std::size_t nbytes =
+      static_cast<std::size_t>(h.count()) * static_cast<std::size_t>(itemsize);
   out.append(static_cast<const char*>(data), nbytes);
   write_file_atomic(path, out);
 }

@@ -118,7 +118,9 @@ TEST(NpyErrors, UnsupportedDtypesSayHowToConvert) {
   EXPECT_ERROR_HAS(load_npy(npy("scalar.npy")).features(),
                    "must be a 2-D array (N, D), got shape ()");
   EXPECT_ERROR_HAS(load_npy(npy("f8_c.npy")).labels(),
-                   "labels must have shape (N,) or (N, 1), got (3, 4)");
+                   "labels must have shape (N,) or (N, 1), got (3, 4) (one-hot or multi-label 0/1 "
+                   "columns are a target matrix: give class indices, or score the columns as "
+                   "regression targets with --regression)");
 }
 
 TEST(NpyErrors, MissingFilesAndMembers) {

@@ -151,7 +151,9 @@ def test_bad_features_raise_value_error(bad, match):
 @pytest.mark.parametrize("bad,match", [
     (np.array([0.0, 1.0, 0.0, 1.0]), "labels have dtype float64; classification needs integer "
                                      r"labels \(pass regression=True"),
-    (np.zeros((4, 2), dtype=int), r"labels must have shape \(N,\) or \(N, 1\), got \(4, 2\)"),
+    (np.zeros((4, 2), dtype=int),
+     r"labels must have shape \(N,\) or \(N, 1\), got \(4, 2\) \(one-hot or multi-label "
+     r"0/1 columns are a target matrix: .* with regression=True\)"),
     (np.array(["a", "b", "a", "b"]), "labels must be integers or bool, got dtype <U1"),
     (np.array([0, 1, 2**63, 1], dtype=np.uint64),
      "label 9223372036854775808 at row 2 does not fit in int64"),
