@@ -425,9 +425,38 @@ LayerFeatures layer_features(LayerRunner& runner, const std::vector<float>& imag
   return all;
 }
 
+// Whether `dir` holds nothing but folders and symbolic links (the linked data folders), checked
+// without following links.
+bool only_links_below(const std::string& dir) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::file_status st = it->symlink_status(ec);
+    if (ec || (!fs::is_directory(st) && !fs::is_symlink(st))) return false;
+  }
+  return !ec;
+}
+
+ProbeResult run_probe_in(const ProbeOptions& o);
+
 }  // namespace
 
+// A refused probe leaves nothing behind: an --out folder that this run created and that holds only
+// the linked data folders when the input is refused is removed. Results and checkpoints are regular
+// files, so a run that got that far keeps everything.
 ProbeResult run_probe(const ProbeOptions& o) {
+  std::error_code ec;
+  const bool created = !o.out.empty() && !fs::exists(fs::symlink_status(o.out, ec));
+  try {
+    return run_probe_in(o);
+  } catch (const InputError&) {
+    if (created && only_links_below(o.out)) fs::remove_all(o.out, ec);
+    throw;
+  }
+}
+
+namespace {
+
+ProbeResult run_probe_in(const ProbeOptions& o) {
   const auto t_start = std::chrono::steady_clock::now();
   ProbeResult res;
   TLKIT_CHECK_ARG(!o.model.empty(), "--model: a TorchScript model is required");
@@ -884,5 +913,7 @@ ProbeResult run_probe(const ProbeOptions& o) {
   res.files.insert(res.files.begin(), o.out + "/results.json");
   return res;
 }
+
+}  // namespace
 
 }  // namespace tlkit::model

@@ -360,6 +360,23 @@ TEST(Probe, BadOptionsNameTheOption) {
   expect_input_error([&] { run_probe(o); }, "cannot be split into layers");
 }
 
+// A refused probe leaves nothing behind: the --out folder it created, holding only the linked
+// data folders made before the layers analysis was refused, is removed; one that existed before is
+// kept.
+TEST(Probe, ARefusedProbeLeavesNothingBehind) {
+  test::TempDir dir;
+  ProbeOptions o = toy_probe(dir.file("new/out"));
+  o.model = test::data_path("model/models/tuple.pt");
+  o.analyses = {"layers"};
+  expect_input_error([&] { run_probe(o); }, "cannot be split into layers");
+  EXPECT_FALSE(fs::exists(dir.file("new/out")));
+  // An --out that was there before stays, with what the run linked (regenerated on the next run).
+  fs::create_directories(dir.file("kept"));
+  o.out = dir.file("kept");
+  expect_input_error([&] { run_probe(o); }, "cannot be split into layers");
+  EXPECT_TRUE(fs::exists(dir.file("kept/data")));
+}
+
 std::string kit() { return TLKIT_KIT_DIR; }
 
 TEST(ProbeKit, ResNet20LayersAndReorderOnCifar) {
