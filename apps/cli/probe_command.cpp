@@ -179,6 +179,7 @@ int run_probe_command(ProbeArgs& a) {
   if (a.quiet) return 0;
   fmt::print("tlkit probe: {} blocks, {} classes (val {}, test {}), {} fine-tuning runs\n",
              r.blocks.size(), r.classes, r.val_n, r.test_n, r.finetune_runs);
+  fmt::print("{}", r.layers_table);
   for (const auto& f : r.files) fmt::print("  wrote {}\n", f);
   fmt::print("  ({:.1f} s)\n", r.seconds);
   return 0;

@@ -838,11 +838,48 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
   const std::string subtitle =
       fmt::format("{}; {} classes, val {} and test {} images; fine-tuning: full, {} epochs",
                   seeds_note, classes, res.val_n, res.test_n, ft.epochs);
+  if (has("layers")) {
+    // The per-layer table people read first: per size, mean over seeds of each depth's linear
+    // probe test accuracy and metric scores.
+    std::string t;
+    for (const auto n : o.sizes) {
+      t += fmt::format(
+          "layers, {} ({}):\n  {:<24} {:>10}", size_label(n),
+          o.seeds == 1 ? std::string("one seed") : fmt::format("mean of {} seeds", o.seeds),
+          "depth", "probe %");
+      for (const auto& m : metrics) t += fmt::format(" {:>12}", m);
+      t += "\n";
+      for (std::size_t k = 0; k < depth_labels.size(); ++k) {
+        const auto mean_at = [&](const std::string& key) -> double {
+          const auto it = agg.find({key, n});
+          if (it == agg.end()) return NAN;
+          const auto jt = it->second.find(static_cast<double>(k));
+          if (jt == it->second.end()) return NAN;
+          std::vector<double> fin;
+          for (const double d : jt->second)
+            if (std::isfinite(d)) fin.push_back(d);
+          return fin.empty() ? NAN : stat(fin).mean;
+        };
+        t += fmt::format("  {:<24} {:>10.2f}", depth_labels[k], mean_at("probe"));
+        for (const auto& m : metrics) t += fmt::format(" {:>12.4f}", mean_at("metric:" + m));
+        t += "\n";
+      }
+    }
+    res.layers_table = t;
+  }
   if (has("reinit") || has("layers")) {
+    // Without fine-tuning runs the plot shows the probe alone, under a name that says so.
+    const bool finetuned = has("reinit");
     LinePlot p;
-    p.title = fmt::format("{} on {}: fine-tuning vs probing by depth", model_name, data_name);
-    p.subtitle = subtitle;
-    p.x_label = "k: blocks 1..k kept pretrained (rest re-initialised) / probe after block k";
+    p.title = finetuned
+                  ? fmt::format("{} on {}: fine-tuning vs probing by depth", model_name, data_name)
+                  : fmt::format("{} on {}: linear probe by depth", model_name, data_name);
+    p.subtitle = finetuned ? subtitle
+                           : fmt::format("{}; {} classes, val {} and test {} images", seeds_note,
+                                         classes, res.val_n, res.test_n);
+    p.x_label = finetuned
+                    ? "k: blocks 1..k kept pretrained (rest re-initialised) / probe after block k"
+                    : "depth: linear probe on the features after block k";
     p.y_label = "test accuracy, %";
     p.x_tick_labels = depth_labels;
     for (std::size_t i = 0; i < o.sizes.size(); ++i) {
@@ -856,7 +893,7 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
                    p.series.end());
     p.y_min = 0;
     p.y_max = 100;
-    save("reinit.svg", p);
+    save(finetuned ? "reinit.svg" : "layers-probe.svg", p);
   }
   if (has("layers") && !metrics.empty()) {
     for (const auto& m : metrics) {

@@ -3,6 +3,7 @@
 // probe_gap.pt, whose per-layer features tools/export_probe_fixtures.py computed with PyTorch
 // forward hooks (independently of tlkit's graph cutting); plus one small kit run (skipped
 // without the kit).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -358,6 +359,34 @@ TEST(Probe, BadOptionsNameTheOption) {
   o.model = test::data_path("model/models/tuple.pt");
   o.analyses = {"layers"};
   expect_input_error([&] { run_probe(o); }, "cannot be split into layers");
+}
+
+// The layers analysis alone: a per-layer table to print, and a probe plot that is not called a
+// fine-tuning plot, since no fine-tuning ran.
+TEST(Probe, LayersAloneGiveATableAndNoFineTuningPlot) {
+  test::TempDir dir;
+  ProbeOptions o = toy_probe(dir.path());
+  o.analyses = {"layers"};
+  const ProbeResult r = run_probe(o);
+  EXPECT_EQ(r.finetune_runs, 0);
+  EXPECT_TRUE(fs::exists(dir.file("layers-probe.svg")));
+  EXPECT_FALSE(fs::exists(dir.file("reinit.svg")));
+  EXPECT_EQ(fs::path(r.files.at(1)).filename(), "layers-probe.svg");
+  // One header and one row per depth (0..B), each row's probe accuracy as results.json's summary.
+  const auto json = test::load_json(dir.file("results.json"));
+  const auto& probe = json["summary"]["probe"]["6"];
+  ASSERT_EQ(probe.size(), r.blocks.size() + 1) << json["summary"].dump();
+  EXPECT_NE(r.layers_table.find("layers, 6 images (one seed):"), std::string::npos)
+      << r.layers_table;
+  EXPECT_NE(r.layers_table.find("probe %        logme"), std::string::npos) << r.layers_table;
+  for (std::size_t k = 0; k < probe.size(); ++k) {
+    const std::string depth = k == 0 ? "0: none" : fmt::format("{}: {}", k, r.blocks[k - 1]);
+    const std::size_t at = r.layers_table.find("  " + depth + " ");
+    ASSERT_NE(at, std::string::npos) << depth << "\n" << r.layers_table;
+    const std::string row = r.layers_table.substr(at, r.layers_table.find('\n', at) - at);
+    EXPECT_NE(row.find(fmt::format("{:.2f}", probe[k]["mean"].get<double>())), std::string::npos)
+        << row;
+  }
 }
 
 // A refused probe leaves nothing behind: the --out folder it created, holding only the linked

@@ -107,6 +107,9 @@ struct ProbeResult {
   std::int64_t finetune_runs = 0;
   std::vector<std::string> files;  ///< results.json and the SVG plots written
   std::vector<std::string> notes;
+  /// With the layers analysis: per size, a text table of each depth's mean linear-probe test
+  /// accuracy and metric scores (what `tlkit probe` prints); empty otherwise.
+  std::string layers_table;
   double seconds = 0.0;
 };
 
