@@ -341,20 +341,7 @@ std::string text_bag() { return test::data_path("model/models/text_bag.pt"); }
 
 // trec12.txt as train, val and test (no carving: the tests below depend on no split draw).
 FinetuneOptions text_toy(const std::string& out, const std::string& mode = "top:1") {
-  FinetuneOptions o;
-  o.model = text_bag();
-  o.data = test::data_path("model/text/trec12.txt");
-  o.split_val = o.data;
-  o.split_test = o.data;
-  o.mode = parse_mode(mode);
-  o.epochs = 2;
-  o.batch = 5;
-  o.lr = 0.1;
-  o.patience = 0;
-  o.threads = 1;
-  o.seed = 3;
-  o.out = out;
-  return o;
+  return test::text_toy_finetune_options(out, mode);
 }
 
 std::vector<float> npy_floats(const std::string& rel) {

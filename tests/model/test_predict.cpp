@@ -208,19 +208,7 @@ TEST(FinetuneModel, UnfinishedRunsWriteNoModelAndAGridKeepsTheBestPoints) {
 TEST(FinetuneModel, TextModelTakesTexts) {
   for (const std::string mode : {"linear", "top:1"}) {
     test::TempDir t;
-    FinetuneOptions o;
-    o.model = test::data_path("model/models/text_bag.pt");
-    o.data = test::data_path("model/text/trec12.txt");
-    o.split_val = o.data;
-    o.split_test = o.data;
-    o.mode = parse_mode(mode);
-    o.epochs = 2;
-    o.batch = 5;
-    o.lr = 0.1;
-    o.patience = 0;
-    o.threads = 1;
-    o.seed = 3;
-    o.out = t.path();
+    const FinetuneOptions o = test::text_toy_finetune_options(t.path(), mode);
     const FinetuneResult r = run_finetune(o);
     ASSERT_FALSE(r.model_file.empty()) << mode;
     PredictOptions p;

@@ -53,4 +53,24 @@ inline model::FinetuneOptions toy_finetune_options(const std::string& out, const
   return o;
 }
 
+/// Fine-tuning options for the text fixture: tests/data/model/text/trec12.txt as train, val and
+/// test (no carving, so no split draw) on tests/data/model/models/text_bag.pt.
+inline model::FinetuneOptions text_toy_finetune_options(const std::string& out,
+                                                        const std::string& mode) {
+  model::FinetuneOptions o;
+  o.model = data_path("model/models/text_bag.pt");
+  o.data = data_path("model/text/trec12.txt");
+  o.split_val = o.data;
+  o.split_test = o.data;
+  o.mode = model::parse_mode(mode);
+  o.epochs = 2;
+  o.batch = 5;
+  o.lr = 0.1;
+  o.patience = 0;
+  o.threads = 1;
+  o.seed = 3;
+  o.out = out;
+  return o;
+}
+
 }  // namespace tlkit::test
