@@ -545,6 +545,32 @@ std::vector<Case> extract_cases() {
          return extract(in, in.p("list.csv"));
        },
        "feats"},
+      {"extract-regression-folder", 2, "data", "--task regression needs a CSV listing",
+       [](Inputs& in) { return extract(in, image_folder(in, {})) + " --task regression"; },
+       "feats"},
+      {"extract-regression-no-header", 2, "list.csv", "needs a header naming the image column",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"), "data/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         return extract(in, in.p("list.csv")) + " --task regression";
+       },
+       "feats"},
+      {"extract-multilabel-not-binary", 2, "list.csv", "multi-label targets are 0 or 1",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,round,dark\ndata/cat/0000.jpg,1,0\ndata/cat/0001.jpg,2,1\n");
+         return extract(in, in.p("list.csv")) + " --task multilabel";
+       },
+       "feats"},
+      {"extract-regression-per-class", 2, "--per-class", "samples per class need class labels",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,size\ndata/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         return extract(in, in.p("list.csv")) + " --task regression --per-class 1";
+       },
+       "feats"},
       {"extract-csv-real-labels", 2, "list.csv", "is a real number",
        [](Inputs& in) {
          image_folder(in, {});
@@ -703,6 +729,17 @@ std::string text_rank(Inputs& in, const std::string& file, const std::string& by
 
 std::vector<Case> rank_cases() {
   return {
+      {"rank-regression-class-metric", 2, "--metric",
+       "needs class labels, and these are regression",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,size\ndata/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         std::string args = rank(in, {zoo_entry("a", model("tuple"), "image")}, in.p("list.csv"));
+         args.replace(args.find("--metrics logme"), 15, "--metric logme,hscore");
+         return args + " --task regression";
+       },
+       "ranked.csv"},
       {"rank-zoo-missing-file", 2, "nope.json", "cannot open the manifest",
        [](Inputs& in) {
          return "rank --zoo " + in.p("nope.json") + " --data " + image_folder(in, {}) + " --out " +
