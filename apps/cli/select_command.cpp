@@ -220,9 +220,20 @@ int run_select_command(SelectArgs& a) {
   o.keep = a.keep_flag->count() > 0 ? a.keep : 0;
   TLKIT_CHECK_ARG(o.eta > 1.0, "--eta {}: must be > 1", o.eta);
   // The metric: a registered one or a zoo-level one (rank_zoo checks it again).
-  bool zoo_level = false;
-  for (const auto& z : zoo_metrics()) zoo_level = zoo_level || z.name == o.metric;
-  if (!zoo_level) find_metric(o.metric);
+  {
+    bool known = false;
+    std::string names;
+    for (const auto& m : metric_registry()) {
+      known = known || m.name == o.metric;
+      names += (names.empty() ? "" : ", ") + std::string(m.name);
+    }
+    for (const auto& z : zoo_metrics()) {
+      known = known || z.name == o.metric;
+      names += ", " + z.name;
+    }
+    TLKIT_CHECK_ARG(known, "--metric {}: unknown metric (select ranks by one of: {})", o.metric,
+                    names);
+  }
   if (!a.budget.empty()) o.budget_seconds = parse_budget(a.budget);
   o.lrs.clear();
   for (const std::string& s : split_commas(a.lr_grid)) {

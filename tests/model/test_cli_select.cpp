@@ -210,7 +210,7 @@ TEST(CliSelect, BadOptionsAreOneLineErrors) {
   test::expect_usage_error(args(t) + " --eta 1", "--eta 1: must be > 1");
   test::expect_usage_error(args(t) + " --eta 0.5", "--eta 0.5: must be > 1");
   test::expect_usage_error(args(t) + " --keep 0", "--keep 0: must be >= 1");
-  test::expect_usage_error(args(t) + " --metric nosuch", "unknown metric 'nosuch'");
+  test::expect_usage_error(args(t) + " --metric nosuch", "--metric nosuch: unknown metric");
   test::expect_usage_error(args(t) + " --budget 10x", "--budget '10x': expected a duration");
   test::expect_usage_error(args(t) + " --budget -5m", "--budget '-5m'");
   std::string bad_grid = args(t);
