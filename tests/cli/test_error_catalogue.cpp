@@ -1058,7 +1058,7 @@ bool built_with_torch() {
 // The documented message as this build prints it: a build without LibTorch has only the commands
 // score and evaluate.
 std::string for_this_build(std::string message) {
-  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth";
+  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth, select";
   if (!built_with_torch())
     if (const std::size_t at = message.find(torch_commands); at != std::string::npos)
       message.erase(at, torch_commands.size());
