@@ -205,6 +205,35 @@ TEST(CliSelect, WallClockBudgetShorterThanStageZeroRunsNothing) {
   EXPECT_TRUE(sel["budget_exhausted"].get<bool>());
 }
 
+TEST(CliSelect, TextZooSelectsAsImageZoosDo) {
+  // Two text fixture models (forward(List[str])): both fine-tune, and the one with the better
+  // stage-1 validation accuracy is chosen.
+  test::TempDir t;
+  test::write_bytes(t.file("zoo.json"),
+                    "{\"models\": [{\"name\": \"bag\", \"file\": \"" +
+                        test::data_path("model/models/text_bag.pt") +
+                        "\", \"kind\": \"text\"}, {\"name\": \"stats\", \"file\": \"" +
+                        test::data_path("model/models/text_stats.pt") +
+                        "\", \"kind\": \"text\"}]}");
+  const std::string data = test::data_path("model/text/trec12.txt");
+  const CliRun r = run_cli("select --zoo " + t.file("zoo.json") + " --data " + data +
+                           " --split-val " + data + " --split-test " + data +
+                           " --batch 4 --threads 1 --keep 2 --bootstrap 0 --mode full --cache " +
+                           t.file("cache") + " --out " + t.file("out") + " --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto sel = test::load_json(t.file("out/select.json"));
+  ASSERT_EQ(sel["stages"].size(), 1u);  // 2 models -> 1 survivor
+  EXPECT_EQ(sel["stages"][0]["epochs_spent"], 2 * 2 * 1);
+  const std::string chosen = sel["chosen"];
+  const std::string other = chosen == "bag" ? "stats" : "bag";
+  EXPECT_GE(entry(sel, chosen)["stage_val_acc"][0].get<double>(),
+            entry(sel, other)["stage_val_acc"][0].get<double>());
+  EXPECT_EQ(entry(sel, other)["eliminated_at"], 1);
+  const auto run = test::load_json(entry(sel, chosen)["run"].get<std::string>() + "/metrics.json");
+  EXPECT_EQ(run["data"]["data_kind"], "text");
+  EXPECT_TRUE(fs::exists(t.file("out/model.pt")));
+}
+
 TEST(CliSelect, BadOptionsAreOneLineErrors) {
   test::TempDir t;
   test::expect_usage_error(args(t) + " --eta 1", "--eta 1: must be > 1");
