@@ -179,10 +179,7 @@ void print_table(const model::SelectResult& r, bool md) {
         "tlkit select: chosen {} (val {}%, test {}%), {} epochs in {} stage(s), {:.1f} s{}\n",
         r.chosen, pct(r.val_acc), pct(r.test_acc), r.epochs_spent, r.stages.size(), r.seconds,
         r.budget_exhausted ? " (budget spent)" : "");
-  if (md) {
-    fmt::print("\n");
-  }
-  const std::string sep = md ? " | " : "  ";
+  if (md) fmt::print("\n");
   if (md)
     fmt::print(
         "| model | {} | stage | lr | val acc by stage (%) | test (%) | seconds |\n"
@@ -206,7 +203,6 @@ void print_table(const model::SelectResult& r, bool md) {
       fmt::print("  {:<32}{:>12.4g}  {:>5}  {:>7}  {:<24}{:>8}{:>9.1f}\n", m.name + flag, m.score,
                  m.stage_reached, lr, accs, pct(m.test_acc), m.seconds);
   }
-  (void)sep;
   for (const auto& m : r.models)
     if (m.kept_by_interval) {
       fmt::print("  * kept past --keep because its score interval overlaps the K-th's\n");

@@ -477,6 +477,7 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
   std::map<std::string, double> seconds_per_epoch;  // per model, from its runs
   int runs_this_invocation = 0;
   bool stop = false;
+  std::size_t n_alive = 0;  // models in the current stage
 
   // One run: from the state file, or trained now.
   auto do_run = [&](int stage, const std::string& name, double lr, int epochs, int prev_epochs,
@@ -503,7 +504,7 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
     if (o.stop_after_runs > 0 && runs_this_invocation >= o.stop_after_runs)
       throw Interrupted("select: stopped after " + std::to_string(o.stop_after_runs) + " runs");
     if (events.run_started)
-      events.run_started(stage, epochs, count, index, count, name, lr, stage_left);
+      events.run_started(stage, epochs, n_alive, index, count, name, lr, stage_left);
     const ZooModelSettings zs = zoo_model_settings(zoo, name, ZooModelFlags{});
     FinetuneOptions f = o.finetune;
     apply_zoo_settings(zs, f);
@@ -562,6 +563,7 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
     st.survivors = alive;
     const std::size_t per_model = stage == 1 ? o.lrs.size() : 1;
     const std::size_t count = alive.size() * per_model;
+    n_alive = alive.size();
     std::size_t index = 0;
     std::vector<std::pair<double, std::string>> accs;
     for (const std::string& name : alive) {
