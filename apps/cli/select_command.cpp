@@ -25,7 +25,7 @@ namespace fs = std::filesystem;
 struct SelectArgs {
   model::SelectOptions o;
   std::string zoo;
-  std::string split_train = "train";
+  std::string split_train;
   std::string mode = "top:1";
   std::string lr_grid = "0.01,0.001";
   std::string budget;
@@ -42,6 +42,8 @@ struct SelectArgs {
 
 CLI::App* add_select_options(CLI::App& app, SelectArgs& a) {
   model::SelectOptions& o = a.o;
+  o.rank.cache_dir = "tlkit-cache";
+  o.out = "select-out";
   CLI::App* cmd = app.add_subcommand(
       "select",
       "Choose the model to fine-tune: rank the zoo by a metric (stage 0, as tlkit rank), keep "
@@ -62,8 +64,7 @@ CLI::App* add_select_options(CLI::App& app, SelectArgs& a) {
       ->required();
   cmd->add_option("--split-train", a.split_train,
                   "Training split: a sub-folder of --data (images; stage 0 ranks on it too) or "
-                  "a file in a --data folder (text); '' for a CSV or a text file as --data")
-      ->capture_default_str();
+                  "a file in a --data folder (text); none: --data itself");
   cmd->add_option("--split-val", o.finetune.split_val,
                   "Validation split (default: --val-fraction of the training split)");
   cmd->add_option("--split-test", o.finetune.split_test,
@@ -131,8 +132,6 @@ CLI::App* add_select_options(CLI::App& app, SelectArgs& a) {
                   "Stop (as Ctrl-C does) after this many runs in this invocation (for tests)")
       ->check(CLI::NonNegativeNumber)
       ->group("");
-  o.rank.cache_dir = "tlkit-cache";
-  o.out = "select-out";
   return cmd;
 }
 
