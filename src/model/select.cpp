@@ -73,6 +73,8 @@ json fingerprint(const ZooManifest& zoo, const SelectOptions& o, int keep) {
   j["split_train"] = f.split_train;
   j["split_val"] = f.split_val;
   j["split_test"] = f.split_test;
+  j["val_fraction"] = f.val_fraction;
+  j["test_fraction"] = f.test_fraction;
   j["per_class"] = f.per_class;
   j["mode"] = to_string(f.mode);
   j["finetune_seed"] = f.seed;
@@ -334,6 +336,9 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
   TLKIT_CHECK_ARG(!o.rank.cache_dir.empty(), "select needs a feature cache folder (--cache)");
   TLKIT_CHECK_ARG(o.metric.find(',') == std::string::npos,
                   "--metric {}: select ranks by one metric", o.metric);
+  TLKIT_CHECK_ARG(!o.finetune.split_test.empty() || o.finetune.test_fraction > 0,
+                  "select reports the chosen model's test accuracy: give --split-test, or "
+                  "--test-fraction F to carve a test split");
   TLKIT_CHECK_ARG(o.finetune.mode.mode != FinetuneMode::kLinear,
                   "--mode linear: select fine-tunes by epochs (use top:K or full)");
   const int keep = o.keep == 0 ? kDefaultSelectKeep : o.keep;

@@ -901,8 +901,8 @@ std::vector<Case> finetune_cases() {
 std::string select(Inputs& in) {
   return "select --zoo " + test::data_path("select/zoo.json") + " --data " +
          test::data_path("select/data") +
-         " --split-train train --split-val val --threads 1 --quiet --cache " + in.p("cache") +
-         " --out " + in.p("sel");
+         " --split-train train --split-val val --split-test test --threads 1 --quiet --cache " +
+         in.p("cache") + " --out " + in.p("sel");
 }
 
 std::vector<Case> select_cases() {
@@ -917,6 +917,12 @@ std::vector<Case> select_cases() {
        [](Inputs& in) { return select(in) + " --budget 30x"; }, "sel"},
       {"select-bad-lr-grid", 2, "--lr-grid", "is not a learning rate",
        [](Inputs& in) { return select(in) + " --lr-grid 0.1,fast"; }, "sel"},
+      {"select-no-test-split", 2, "--split-test", "--test-fraction F to carve a test split",
+       [](Inputs& in) {
+         std::string args = select(in);
+         return args.erase(args.find(" --split-test test"), 18);
+       },
+       "sel"},
   };
 }
 

@@ -246,6 +246,9 @@ TEST(CliSelect, BadOptionsAreOneLineErrors) {
   bad_grid.replace(bad_grid.find("--lr-grid 0.1,0.01"), 18, "--lr-grid 0.1,abc");
   test::expect_usage_error(bad_grid, "'abc' is not a learning rate");
   test::expect_usage_error(args(t) + " --mode linear", "--mode linear");
+  std::string no_test = args(t);
+  no_test.replace(no_test.find(" --split-test test"), 18, "");
+  test::expect_usage_error(no_test, "give --split-test, or --test-fraction F");
   EXPECT_FALSE(fs::exists(t.file("out")));
 }
 
