@@ -306,7 +306,8 @@ std::vector<std::string> select_ordering(const std::vector<SelectModel>& models)
     const bool xe = x.eliminated_at == x.stage_reached && x.stage_reached > 0;
     const bool ye = y.eliminated_at == y.stage_reached && y.stage_reached > 0;
     if (xe != ye) return !xe;
-    if (acc_at(x) != acc_at(y)) return acc_at(x) > acc_at(y);
+    // Those still in the running by accuracy; those eliminated at the stage by the metric.
+    if (!xe && acc_at(x) != acc_at(y)) return acc_at(x) > acc_at(y);
     return x.metric_rank < y.metric_rank;
   });
   std::vector<std::string> out;

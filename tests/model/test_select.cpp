@@ -42,14 +42,15 @@ SelectModel model(const std::string& name, int metric_rank, std::vector<double> 
   return m;
 }
 
-TEST(SelectOrdering, SurvivorsThenEliminatedByStageThenAccuracyThenMetric) {
+TEST(SelectOrdering, SurvivorsByAccuracyThenEliminatedByStageThenMetric) {
   // a and b cut at stage 0 (a ranked above b by the metric), c and d out at stage 1 (d with
-  // the better accuracy, c with the better metric rank), e out at stage 2, f the last survivor.
+  // the better accuracy, c with the better metric rank: the metric orders them), e out at stage
+  // 2, f the last survivor.
   const std::vector<SelectModel> ms = {
       model("a", 2, {}, 0),     model("b", 6, {}, 0),           model("c", 1, {60.0}, 1),
       model("d", 3, {70.0}, 1), model("e", 4, {80.0, 85.0}, 2), model("f", 5, {75.0, 90.0}, -1),
   };
-  EXPECT_EQ(select_ordering(ms), (std::vector<std::string>{"f", "e", "d", "c", "a", "b"}));
+  EXPECT_EQ(select_ordering(ms), (std::vector<std::string>{"f", "e", "c", "d", "a", "b"}));
 }
 
 TEST(SelectOrdering, BudgetCutModelsRankBeforeTheOnesEliminatedAtTheirStage) {
@@ -63,13 +64,13 @@ TEST(SelectOrdering, BudgetCutModelsRankBeforeTheOnesEliminatedAtTheirStage) {
   EXPECT_EQ(select_ordering(ms), (std::vector<std::string>{"x", "y", "z"}));
 }
 
-TEST(SelectOrdering, EqualAccuraciesFallBackToTheMetric) {
+TEST(SelectOrdering, SurvivorsWithEqualAccuraciesFallBackToTheMetric) {
   const std::vector<SelectModel> ms = {
-      model("p", 3, {70.0}, 1),
-      model("q", 1, {70.0}, 1),
-      model("r", 2, {80.0}, -1),
+      model("p", 3, {70.0}, -1),
+      model("q", 2, {70.0}, -1),
+      model("r", 1, {60.0}, -1),
   };
-  EXPECT_EQ(select_ordering(ms), (std::vector<std::string>{"r", "q", "p"}));
+  EXPECT_EQ(select_ordering(ms), (std::vector<std::string>{"q", "p", "r"}));
 }
 
 TEST(SelectScoresCsv, DescendingScoresInTheOrderGiven) {

@@ -141,8 +141,8 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
                         const SelectEvents& events = {});
 
 /// The final ordering (best first): models that reached a later stage first; within a stage the
-/// ones not eliminated there before the eliminated, then by validation accuracy at that stage,
-/// then by stage-0 score (metric order); models cut at stage 0 by metric order.
+/// ones not eliminated there (by validation accuracy at that stage, ties by the metric) before
+/// the ones eliminated there (by the metric's order); models cut at stage 0 by the metric's order.
 std::vector<std::string> select_ordering(const std::vector<SelectModel>& models);
 
 /// "model,metric,score" rows of `ordering` (score = count - position).
