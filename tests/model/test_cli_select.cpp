@@ -124,6 +124,30 @@ TEST(CliSelect, KeepOneWithoutIntervalsFollowsTheMetric) {
     EXPECT_EQ(sel["ordering"][i + 1], by_metric[i].second);
 }
 
+TEST(CliSelect, IntervalOverlapKeepsWhatTheMetricCannotSeparateFromTheKth) {
+  // On 60 images LogME cannot tell the four models apart: with --keep 1 the bootstrap intervals
+  // (100 half-samples) of the others overlap pixels2's, so they survive stage 0 and learner still
+  // wins.
+  test::TempDir t;
+  const CliRun r = run_cli(args(t) + " --keep 1 --quiet");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto sel = test::load_json(t.file("out/select.json"));
+  const auto& kth = entry(sel, "pixels2");
+  ASSERT_EQ(kth["metric_rank"], 1);
+  EXPECT_FALSE(kth["kept_by_interval"].get<bool>());
+  const double kth_lo = kth["score_interval"][0];
+  for (const auto& m : sel["models"]) {
+    const double lo = m["score_interval"][0], hi = m["score_interval"][1];
+    EXPECT_LE(lo, hi) << m["name"];
+    if (m["name"] == "pixels2") continue;
+    // The rule (higher is better for LogME): kept when the interval reaches the K-th's lower end.
+    EXPECT_EQ(m["kept_by_interval"].get<bool>(), hi >= kth_lo) << m["name"];
+    EXPECT_EQ(m["eliminated_at"] == 0, hi < kth_lo) << m["name"];
+  }
+  EXPECT_TRUE(entry(sel, "learner")["kept_by_interval"].get<bool>());
+  EXPECT_EQ(sel["chosen"], "learner");
+}
+
 TEST(CliSelect, ResumeAfterAnInterruptionGivesTheSameChoiceWithoutRedoingRuns) {
   test::TempDir t;
   const CliRun straight = run_cli(args(t, "straight") + " --keep 4 --quiet");
