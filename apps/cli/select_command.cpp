@@ -172,7 +172,8 @@ std::string pct(double v) { return v < 0 ? "-" : fmt::format("{:.2f}", v); }
 
 void print_table(const model::SelectResult& r, bool md) {
   if (r.chosen.empty())
-    fmt::print("tlkit select: no model could be fine-tuned\n");
+    fmt::print("tlkit select: {}\n", r.budget_exhausted ? "the budget allowed no fine-tuning run"
+                                                        : "no model could be fine-tuned");
   else
     fmt::print(
         "tlkit select: chosen {} (val {}%, test {}%), {} epochs in {} stage(s), {:.1f} s{}\n",
@@ -270,7 +271,7 @@ int run_select_command(SelectArgs& a) {
   catch_interrupts();
   o.cancelled = interrupted;
   o.rank.extract.cancelled = interrupted;
-  ProgressBar bar(progress_wanted(a.quiet), "epoch");
+  ProgressBar bar(progress_wanted(a.quiet), "item");
   model::SelectEvents ev;
   ev.rank.model_started = [&](std::size_t i, std::size_t count, const model::ZooModel& z) {
     bar.restart(fmt::format("stage 0 [{}/{}] {}", i + 1, count, z.name));
