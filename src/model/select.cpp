@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,8 +13,6 @@
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
-#include <sstream>
 
 #include "tlkit/core/bootstrap.h"
 #include "tlkit/core/error.h"
@@ -632,6 +631,8 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
   }
 
   result.ordering = select_ordering(models);
+  // The first fine-tuned model of the ordering (a failed model is never ahead of one that
+  // trained at its stage; this guards the case where none trained).
   for (const std::string& name : result.ordering) {
     const SelectModel& m = model_of(name);
     if (m.stage_reached > 0 && m.error.empty() && !m.run_dir.empty()) {
@@ -639,8 +640,8 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
       result.chosen_dir = m.run_dir;
       result.val_acc = m.stage_acc.back();
       result.test_acc = m.test_acc;
+      break;
     }
-    break;
   }
   if (result.budget_exhausted)
     result.notes.push_back(fmt::format(
