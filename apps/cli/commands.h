@@ -140,5 +140,7 @@ Command add_probe_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 // tlkit truth (built only with LibTorch: truth_command.cpp).
 Command add_truth_command(CLI::App& app);
+// tlkit select (built only with LibTorch: select_command.cpp).
+Command add_select_command(CLI::App& app);
 
 }  // namespace tlkit::cli

@@ -933,10 +933,41 @@ std::vector<Case> finetune_cases() {
   };
 }
 
+// ---- tlkit select ----
+// The select fixture zoo (tests/data/select); every case fails before anything is written.
+std::string select(Inputs& in) {
+  return "select --zoo " + test::data_path("select/zoo.json") + " --data " +
+         test::data_path("select/data") +
+         " --split-train train --split-val val --split-test test --threads 1 --quiet --cache " +
+         in.p("cache") + " --out " + in.p("sel");
+}
+
+std::vector<Case> select_cases() {
+  return {
+      {"select-eta-not-above-one", 2, "--eta", "must be > 1",
+       [](Inputs& in) { return select(in) + " --eta 1"; }, "sel"},
+      {"select-keep-zero", 2, "--keep", "must be >= 1",
+       [](Inputs& in) { return select(in) + " --keep 0"; }, "sel"},
+      {"select-unknown-metric", 2, "--metric nosuch", "unknown metric",
+       [](Inputs& in) { return select(in) + " --metric nosuch"; }, "sel"},
+      {"select-bad-budget", 2, "--budget", "expected a duration",
+       [](Inputs& in) { return select(in) + " --budget 30x"; }, "sel"},
+      {"select-bad-lr-grid", 2, "--lr-grid", "is not a learning rate",
+       [](Inputs& in) { return select(in) + " --lr-grid 0.1,fast"; }, "sel"},
+      {"select-no-test-split", 2, "--split-test", "--test-fraction F to carve a test split",
+       [](Inputs& in) {
+         std::string args = select(in);
+         return args.erase(args.find(" --split-test test"), 18);
+       },
+       "sel"},
+  };
+}
+
 std::vector<Case> torch_cases() {
   std::vector<Case> all = extract_cases();
   for (auto& c : rank_cases()) all.push_back(c);
   for (auto& c : finetune_cases()) all.push_back(c);
+  for (auto& c : select_cases()) all.push_back(c);
   return all;
 }
 
@@ -1070,7 +1101,7 @@ bool built_with_torch() {
 // The documented message as this build prints it: a build without LibTorch has only the commands
 // score and evaluate.
 std::string for_this_build(std::string message) {
-  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth";
+  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth, select";
   if (!built_with_torch())
     if (const std::size_t at = message.find(torch_commands); at != std::string::npos)
       message.erase(at, torch_commands.size());
@@ -1151,6 +1182,12 @@ INSTANTIATE_TEST_SUITE_P(Rank, ExtractErrorCatalogue, ::testing::ValuesIn(rank_c
                            return s;
                          });
 INSTANTIATE_TEST_SUITE_P(Finetune, ExtractErrorCatalogue, ::testing::ValuesIn(finetune_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+INSTANTIATE_TEST_SUITE_P(Select, ExtractErrorCatalogue, ::testing::ValuesIn(select_cases()),
                          [](const auto& info) {
                            std::string s = info.param.id;
                            std::replace(s.begin(), s.end(), '-', '_');
