@@ -170,6 +170,25 @@ LogmeResult py_logme(py::handle features, py::handle labels, bool regression,
   return logme(f.view, y.view, options);
 }
 
+// LogME's posterior mean weights (K x D) at `fit`'s alpha, beta.
+py::array_t<double> py_logme_weights(py::handle features, py::handle labels,
+                                     const LogmeResult& fit) {
+  const HeldMatrix f = matrix_arg(features, "features");
+  std::vector<double> w;
+  if (fit.regression) {
+    const HeldTargets t = targets_arg(labels, "targets");
+    py::gil_scoped_release release;
+    w = logme_weights(f.view, t.view, fit);
+  } else {
+    const HeldLabels y = labels_arg(labels, "labels", kLabelsHint);
+    py::gil_scoped_release release;
+    w = logme_weights(f.view, y.view, fit);
+  }
+  py::array_t<double> out = to_numpy(w);
+  return out.reshape({static_cast<py::ssize_t>(w.size() / static_cast<std::size_t>(fit.d)),
+                      static_cast<py::ssize_t>(fit.d)});
+}
+
 // score(regression=True), as `tlkit score --regression`: labels holds N or N x K real targets and
 // only the metrics that support them run (LogME, one evidence per target column).
 ScoreReport score_regression(py::handle features, py::handle targets, py::handle probs,
@@ -387,6 +406,12 @@ PYBIND11_MODULE(_tlkit, m) {
         "threads"_a = 0,
         "LogME of features (N x D float32/float64) for labels (N integers); regression=True: "
         "labels holds N or N x K real targets. mode: exact, thuml or icml.");
+
+  m.def("logme_weights", &py_logme_weights, "features"_a, "labels"_a, "fit"_a,
+        "LogME's posterior mean weights (K x D) at fit's alpha and beta: m_k = beta_k (alpha_k I "
+        "+ beta_k F^T F)^-1 F^T y_k per target (one-vs-rest class columns, ascending, for a "
+        "classification fit; the target columns for regression). fit: tlkit.logme(features, "
+        "labels, ...) on the same data.");
 
   m.def("score", &py_score, "features"_a = py::none(), "labels"_a = py::none(),
         "probs"_a = py::none(), "metrics"_a = "logme", "seed"_a = 0, "threads"_a = 0,

@@ -26,6 +26,7 @@ from ._tlkit import (  # noqa: F401  (re-exported)
     evaluate,
     kendall_tau,
     logme,
+    logme_weights,
     pearson,
     set_blas_threads,
     spearman,
@@ -142,39 +143,6 @@ _METRIC_FUNCTIONS = _install_metric_functions(globals())
 
 # ---- the names of the reference implementations (docs/python.md, "Coming from ...") ----------
 
-def _posterior_means(features, targets, alpha, beta):
-    """LogME's posterior means m_k = beta_k (alpha_k I + beta_k F^T F)^-1 F^T y_k, one row per
-    target column of `targets` (N x K), from the thin SVD F = U S V^T:
-    m_k = V diag(s / (s^2 + t_k)) U^T y_k with t_k = alpha_k / beta_k. beta = inf (the noise-free
-    boundary) gives the minimum-norm least-squares solution, alpha = inf gives 0."""
-    import numpy as np
-
-    f = np.asarray(features, dtype=np.float64)
-    u, s, vt = np.linalg.svd(f, full_matrices=False)
-    uty = u.T @ targets
-    kept = s > (s.max() if s.size else 0.0) * max(f.shape) * np.finfo(np.float64).eps
-    ms = np.zeros((targets.shape[1], f.shape[1]))
-    for k in range(targets.shape[1]):
-        a, b = float(alpha[k]), float(beta[k])
-        if np.isinf(a):
-            continue
-        t = 0.0 if np.isinf(b) else a / b
-        coef = np.zeros_like(s)
-        coef[kept] = s[kept] / (s[kept] ** 2 + t)
-        ms[k] = vt.T @ (coef * uty[:, k])
-    return ms
-
-
-def _targets(labels_or_targets, regression, classes):
-    import numpy as np
-
-    if regression:
-        y = np.asarray(labels_or_targets, dtype=np.float64)
-        return y.reshape(-1, 1) if y.ndim == 1 else y
-    y = np.asarray(labels_or_targets).reshape(-1)
-    return (y[:, None] == np.asarray(classes)[None, :]).astype(np.float64)
-
-
 class LogME:
     """thuml/LogME's ``LogME`` class on tlkit's LogME::
 
@@ -206,8 +174,7 @@ class LogME:
         self.alphas = np.asarray(r.alpha)
         self.betas = np.asarray(r.beta)
         self.classes = np.asarray(r.labels)
-        self.ms = _posterior_means(f, _targets(y, self.regression, self.classes), self.alphas,
-                                   self.betas)
+        self.ms = logme_weights(f, y, r)
         self.fitted = True
         return r.score
 
@@ -233,8 +200,7 @@ def log_maximum_evidence(features, targets, regression=False, return_weights=Fal
     r = logme(features, targets, regression=regression, mode=mode, threads=threads)
     if not return_weights:
         return r.score
-    return r.score, _posterior_means(features, _targets(targets, regression, r.labels), r.alpha,
-                                     r.beta)
+    return r.score, logme_weights(features, targets, r)
 
 
 def h_score(features, labels):
@@ -268,6 +234,6 @@ __all__ = [
     "LEEP", "LogME", "LogmeAccumulator", "LogmeResult", "MetricValue", "NCE", "ScoreReport",
     "ScoreResult", "__version__", "h_score", "log_expected_empirical_prediction",
     "log_maximum_evidence", "negative_conditional_entropy",
-    "average_ranks", "evaluate", "kendall_tau", "logme", "metrics", "pearson", "score",
-    "set_blas_threads", "spearman", "top1_relative_accuracy", "weighted_tau", "weighted_tau_one_sided",
+    "average_ranks", "evaluate", "kendall_tau", "logme", "logme_weights", "metrics", "pearson",
+    "score", "set_blas_threads", "spearman", "top1_relative_accuracy", "weighted_tau", "weighted_tau_one_sided",
 ] + _METRIC_FUNCTIONS

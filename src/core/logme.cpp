@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <sys/resource.h>
 
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +15,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -756,6 +758,83 @@ LogmeResult logme(const FeatureView& features, const TargetView& targets,
   LogmeResult r = logme_kernel_path(features, y, options);
   r.regression = true;
   return r;
+}
+
+// ---- posterior mean weights ------------------------------------------------------------------
+namespace {
+
+std::vector<double> weights_for(const FeatureView& f, const Eigen::MatrixXd& y,
+                                const LogmeResult& fit) {
+  TLKIT_CHECK_ARG(fit.n == f.rows && fit.d == f.cols,
+                  "LogME weights: the fit was on N = {}, D = {} but the features are {} x {}",
+                  fit.n, fit.d, f.rows, f.cols);
+  TLKIT_CHECK_ARG(
+      static_cast<std::size_t>(y.cols()) == fit.alpha.size() && fit.beta.size() == fit.alpha.size(),
+      "LogME weights: the fit has {} targets but {} were given", fit.alpha.size(), y.cols());
+  detail::check_finite(f, 0, "features");
+  std::vector<double> rows;
+  detail::copy_rows(f, rows);
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> fm(
+      rows.data(), f.rows, f.cols);
+  const bool kernel_path = f.rows <= f.cols;
+  // The smaller Gram matrix: F^T F (D x D) or F F^T (N x N), and its eigenpairs.
+  Eigen::MatrixXd gram =
+      kernel_path ? Eigen::MatrixXd(fm * fm.transpose()) : Eigen::MatrixXd(fm.transpose() * fm);
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(gram);
+  if (eig.info() != Eigen::Success)
+    throw std::runtime_error("LogME weights: the eigendecomposition did not converge");
+  const Eigen::VectorXd& w = eig.eigenvalues();
+  const double w_max = w.size() ? w.maxCoeff() : 0.0;
+  // Coordinates of each target on the eigenvectors: V^T F^T y (Gram) or U^T y (kernel).
+  const Eigen::MatrixXd coords =
+      eig.eigenvectors().transpose() * (kernel_path ? y : Eigen::MatrixXd(fm.transpose() * y));
+  Eigen::MatrixXd scaled = Eigen::MatrixXd::Zero(coords.rows(), coords.cols());
+  for (Eigen::Index k = 0; k < y.cols(); ++k) {
+    const double alpha = fit.alpha[static_cast<std::size_t>(k)];
+    const double beta = fit.beta[static_cast<std::size_t>(k)];
+    if (std::isinf(alpha)) continue;  // the prior wins: m = 0
+    const double t = std::isinf(beta) ? 0.0 : alpha / beta;
+    for (Eigen::Index i = 0; i < w.size(); ++i)
+      if (keep_eigenvalue(w(i), w_max, f.rows, f.cols, fit.mode, kernel_path))
+        scaled(i, k) = coords(i, k) / (t + w(i));
+  }
+  // m_k = V scaled_k (Gram), or F^T U scaled_k (kernel: the push-through identity).
+  const Eigen::MatrixXd m = kernel_path
+                                ? Eigen::MatrixXd(fm.transpose() * (eig.eigenvectors() * scaled))
+                                : Eigen::MatrixXd(eig.eigenvectors() * scaled);  // D x K
+  std::vector<double> out(static_cast<std::size_t>(y.cols() * f.cols));
+  for (Eigen::Index k = 0; k < y.cols(); ++k)
+    for (Eigen::Index j = 0; j < f.cols; ++j)
+      out[static_cast<std::size_t>(k * f.cols + j)] = m(j, k);
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> logme_weights(const FeatureView& features, const LabelView& labels,
+                                  const LogmeResult& fit) {
+  check_shape(features.rows, features.cols, labels.size, "labels");
+  TLKIT_CHECK_ARG(!fit.regression && !fit.labels.empty(),
+                  "LogME weights: the fit is not a classification fit");
+  Eigen::MatrixXd y =
+      Eigen::MatrixXd::Zero(features.rows, static_cast<Eigen::Index>(fit.labels.size()));
+  for (std::int64_t i = 0; i < labels.size; ++i) {
+    const auto it = std::lower_bound(fit.labels.begin(), fit.labels.end(), labels.data[i]);
+    TLKIT_CHECK_ARG(it != fit.labels.end() && *it == labels.data[i],
+                    "LogME weights: label {} at row {} is not one of the fit's labels",
+                    labels.data[i], i);
+    y(i, it - fit.labels.begin()) = 1.0;
+  }
+  return weights_for(features, y, fit);
+}
+
+std::vector<double> logme_weights(const FeatureView& features, const TargetView& targets,
+                                  const LogmeResult& fit) {
+  check_shape(features.rows, features.cols, targets.rows, "targets");
+  Eigen::MatrixXd y(targets.rows, targets.cols);
+  for (std::int64_t i = 0; i < targets.rows; ++i)
+    for (std::int64_t c = 0; c < targets.cols; ++c) y(i, c) = targets.at(i, c);
+  return weights_for(features, y, fit);
 }
 
 }  // namespace tlkit

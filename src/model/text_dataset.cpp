@@ -213,10 +213,16 @@ ImageListing list_target_csv(const std::string& path, DataKind kind, Task task) 
   // constant); say so rather than let it pull the mean.
   for (std::size_t k = 0; k < target_cols.size(); ++k) {
     const double first = out.samples[0].targets[k];
-    if (std::all_of(out.samples.begin(), out.samples.end(),
-                    [&](const ImageSample& s) { return s.targets[k] == first; }))
-      out.notes.push_back(
-          fmt::format("target '{}' is {} for every sample", out.target_names[k], first));
+    if (!std::all_of(out.samples.begin(), out.samples.end(),
+                     [&](const ImageSample& s) { return s.targets[k] == first; }))
+      continue;
+    // LogME's evidence for a target that is 0 everywhere is unbounded (its best fit is exact).
+    TLKIT_CHECK_ARG(first != 0.0,
+                    "{}: target '{}' is 0 for every sample (a label no sample has, or an empty "
+                    "column): remove the column",
+                    path, out.target_names[k]);
+    out.notes.push_back(
+        fmt::format("target '{}' is {} for every sample", out.target_names[k], first));
   }
   return out;
 }

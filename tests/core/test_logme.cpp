@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <Eigen/Dense>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -491,6 +492,80 @@ TEST(LogmeRealData, ThumlInflatesTheWideBirdModelToFirstPlace) {
   EXPECT_TRUE(near_rel(best_thuml, best_exact, 1e-3));
   EXPECT_TRUE(
       near_rel(example_score("imagenet_mobilenet_v1_075_192", LogmeMode::kIcml), best_exact, 1e-3));
+}
+
+// The posterior mean weights against a direct solve of their definition,
+// m_k = beta_k (alpha_k I + beta_k F^T F)^-1 F^T y_k, on both decomposition paths (N > D: F^T F;
+// N <= D: F F^T), for classes and for real targets.
+void expect_direct_solve(const std::vector<double>& f, std::int64_t n, std::int64_t d,
+                         const Eigen::MatrixXd& y, const LogmeResult& fit,
+                         const std::vector<double>& m, int* finite_fits) {
+  const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> fm(
+      f.data(), n, d);
+  ASSERT_EQ(m.size(), static_cast<std::size_t>(y.cols() * d));
+  for (Eigen::Index k = 0; k < y.cols(); ++k) {
+    const double a = fit.alpha[k], b = fit.beta[k];
+    Eigen::VectorXd want;
+    if (std::isinf(a)) {  // the prior wins: no weights
+      want = Eigen::VectorXd::Zero(d);
+    } else if (std::isinf(b)) {  // noise-free: the minimum-norm least-squares weights
+      want = Eigen::MatrixXd(fm).completeOrthogonalDecomposition().solve(y.col(k));
+    } else {
+      const Eigen::MatrixXd lhs =
+          a * Eigen::MatrixXd::Identity(d, d) + b * Eigen::MatrixXd(fm.transpose() * fm);
+      want = lhs.ldlt().solve(b * (fm.transpose() * y.col(k)));
+      ++*finite_fits;
+    }
+    for (std::int64_t j = 0; j < d; ++j)
+      EXPECT_TRUE(test::near_rel(m[k * d + j], want(j), 1e-8, 1e-12 * want.norm()))
+          << "target " << k << " (alpha " << a << ", beta " << b << ") weight " << j << ": "
+          << m[k * d + j] << " vs " << want(j);
+  }
+}
+
+TEST(LogmeWeights, EqualTheDirectSolveOnBothPathsForClassesAndTargets) {
+  int finite_fits = 0;
+  for (const auto& [n, d] : {std::pair<std::int64_t, std::int64_t>{80, 6}, {12, 30}}) {
+    const auto labels = test::make_labels(n, 3, 5);
+    const auto f = test::make_features(n, d, labels, 6);
+    const FeatureView fv = FeatureView::row_major(f.data(), n, d);
+    const LogmeResult fit = logme(fv, LabelView{labels.data(), n});
+    Eigen::MatrixXd onehot = Eigen::MatrixXd::Zero(n, 3);
+    for (std::int64_t i = 0; i < n; ++i) onehot(i, labels[i]) = 1.0;
+    SCOPED_TRACE(::testing::Message() << "N = " << n << ", D = " << d);
+    expect_direct_solve(f, n, d, onehot, fit, logme_weights(fv, LabelView{labels.data(), n}, fit),
+                        &finite_fits);
+    // Real targets: two columns, a linear signal plus noise and pure noise.
+    std::vector<double> t(static_cast<std::size_t>(n * 2));
+    for (std::int64_t i = 0; i < n; ++i) {
+      t[i * 2] = f[i * d] - 0.5 * f[i * d + 1] + 0.1 * std::sin(3.0 * i);
+      t[i * 2 + 1] = std::cos(1.7 * i);
+    }
+    const TargetView tv{t.data(), n, 2, 2, 1};
+    const LogmeResult rf = logme(fv, tv);
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        tm(t.data(), n, 2);
+    expect_direct_solve(f, n, d, tm, rf, logme_weights(fv, tv, rf), &finite_fits);
+  }
+  EXPECT_GE(finite_fits, 4);  // most fits are interior maxima, the case with both precisions
+}
+
+TEST(LogmeWeights, RefuseAFitOfOtherData) {
+  const auto labels = test::make_labels(40, 2, 3);
+  const auto f = test::make_features(40, 3, labels, 4);
+  const FeatureView fv = FeatureView::row_major(f.data(), 40, 3);
+  const LogmeResult fit = logme(fv, LabelView{labels.data(), 40});
+  const FeatureView fewer = FeatureView::row_major(f.data(), 39, 3);
+  EXPECT_NE(test::input_error_of([&] {
+              logme_weights(fewer, LabelView{labels.data(), 39}, fit);
+            }).find("the fit was on N = 40, D = 3 but the features are 39 x 3"),
+            std::string::npos);
+  std::vector<std::int64_t> other = labels;
+  other[0] = 7;
+  EXPECT_NE(test::input_error_of([&] {
+              logme_weights(fv, LabelView{other.data(), 40}, fit);
+            }).find("label 7 at row 0 is not one of the fit's labels"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -457,6 +457,10 @@ TEST(TargetListing, NotesAnUnnamedColumnAndAConstantTarget) {
   ASSERT_EQ(l.notes.size(), 2u);
   EXPECT_NE(l.notes[0].find("column(s) 1 have no name"), std::string::npos) << l.notes[0];
   EXPECT_EQ(l.notes[1], "target 'z' is 5 for every sample");
+  EXPECT_NE(target_error(t, "file,cat,dog\na.jpg,1,0\nb.jpg,0,0\n", Task::kMultiLabel)
+                .find("t.csv: target 'dog' is 0 for every sample (a label no sample has, or an "
+                      "empty column): remove the column"),
+            std::string::npos);
 }
 
 TEST(TargetListing, SubsamplesByLimitOnly) {

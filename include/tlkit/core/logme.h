@@ -68,18 +68,18 @@ struct LogmeOptions {
 /// Per-target results are in target order: ascending label for classification, column order for
 /// regression. alpha or beta is +inf where the maximum is a limit (see Boundary).
 struct LogmeResult {
-  double score = 0.0;                 ///< mean of per_target
-  std::vector<double> per_target;     ///< max evidence / N per target
-  std::vector<double> alpha;          ///< prior precision at the maximum
-  std::vector<double> beta;           ///< noise precision at the maximum
-  std::vector<int> iterations;        ///< fixed-point iterations, or bisection steps (exact)
-  std::vector<bool> converged;        ///< false: iteration cap hit or a non-finite value arose
+  double score = 0.0;              ///< mean of per_target
+  std::vector<double> per_target;  ///< max evidence / N per target
+  std::vector<double> alpha;       ///< prior precision at the maximum
+  std::vector<double> beta;        ///< noise precision at the maximum
+  std::vector<int> iterations;     ///< fixed-point iterations, or bisection steps (exact)
+  std::vector<bool> converged;     ///< false: iteration cap hit or a non-finite value arose
   std::vector<Boundary> boundary;
-  std::int64_t n = 0;                 ///< samples
-  std::int64_t d = 0;                 ///< feature dimension
-  std::int64_t rank = 0;              ///< eigenvalues above the mode's cut
+  std::int64_t n = 0;     ///< samples
+  std::int64_t d = 0;     ///< feature dimension
+  std::int64_t rank = 0;  ///< eigenvalues above the mode's cut
   LogmeMode mode = LogmeMode::kExact;
-  std::vector<std::int64_t> labels;   ///< classification: the distinct labels, ascending
+  std::vector<std::int64_t> labels;  ///< classification: the distinct labels, ascending
   bool regression = false;
 };
 
@@ -91,6 +91,20 @@ LogmeResult logme(const FeatureView& features, const LabelView& labels,
 /// LogME for regression or multi-label (pass the N x K 0/1 matrix): each column is a target.
 LogmeResult logme(const FeatureView& features, const TargetView& targets,
                   const LogmeOptions& options = {});
+
+/// LogME's posterior mean weights at the fitted alpha, beta of `fit` (a logme() result on the
+/// same features and labels or targets): per target k, m_k = beta_k (alpha_k I + beta_k F^T F)^-1
+/// F^T y_k, the D weights of the Bayesian linear model whose evidence LogME maximises (the
+/// "ms" of thuml/LogME and TLlib, and the teacher heads of B-Tuning, You et al., JMLR 2022).
+/// Computed in the eigenbasis of F^T F (or of F F^T when N <= D) over the eigenvalues the mode
+/// keeps: m_k = V diag(1 / (t_k + w)) V^T F^T y_k with t_k = alpha_k / beta_k; beta = inf (the
+/// noise-free boundary) gives the minimum-norm least-squares solution and alpha = inf gives 0.
+/// Returns K x D, row-major (K = fit's targets: its labels' one-vs-rest 0/1 columns, ascending,
+/// for classification). Throws tlkit::InputError when the shapes do not match `fit`.
+std::vector<double> logme_weights(const FeatureView& features, const LabelView& labels,
+                                  const LogmeResult& fit);
+std::vector<double> logme_weights(const FeatureView& features, const TargetView& targets,
+                                  const LogmeResult& fit);
 
 /// Streaming sufficient statistics for LogME: feed row chunks, then ask for the result. The
 /// result equals logme() on the concatenated rows up to rounding (the N <= D case differs only
