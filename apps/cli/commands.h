@@ -125,10 +125,13 @@ struct RankArgs {
   std::string format = "table";
   bool wide = false;  // the table with every metric column, however wide
   std::string out;    // scores.csv for tlkit evaluate
+  std::string report;  // an HTML page of the ranking (tlkit report)
   ExtractionArgs run;
 };
 
 Command add_rank_command(CLI::App& app);
+// tlkit report (report_command.cpp; torch-free).
+Command add_report_command(CLI::App& app);
 int run_rank(const RankArgs& args);
 // tlkit finetune (built only with LibTorch: finetune_command.cpp).
 Command add_finetune_command(CLI::App& app);
