@@ -274,9 +274,11 @@ Evaluate read_evaluate(const std::string& path, const Rank& rank) {
   auto check_model = [&](const std::string& field, const std::string& name) {
     if (rank.find(name)) return;
     std::string names;
-    for (const auto& m : rank.models) names += (names.empty() ? "" : ", ") + m.name;
+    for (std::size_t i = 0; i < rank.models.size() && i < 8; ++i)
+      names += (i ? ", " : "") + printable(rank.models[i].name);
+    if (rank.models.size() > 8) names += fmt::format(" and {} more", rank.models.size() - 8);
     TLKIT_THROW_ARG("{}: field '{}' is '{}', not a model of {} (its models: {})", where, field,
-                    printable(name), rank.where, printable(names));
+                    printable(name), rank.where, names);
   };
   for (const auto& [name, v] : metrics.items()) {
     const std::string p = "metrics." + name;
