@@ -364,7 +364,7 @@ std::string seconds_text(double s) { return std::isfinite(s) ? fmt::format("{:.2
 // (full) score over the zoo, so a longer bar is always a better score.
 std::string mini_bar(double v, double worst, double best) {
   if (!std::isfinite(v)) return "";
-  const double w = 80;
+  const double w = 56;
   const double share = best != worst ? 0.1 + 0.9 * (v - worst) / (best - worst) : 1.0;
   return fmt::format(
       "<svg class=\"bar\" width=\"{0}\" height=\"12\" viewBox=\"0 0 {0} 12\" aria-hidden=\"true\">"
@@ -422,7 +422,7 @@ std::string section_ranking(const Rank& r) {
   t.header = {"model", "rank"};
   for (const auto& m : r.metrics)
     t.header.push_back(m + (higher_is_better(m) ? "" : " (lower is better)"));
-  t.header.insert(t.header.end(), {"n", "d", "extraction", "scoring", "flags"});
+  t.header.insert(t.header.end(), {"n", "d", "extraction", "scoring"});
   std::map<std::string, double> worst, best;
   for (const auto& metric : r.metrics) {
     const double sign = higher_is_better(metric) ? 1 : -1;
@@ -454,7 +454,6 @@ std::string section_ranking(const Rank& r) {
     row.push_back(html::text(m.name));
     const bool ranked = std::isfinite(m.scores.at(r.metrics.front()));
     row.push_back(ranked ? html::number(static_cast<double>(++rank)) : html::text("–"));
-    std::vector<std::string> flags;
     for (const auto& metric : r.metrics) {
       const double v = m.scores.at(metric);
       Cell c = html::number(v);
@@ -466,7 +465,6 @@ std::string section_ranking(const Rank& r) {
       c.html = mini_bar(higher_is_better(metric) ? v : -v, worst[metric], best[metric]) + c.html;
       if (tie) {
         c.html += " <span class=\"flag\" title=\"the same score as another model\">tie</span>";
-        flags.push_back("tie: " + metric);
       }
       row.push_back(c);
     }
@@ -475,12 +473,12 @@ std::string section_ranking(const Rank& r) {
     row.push_back(html::number_as(m.extract_seconds,
                                   seconds_text(m.extract_seconds) + (m.cached ? " (cached)" : "")));
     row.push_back(html::number_as(m.score_seconds, seconds_text(m.score_seconds)));
-    std::string fl;
-    if (!m.error.empty()) fl += "<span class=\"flag\">failed</span> " + html::escape(m.error) + " ";
-    for (const auto& f : flags) fl += "<span class=\"flag\">" + html::escape(f) + "</span> ";
+    if (!m.error.empty())
+      row[0].html += " <span class=\"flag\">failed</span> <span class=\"note\">" +
+                     html::escape(m.error) + "</span>";
     for (const auto& n : m.notes)
-      fl += fmt::format("<a class=\"flag\" href=\"#note-{0}\">note {0}</a> ", note_number(n));
-    row.push_back(Cell{fl, "", false});
+      row[0].html +=
+          fmt::format(" <a class=\"flag\" href=\"#note-{0}\">note {0}</a>", note_number(n));
     t.rows.push_back(std::move(row));
   }
   o += "<div class=\"table\">\n" + html::render(t) + "</div>\n";
@@ -497,15 +495,23 @@ std::string section_ranking(const Rank& r) {
     for (const auto& n : r.notes) o += "<li>" + html::escape(n) + "</li>\n";
     o += "</ul>\n";
   }
-  // One bar chart per metric, in that metric's own order.
+  // One bar chart per metric, in that metric's own order (small multiples), and their data.
+  std::string charts;
+  Table data;
+  data.caption = "Scores per metric (the data of the bar charts)";
+  data.header = {"model"};
+  for (const auto& metric : r.metrics) data.header.push_back(metric);
+  for (const auto& m : r.models) {
+    std::vector<Cell> row{html::text(m.name)};
+    for (const auto& metric : r.metrics) row.push_back(html::number(m.scores.at(metric), 6));
+    data.rows.push_back(std::move(row));
+  }
   for (const auto& metric : r.metrics) {
     BarChart b;
     b.title = "Scores by " + metric;
     b.subtitle = higher_is_better(metric) ? "higher is better" : "lower is better";
     b.value_label = metric + " score (the metric's own units)";
-    Table data;
-    data.caption = metric + ": score per model";
-    data.header = {"model", "score", "flag"};
+    b.width = 520;
     std::vector<const RankModel*> order;
     for (const auto& name : r.ranking.at(metric)) order.push_back(r.find(name));
     for (const auto& m : r.models)
@@ -524,13 +530,15 @@ std::string section_ranking(const Rank& r) {
         if (note_for_metric(n, metric, r.metrics))
           flag += fmt::format("{}note {}", flag.empty() ? "" : ", ", note_number(n));
       b.flags.push_back(flag);
-      data.rows.push_back({html::text(m->name), html::number(v, 6), html::text(b.flags.back())});
     }
-    o += html::figure(render_bar_svg(b), data,
-                      "Each model's " + metric +
-                          " score, best first; \"tie\": the same score as "
-                          "another model; \"note N\": the numbered note under the ranking table.");
+    charts += render_bar_svg(b);
   }
+  o += "<figure class=\"plot\">\n<div class=\"chart multiples\">\n" + charts +
+       "</div>\n<div class=\"table\">\n" + html::render(data) + "</div>\n<figcaption>" +
+       html::escape(
+           "Each metric's scores, best first; \"tie\": the same score as another "
+           "model; \"note N\": the numbered note under the ranking table.") +
+       "</figcaption>\n</figure>\n";
   o += "</section>\n";
   return o;
 }

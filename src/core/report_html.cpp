@@ -63,6 +63,7 @@ figure.plot { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start;
               break-inside: avoid; page-break-inside: avoid; }
 figure.plot figcaption { flex-basis: 100%; font-size: 0.9em; color: #333; }
 figure.plot svg { max-width: 100%; height: auto; border: 1px solid #ccc; }
+div.multiples { display: flex; flex-wrap: wrap; gap: 0.8em; }
 div.table { overflow-x: auto; max-width: 100%; }
 table.data { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 table.data caption { text-align: left; font-weight: 600; padding-bottom: 0.3em; }

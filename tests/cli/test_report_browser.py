@@ -244,6 +244,22 @@ def main():
                 except ET.ParseError as e:
                     bad.append(str(e))
             check(len(svgs) > 20 and not bad, f"{len(svgs)} SVGs, all well-formed XML {bad[:2]}")
+            # The heat map's table against SciPy's Kendall tau-b of rank.json's scores.
+            shown = b.evaluate("""Array.from(document.querySelectorAll('#metrics tbody tr'))
+              .map(r => Array.from(r.cells).slice(1).map(c => c.dataset.v === undefined
+                                                         ? null : parseFloat(c.dataset.v)))""")
+            try:
+                from scipy.stats import kendalltau
+                worst = 0.0
+                for i, mi in enumerate(metrics):
+                    for j, mj in enumerate(metrics):
+                        pairs = [(m["scores"][mi], m["scores"][mj]) for m in rank["models"]
+                                 if m["scores"][mi] is not None and m["scores"][mj] is not None]
+                        ref = kendalltau([p[0] for p in pairs], [p[1] for p in pairs])[0]
+                        worst = max(worst, abs(ref - shown[i][j]))
+                check(worst < 1e-12, f"heat map = scipy.stats.kendalltau (max diff {worst:.2g})")
+            except ImportError:
+                print("skip heat map against SciPy (no scipy)")
             tables = b.evaluate("document.querySelectorAll('table').length")
             check(tables >= 15, f"{tables} tables")
 
