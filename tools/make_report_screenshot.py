@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--tlkit", required=True)
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "report-screenshot.png"))
     ap.add_argument("--width", type=int, default=1200)
-    ap.add_argument("--height", type=int, default=1800, help="the part of the page shown")
+    ap.add_argument("--height", type=int, default=2000, help="the part of the page shown")
     a = ap.parse_args()
     chromium = shutil.which("chromium")
     if not chromium:
