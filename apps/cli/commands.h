@@ -123,8 +123,8 @@ struct RankArgs {
   std::string cache = "tlkit-cache";
   bool no_cache = false;
   std::string format = "table";
-  bool wide = false;  // the table with every metric column, however wide
-  std::string out;    // scores.csv for tlkit evaluate
+  bool wide = false;   // the table with every metric column, however wide
+  std::string out;     // scores.csv for tlkit evaluate
   std::string report;  // an HTML page of the ranking (tlkit report)
   ExtractionArgs run;
 };

@@ -344,11 +344,10 @@ int run_rank(const RankArgs& a) {
     page.rank = "tlkit rank output";
     page.rank_flag = "tlkit rank";
     page.rank_text = rank_json(r);
-    page.command_line = fmt::format("tlkit rank {} {} --data {}{} --report {}",
-                                    a.zoo.empty() ? "--model" : "--zoo",
-                                    a.zoo.empty() ? a.model : a.zoo, a.data,
-                                    a.metrics.empty() ? "" : " " + a.metric_flag + " " + a.metrics,
-                                    a.report);
+    page.command_line =
+        fmt::format("tlkit rank {} {} --data {}{} --report {}", a.zoo.empty() ? "--model" : "--zoo",
+                    a.zoo.empty() ? a.model : a.zoo, a.data,
+                    a.metrics.empty() ? "" : " " + a.metric_flag + " " + a.metrics, a.report);
     write_report(page, a.report);
   }
   if (a.format == "json")
