@@ -123,15 +123,14 @@ struct RankArgs {
   std::string cache = "tlkit-cache";
   bool no_cache = false;
   std::string format = "table";
-  bool wide = false;   // the table with every metric column, however wide
-  std::string out;     // scores.csv for tlkit evaluate
-  std::string report;  // an HTML page of the ranking (tlkit report)
+  bool wide = false;  // the table with every metric column, however wide
+  std::string out;    // scores.csv for tlkit evaluate
   ExtractionArgs run;
+  // An HTML page of the ranking (tlkit report).
+  std::string report;
 };
 
 Command add_rank_command(CLI::App& app);
-// tlkit report (report_command.cpp; torch-free).
-Command add_report_command(CLI::App& app);
 int run_rank(const RankArgs& args);
 // tlkit finetune (built only with LibTorch: finetune_command.cpp).
 Command add_finetune_command(CLI::App& app);
@@ -141,5 +140,7 @@ Command add_probe_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 // tlkit truth (built only with LibTorch: truth_command.cpp).
 Command add_truth_command(CLI::App& app);
+// tlkit report (report_command.cpp; torch-free).
+Command add_report_command(CLI::App& app);
 
 }  // namespace tlkit::cli
