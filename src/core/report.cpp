@@ -773,7 +773,9 @@ std::string section_probe(const std::string& dir) {
       "<p>Model <code>{}</code> on <code>{}</code>, analyses: {}; {} seed(s) per "
       "size.</p>\n",
       html::escape(opt_string(d.j, "model")), html::escape(opt_string(d.j, "data")),
-      d.j.contains("analyses") ? html::escape(d.j.at("analyses").dump()) : "n/a",
+      html::escape(d.j.contains("analyses") && d.j.at("analyses").is_array()
+                       ? fmt::format("{}", fmt::join(string_list(d, d.j, "", "analyses"), ", "))
+                       : std::string("n/a")),
       num(opt_number(d.j, "seeds")));
   std::vector<std::string> layer_names = {"input"};
   layer_names.insert(layer_names.end(), blocks.begin(), blocks.end());
@@ -815,6 +817,7 @@ std::string section_probe(const std::string& dir) {
       yl = "value";
     }
     p.title = what;
+    p.width = 680;
     p.subtitle = "mean over seeds; bars: min to max";
     p.x_label = xl;
     p.y_label = yl;
@@ -918,6 +921,7 @@ FinetuneRun read_finetune(const std::string& dir) {
 std::string section_finetune(const std::vector<FinetuneRun>& runs) {
   std::string o = "<section id=\"finetune\">\n<h2>Fine-tuning learning curves</h2>\n";
   LinePlot loss, acc;
+  loss.width = acc.width = 680;
   loss.title = "Training loss by epoch";
   loss.x_label = "epoch";
   loss.y_label = "training loss (cross-entropy, nats)";
