@@ -893,6 +893,8 @@ struct FinetuneRun {
   json config;
   std::vector<double> epoch, loss, train_acc, val_acc;
   double test_acc = NAN;
+  bool linear = false;       // --mode linear: no epochs
+  std::string label_suffix;  // " (best of grid: DIR)"
 };
 
 FinetuneRun read_finetune(const std::string& dir) {
@@ -902,7 +904,20 @@ FinetuneRun read_finetune(const std::string& dir) {
   const JsonDoc d = parse_json(where, read_text(where, path));
   FinetuneRun r;
   r.dir = dir;
-  const json& hist = get_array(d, d.j, "", "history");
+  // A --grid folder: the learning curve of its best point (a sub-folder of its own).
+  if (!d.j.contains("history") && d.j.contains("points") && d.j.contains("best")) {
+    const std::string sub = get_string(d, get_object(d, d.j, "", "best"), "best", "dir");
+    TLKIT_CHECK_ARG(!sub.empty() && sub.find('/') == std::string::npos && sub != "..",
+                    "{}: field 'best.dir' is '{}' (expected a sub-folder name)", where,
+                    printable(sub));
+    FinetuneRun best = read_finetune((fs::path(dir) / sub).string());
+    best.dir = dir;
+    best.label_suffix = " (best of grid: " + sub + ")";
+    return best;
+  }
+  // --mode linear: one fit, no epochs.
+  if (!d.j.contains("history") && d.j.contains("method")) r.linear = true;
+  const json& hist = r.linear ? json::array() : get_array(d, d.j, "", "history");
   for (std::size_t i = 0; i < hist.size(); ++i) {
     const std::string p = fmt::format("history[{}]", i);
     r.epoch.push_back(get_number(d, hist[i], p, "epoch"));
@@ -958,9 +973,10 @@ std::string section_finetune(const std::vector<FinetuneRun>& runs) {
       ad.rows.push_back({html::text(r.name), html::number(r.epoch[e]), html::number(r.train_acc[e]),
                          html::number(r.val_acc[e])});
     }
-    summary.rows.push_back(
-        {html::text(r.name), html::text(r.dir), html::text(opt_string(r.config, "mode")),
-         html::number(static_cast<double>(r.epoch.size())), html::number(r.test_acc)});
+    summary.rows.push_back({html::text(r.name + r.label_suffix), html::text(r.dir),
+                            html::text(r.linear ? "linear" : opt_string(r.config, "mode")),
+                            html::number(static_cast<double>(r.epoch.size())),
+                            html::number(r.test_acc)});
   }
   o += "<div class=\"table\">\n" + html::render(summary) + "</div>\n";
   bool any = false;

@@ -320,6 +320,27 @@ TEST(Report, PageFromEveryInputIsWellFormedAndNamesEverything) {
   EXPECT_EQ(count(hm, ">0.00</text>"), 6u);
 }
 
+TEST(Report, FinetuneGridShowsItsBestPointAndLinearHasNoCurve) {
+  ReportInputs in;
+  in.rank = fixture("rank.json");
+  in.finetune = {fixture("ft-grid"), fixture("ft-linear")};
+  const std::string page = build_report_html(in);
+  const nlohmann::json grid = test::load_json(fixture("ft-grid/metrics.json"));
+  const std::string best = grid["best"]["dir"];
+  const nlohmann::json point = test::load_json(fixture("ft-grid/" + best + "/metrics.json"));
+  EXPECT_NE(page.find("(best of grid: " + best + ")"), std::string::npos);
+  // The loss table holds the best point's epochs (and none of the linear run, which has none).
+  const std::size_t at = page.find("<caption>Training loss per epoch</caption>");
+  ASSERT_NE(at, std::string::npos);
+  const std::string table = page.substr(at, page.find("</table>", at) - at);
+  EXPECT_EQ(count(table, "<tr>") - 1, point["history"].size());
+  for (const auto& h : point["history"])
+    EXPECT_NE(table.find(fmt::format("data-v=\"{:.17g}\"", h["train_loss"].get<double>())),
+              std::string::npos);
+  EXPECT_NE(page.find("<td>linear</td>"), std::string::npos);
+  for (const auto& svg : svgs_of(page)) EXPECT_EQ(xml_problem(svg), "");
+}
+
 TEST(Report, EscapesNamesFromTheInputs) {
   nlohmann::json rank = test::load_json(fixture("rank.json"));
   const std::string evil = "<script>alert(\"x\")</script> & 'q'";
