@@ -97,6 +97,7 @@ struct ExtractArgs {
   std::string model;
   ZooArgs zoo;
   std::string data;
+  std::string task = "classification";
   int input_size = 0;
   std::string out;
   std::string features_output = "0";
@@ -116,6 +117,7 @@ struct RankArgs {
   std::string kind;   // of --model: image or text (default: the data's)
   int input_size = 0;
   std::string data;
+  std::string task = "classification";
   std::string metrics;
   std::string metric_flag = "--metric";       // as typed: --metric or its alias --metrics
   std::map<std::string, std::string> params;  // "<metric>.<param>" -> value
@@ -140,6 +142,8 @@ Command add_probe_command(CLI::App& app);
 Command add_predict_command(CLI::App& app);
 // tlkit truth (built only with LibTorch: truth_command.cpp).
 Command add_truth_command(CLI::App& app);
+// tlkit select (built only with LibTorch: select_command.cpp).
+Command add_select_command(CLI::App& app);
 // tlkit report (report_command.cpp; torch-free).
 Command add_report_command(CLI::App& app);
 

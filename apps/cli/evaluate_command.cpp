@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "tlkit/core/correlation.h"
 #include "tlkit/core/csv.h"
 #include "tlkit/core/error.h"
+#include "tlkit/core/evaluate.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
@@ -33,18 +35,7 @@ struct Truth {
   std::map<std::string, std::pair<double, std::int64_t>> by_model;  // accuracy, line
 };
 
-struct MetricScores {
-  std::string name;
-  std::vector<std::string> models;  // scores-file order
-  std::vector<double> scores;
-};
-
-struct MetricEval {
-  std::string name;
-  std::size_t n_models = 0;
-  double weighted_tau = 0, kendall_tau = 0, spearman = 0, pearson = 0, top1 = 0;
-  std::vector<std::string> top_models;
-};
+using MetricEval = MetricEvaluation;
 
 // "a, b, c" with at most `shown` names, then "and N more".
 std::string name_list(const std::vector<std::string>& names, std::size_t shown = 10) {
@@ -71,11 +62,6 @@ Truth read_truth(const std::string& path) {
   }
   return truth;
 }
-
-// Fewer models than this and even a ranking in perfect agreement with the accuracies (Kendall
-// tau = 1) arises by chance with probability 2/n! >= 2/24 = 0.083 (two-sided, every ordering
-// equally likely): no correlation over so few models is significant at the 5% level.
-constexpr std::size_t kMinModelsForCorrelation = 5;
 
 // The scores of the models that have an accuracy; those of other models are left out, named in
 // `left_out` (scores-file order).
@@ -117,82 +103,6 @@ std::vector<MetricScores> read_scores(const std::string& path, const Truth& trut
                   name_list(unknown), name_list(truth.models));
   *left_out = std::move(unknown);
   return metrics;
-}
-
-MetricEval evaluate_metric(const MetricScores& m, const Truth& truth, const EvaluateArgs& a,
-                           std::vector<std::string>* notes) {
-  const std::size_t n = m.models.size();
-  TLKIT_CHECK_ARG(n >= 2,
-                  "{}: metric '{}' has a score for only 1 model; a ranking needs at least 2",
-                  a.scores, printable(m.name));
-  std::vector<double> acc(n);
-  for (std::size_t i = 0; i < n; ++i) acc[i] = truth.by_model.at(m.models[i]).first;
-  const double best = *std::max_element(acc.begin(), acc.end());
-  TLKIT_CHECK_ARG(best > 0,
-                  "{}: the best accuracy of the models scored by metric '{}' is {}; top-1 "
-                  "relative accuracy needs a positive maximum",
-                  a.truth, printable(m.name), best);
-
-  // A metric tlkit registers as lower-is-better (ncti_vc) ranks by its negated score: the CSV
-  // that tlkit rank writes keeps every score as computed.
-  const auto& registry = metric_registry();
-  const auto info = std::find_if(registry.begin(), registry.end(),
-                                 [&](const MetricInfo& x) { return x.name == m.name; });
-  const bool lower_is_better = info != registry.end() && !info->higher_is_better;
-  std::vector<double> ranked = m.scores;
-  if (lower_is_better)
-    for (double& v : ranked) v = -v;
-
-  MetricEval e;
-  e.name = m.name;
-  e.n_models = n;
-  e.weighted_tau = weighted_tau(ranked, acc);
-  e.kendall_tau = kendall_tau_b(ranked, acc);
-  e.spearman = spearman_rho(ranked, acc);
-  e.pearson = pearson_r(ranked, acc);
-  e.top1 = top1_relative_accuracy(ranked, acc);
-  for (std::size_t i : top_indices(ranked)) e.top_models.push_back(m.models[i]);
-
-  const std::string label = fmt::format("metric '{}'", printable(m.name));
-  if (lower_is_better)
-    notes->push_back(
-        fmt::format("{}: lower is better, so the correlations use its negated score", label));
-  if (n < truth.models.size()) {
-    std::vector<std::string> missing;
-    for (const auto& model : truth.models)
-      if (std::find(m.models.begin(), m.models.end(), model) == m.models.end())
-        missing.push_back(model);
-    notes->push_back(
-        fmt::format("{}: evaluated on the {} of {} models in {} that it scores "
-                    "(no score for {})",
-                    label, n, truth.models.size(), a.truth, name_list(missing)));
-  }
-  if (std::all_of(m.scores.begin(), m.scores.end(), [&](double s) { return s == m.scores[0]; }))
-    notes->push_back(
-        fmt::format("{}: all {} models have the same score, so the correlations are "
-                    "undefined (nan; null in JSON)",
-                    label, n));
-  if (std::all_of(acc.begin(), acc.end(), [&](double v) { return v == acc[0]; }))
-    notes->push_back(
-        fmt::format("{}: all {} models it scores have the same accuracy, so the "
-                    "correlations are undefined (nan; null in JSON)",
-                    label, n));
-  if (e.top_models.size() > 1)
-    notes->push_back(
-        fmt::format("{}: {} models tie for the top score ({}); top-1 relative "
-                    "accuracy uses their mean accuracy",
-                    label, e.top_models.size(), name_list(e.top_models)));
-  return e;
-}
-
-// Best weighted tau first; undefined (NaN) last; ties by name.
-void sort_by_weighted_tau(std::vector<MetricEval>* evals) {
-  std::stable_sort(evals->begin(), evals->end(), [](const MetricEval& p, const MetricEval& q) {
-    const bool pn = std::isnan(p.weighted_tau), qn = std::isnan(q.weighted_tau);
-    if (pn != qn) return qn;
-    if (!pn && p.weighted_tau != q.weighted_tau) return p.weighted_tau > q.weighted_tau;
-    return p.name < q.name;
-  });
 }
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
@@ -272,25 +182,135 @@ struct BootstrapRun {
   std::map<std::pair<std::string, std::string>, double> file_scores;  // (metric, model) -> csv
 };
 
-std::string join_path(const std::string& dir, const std::string& model, const char* file) {
-  return (std::filesystem::path(dir) / model / file).string();
-}
-
 bool is_file(const std::string& p) {
   std::error_code ec;
   return std::filesystem::is_regular_file(p, ec);
 }
 
-// The labels of `model`: <dir>/<model>/labels.npy (tlkit extract's layout), else <dir>/labels.npy
+// The labels in `folder` (a model's features folder): its labels.npy, else <dir>/labels.npy
 // shared by every model (the layout of examples/clothing-features).
-std::string labels_path(const std::string& dir, const std::string& model) {
-  const std::string own = join_path(dir, model, "labels.npy");
+std::string labels_path(const std::string& dir, const std::string& folder,
+                        const std::string& model) {
+  const std::string own = (std::filesystem::path(folder) / "labels.npy").string();
   if (is_file(own)) return own;
   const std::string shared = (std::filesystem::path(dir) / "labels.npy").string();
   TLKIT_CHECK_ARG(is_file(shared),
                   "--features-dir: no labels for model '{}': neither {} nor {} exists", model, own,
                   shared);
   return shared;
+}
+
+// One entry of tlkit rank's feature cache, <dir>/<model>/<key>/ (complete: meta.json written).
+struct CacheEntry {
+  std::string folder;
+  std::string listing;  // data.listing_sha256 of meta.json
+  std::filesystem::file_time_type written;
+};
+
+// The complete class-label entries of `model` in a rank cache (newest first); regression and
+// multi-label entries (targets.npy) are left out: the bootstrap resamples classes.
+std::vector<CacheEntry> cache_entries(const std::filesystem::path& model_dir) {
+  namespace fs = std::filesystem;
+  std::vector<CacheEntry> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(model_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const fs::path meta = it->path() / "meta.json";
+    if (!is_file(meta.string()) || !is_file((it->path() / "labels.npy").string())) continue;
+    try {
+      std::ifstream in(meta, std::ios::binary);
+      const nlohmann::json j = nlohmann::json::parse(in);
+      const nlohmann::json& data = j.at("data");
+      if (data.value("task", "classification") != "classification") continue;
+      out.push_back({it->path().string(), data.at("listing_sha256").get<std::string>(),
+                     fs::last_write_time(meta, ec)});
+    } catch (const std::exception&) {
+      continue;  // not an entry tlkit wrote
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const CacheEntry& a, const CacheEntry& b) {
+    return a.written != b.written ? a.written > b.written : a.folder < b.folder;
+  });
+  return out;
+}
+
+// The features folder of each model under `dir`: <dir>/<model>/ as tlkit extract writes it, or
+// the entry of tlkit rank's feature cache (--cache DIR: <dir>/<model>/<key>/) for the listing
+// that every such model has, the most recently written when there are several.
+std::map<std::string, std::string> model_folders(const std::string& dir,
+                                                 const std::vector<std::string>& models,
+                                                 std::vector<std::string>* notes) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> folders;
+  std::map<std::string, std::vector<CacheEntry>> cached;
+  for (const std::string& name : models) {
+    TLKIT_CHECK_ARG(!name.empty() && name != "." && name != ".." &&
+                        name.find('/') == std::string::npos && name.find('\\') == std::string::npos,
+                    "--features-dir: model name '{}' cannot be a folder name", printable(name));
+    const fs::path folder = fs::path(dir) / name;
+    std::error_code ec;
+    TLKIT_CHECK_ARG(fs::is_directory(folder, ec),
+                    "--features-dir: no folder for model '{}': {} does not exist (expected the "
+                    "layout of tlkit extract: features.npy, labels.npy, logits.npy, or tlkit "
+                    "rank's --cache folder)",
+                    printable(name), folder.string());
+    std::vector<CacheEntry> entries;
+    if (!is_file((folder / "features.npy").string()) && !is_file((folder / "logits.npy").string()))
+      entries = cache_entries(folder);
+    if (entries.empty())
+      folders[name] = folder.string();
+    else
+      cached[name] = std::move(entries);
+  }
+  if (cached.empty()) return folders;
+  // The listings every cached model has an entry for, by their newest entry.
+  std::map<std::string, fs::file_time_type> common;
+  for (const CacheEntry& e : cached.begin()->second)
+    if (!common.count(e.listing)) common[e.listing] = e.written;
+  for (const auto& [name, entries] : cached)
+    for (auto it = common.begin(); it != common.end();) {
+      const auto e = std::find_if(entries.begin(), entries.end(),
+                                  [&](const CacheEntry& c) { return c.listing == it->first; });
+      if (e == entries.end()) {
+        it = common.erase(it);
+      } else {
+        it->second = std::max(it->second, e->written);
+        ++it;
+      }
+    }
+  if (common.empty()) {
+    std::vector<std::string> parts;
+    for (const auto& [name, entries] : cached) {
+      std::set<std::string> listings;
+      for (const CacheEntry& e : entries) listings.insert(e.listing.substr(0, 12));
+      parts.push_back(
+          fmt::format("'{}': {}", printable(name),
+                      join(std::vector<std::string>(listings.begin(), listings.end()), " ")));
+    }
+    TLKIT_THROW_ARG(
+        "--features-dir {}: the models' feature-cache entries describe no common dataset "
+        "listing (listing hashes per model: {}); rank them on the same data first, or give a "
+        "folder of one extraction per model",
+        dir, join(parts, "; "));
+  }
+  const auto chosen =
+      std::max_element(common.begin(), common.end(),
+                       [](const auto& a, const auto& b) { return a.second < b.second; });
+  std::size_t other_entries = 0;
+  for (const auto& [name, entries] : cached) {
+    const auto e = std::find_if(entries.begin(), entries.end(),
+                                [&](const CacheEntry& c) { return c.listing == chosen->first; });
+    folders[name] = e->folder;  // the newest entry of that listing
+    other_entries += entries.size() - 1;
+  }
+  notes->push_back(fmt::format(
+      "--features-dir {}: read as tlkit rank's feature cache ({} model(s)); listing {}{}", dir,
+      cached.size(), chosen->first.substr(0, 12),
+      other_entries == 0
+          ? ""
+          : fmt::format(", the most recently written of the {} listing(s) every model has ({} "
+                        "other entries left out)",
+                        common.size(), other_entries)));
+  return folders;
 }
 
 BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores>& metrics,
@@ -338,18 +358,12 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
   std::vector<std::int64_t> labels;
   std::string labels_from, labels_model;
   std::vector<BootstrapModel> models;
+  const std::map<std::string, std::string> folders =
+      model_folders(a.features_dir, model_names, &run.notes);
   for (std::size_t k = 0; k < model_names.size(); ++k) {
     const std::string& name = model_names[k];
-    TLKIT_CHECK_ARG(!name.empty() && name != "." && name != ".." &&
-                        name.find('/') == std::string::npos && name.find('\\') == std::string::npos,
-                    "--features-dir: model name '{}' cannot be a folder name", printable(name));
-    const std::string folder = (std::filesystem::path(a.features_dir) / name).string();
-    std::error_code ec;
-    TLKIT_CHECK_ARG(std::filesystem::is_directory(folder, ec),
-                    "--features-dir: no folder for model '{}': {} does not exist (expected the "
-                    "layout of tlkit extract: features.npy, labels.npy, logits.npy)",
-                    printable(name), folder);
-    const std::string lp = labels_path(a.features_dir, name);
+    const std::string& folder = folders.at(name);
+    const std::string lp = labels_path(a.features_dir, folder, name);
     std::vector<std::int64_t> l = load_npy(lp).labels();
     if (k == 0) {
       labels = std::move(l);
@@ -375,7 +389,7 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
     unsigned needs = 0;
     for (const auto& metric : bm.metrics) needs |= find_metric(metric).inputs;
     if (needs & kNeedsFeatures) {
-      const std::string fp = join_path(a.features_dir, name, "features.npy");
+      const std::string fp = (std::filesystem::path(folder) / "features.npy").string();
       TLKIT_CHECK_ARG(is_file(fp), "--features-dir: model '{}': {} does not exist (needed by {})",
                       printable(name), fp, join(bm.metrics, ", "));
       loaded[k].features = load_npy(fp);
@@ -385,7 +399,7 @@ BootstrapRun run_bootstrap(const EvaluateArgs& a, const std::vector<MetricScores
                       fp, bm.features.rows, lp, n);
     }
     if (needs & kNeedsProbs) {
-      const std::string gp = join_path(a.features_dir, name, "logits.npy");
+      const std::string gp = (std::filesystem::path(folder) / "logits.npy").string();
       TLKIT_CHECK_ARG(is_file(gp),
                       "--features-dir: model '{}': {} does not exist (leep and nce need the "
                       "model's own logits)",
@@ -629,7 +643,8 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
       "Higher scores must mean 'predicted better', except for metrics that tlkit registers\n"
       "as lower-is-better (ncti_vc), which are ranked by their negated score.\n"
       "Stability: --bootstrap K --features-dir DIR resamples the target samples K times (the\n"
-      "same rows for every model), recomputes the scores from each model's features in DIR and\n"
+      "same rows for every model), recomputes the scores from each model's features in DIR (a\n"
+      "folder of tlkit extract outputs, or tlkit rank's --cache folder) and\n"
       "reports each score's interval and P(ranked first), and each metric's mean weighted tau\n"
       "with its interval.");
   cmd->add_option("--scores", a.scores,
@@ -655,7 +670,9 @@ static CLI::App* add_evaluate_options(CLI::App& app, EvaluateArgs& a) {
   cmd->add_option("--features-dir", a.features_dir,
                   "With --bootstrap: one sub-folder per model, named as in the CSVs, as tlkit "
                   "extract writes it: features.npy (N x D), labels.npy (N; or one DIR/labels.npy "
-                  "for all), logits.npy (for leep, nce; softmaxed). Every model: the same labels");
+                  "for all), logits.npy (for leep, nce; softmaxed); or tlkit rank's --cache "
+                  "folder (each model's entry for the listing they all share, the most recent "
+                  "one). Every model: the same labels");
   cmd->add_option_function<std::uint64_t>(
       "--seed",
       [&a](std::uint64_t v) {
@@ -727,54 +744,19 @@ void check_bootstrap_args(const EvaluateArgs& a) {
                   "--subsample-fraction: must be in (0, 1], got {}", a.fraction);
 }
 
-// One note per zoo size below kMinModelsForCorrelation, naming the metrics ranked over it.
-std::vector<std::string> small_zoo_notes(const std::vector<MetricEval>& evals) {
-  std::map<std::size_t, std::vector<std::string>> by_size;
-  for (const auto& e : evals)
-    if (e.n_models < kMinModelsForCorrelation) by_size[e.n_models].push_back(printable(e.name));
-  std::vector<std::string> notes;
-  for (auto& [n, names] : by_size) {
-    std::sort(names.begin(), names.end());
-    double factorial = 1;
-    for (std::size_t k = 2; k <= n; ++k) factorial *= static_cast<double>(k);
-    notes.push_back(fmt::format(
-        "only {} models ({} {}): with fewer than {}, even a ranking in perfect agreement with "
-        "the accuracies (tau = 1) arises by chance with probability 2/{}! = {:.2g}, so the "
-        "correlations cannot show that a metric works; rank more models",
-        n, names.size() == 1 ? "metric" : "metrics", join(names, ", "), kMinModelsForCorrelation, n,
-        std::min(1.0, 2.0 / factorial)));
-  }
-  return notes;
-}
-
 int run_evaluate(const EvaluateArgs& a) {
   check_bootstrap_args(a);
   set_blas_threads(a.threads);
   const Truth truth = read_truth(a.truth);
   std::vector<std::string> left_out;
   std::vector<MetricScores> metrics = read_scores(a.scores, truth, a.truth, &left_out);
-  std::vector<std::string> notes;
-  // Zoo-level metrics (ETran) from their per-model components, when the scores file has them.
-  std::map<std::string, std::map<std::string, double>> per_model;
-  for (const auto& m : metrics)
-    for (std::size_t i = 0; i < m.models.size(); ++i) per_model[m.models[i]][m.name] = m.scores[i];
-  for (const auto& [name, by_model] : combine_zoo_metrics(per_model)) {
-    MetricScores combined{name, {}, {}};
-    for (const auto& model : truth.models)  // truth order, like the other metrics' models
-      if (auto it = by_model.find(model); it != by_model.end()) {
-        combined.models.push_back(model);
-        combined.scores.push_back(it->second);
-      }
-    notes.push_back(
-        fmt::format("{} combines its per-model components across the {} models that "
-                    "have them (min-max normalised)",
-                    name, combined.models.size()));
-    metrics.push_back(std::move(combined));
-  }
-  std::vector<MetricEval> evals;
-  for (const auto& m : metrics) evals.push_back(evaluate_metric(m, truth, a, &notes));
-  sort_by_weighted_tau(&evals);
-  for (auto& note : small_zoo_notes(evals)) notes.push_back(std::move(note));
+  std::vector<std::pair<std::string, double>> accuracies;
+  for (const auto& model : truth.models)
+    accuracies.emplace_back(model, truth.by_model.at(model).first);
+  Evaluation ev = evaluate_scores(metrics, accuracies, EvaluationSources{a.scores, a.truth});
+  metrics = std::move(ev.scores);
+  const std::vector<MetricEval>& evals = ev.metrics;
+  std::vector<std::string>& notes = ev.notes;
   // Everything is computed before anything is printed, so an error leaves stdout empty.
   std::optional<BootstrapRun> boot;
   if (a.bootstrap_given) boot = run_bootstrap(a, metrics, evals, truth);

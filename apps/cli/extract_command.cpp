@@ -1,6 +1,7 @@
 // tlkit extract: features (and logits) of a TorchScript image model on a labelled image dataset.
 // Everything but the options, the progress bar and the summary is in tlkit/model/extractor.h.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,9 +26,11 @@ static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
       "Images: DATA is a folder of class sub-folders (DATA/<class>/*.jpg, or "
       "DATA/<split>/<class>/*.jpg\nwith --split), or a CSV of path,label rows. Text (models with "
       "forward(List[str])): DATA is a\nfile of '<label> <text>' lines or a CSV with text,label "
-      "columns. Writes features.npy, logits.npy,\nlabels.npy, files.txt and meta.json (last: a "
-      "folder with meta.json is complete) to --out.\nCtrl-C stops between batches and writes "
-      "nothing.");
+      "columns. Regression or multi-label targets (--task): a CSV with a header, e.g.\n"
+      "path,age or path,cat,dog,car (0/1). Writes features.npy, logits.npy, labels.npy "
+      "(targets.npy, "
+      "N x T\nfloat64, for targets), files.txt and meta.json (last: a folder with meta.json is "
+      "complete) to\n--out. Ctrl-C stops between batches and writes nothing.");
   cmd->add_option("--model", a.model,
                   "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) -> "
                   "(features, logits) or features (or --zoo with --model-name)");
@@ -36,6 +39,7 @@ static CLI::App* add_extract_options(CLI::App& app, ExtractArgs& a) {
                   "Folder of class sub-folders, a CSV of path,label (images) or text,label "
                   "rows, or a file of '<label> <text>' lines")
       ->required();
+  add_task_option(cmd, a.task);
   cmd->add_option("--input-size", a.input_size,
                   "S: the shorter side is resized to S, then the centre S x S is cropped "
                   "(required for image data unless the model file records it in tlkit.json; "
@@ -60,6 +64,7 @@ int run_extract(const ExtractArgs& a) {
   model::ExtractOptions o = to_extract_options(a.run);
   o.model = a.model;
   o.data = a.data;
+  o.task = model::parse_task(a.task);
   o.input_size = a.input_size;
   o.model_options.features_output =
       parse_output_index(a.features_output, "--features-output", false);
@@ -102,8 +107,15 @@ int run_extract(const ExtractArgs& a) {
     fmt::print("  {:.1f} {}/s ({:.2f} s; optimize {}, {} threads, {} decode threads)\n",
                r.images_per_second, what, r.timings.extract_s, model::to_string(r.optimization),
                r.threads, r.decode_threads);
-    fmt::print("  wrote {}/ (features.npy, {}labels.npy, files.txt, meta.json)\n", out,
-               r.has_logits ? "logits.npy, " : "");
+    const bool targets = o.task != model::Task::kClassification;
+    fmt::print("  wrote {}/ (features.npy, {}{}, files.txt, meta.json)\n", out,
+               r.has_logits ? "logits.npy, " : "", targets ? "targets.npy" : "labels.npy");
+    if (targets)
+      fmt::print(
+          "  {} {} target(s) ({}); score them with: tlkit score --features {}/features.npy "
+          "--labels {}/targets.npy --regression\n",
+          r.listing.target_names.size(), model::to_string(o.task),
+          fmt::join(r.listing.target_names, ", "), out, out);
   }
   return 0;
 }

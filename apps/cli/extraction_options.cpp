@@ -63,6 +63,15 @@ model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
   return o;
 }
 
+void add_task_option(CLI::App* cmd, std::string& task) {
+  cmd->add_option("--task", task,
+                  "What the labels are: classification (class labels), regression (a CSV listing "
+                  "with a header: the sample column, then one or more real-valued target columns) "
+                  "or multilabel (the same with 0/1 columns, one per label)")
+      ->check(CLI::IsMember({"classification", "regression", "multilabel"}))
+      ->capture_default_str();
+}
+
 void add_zoo_options(CLI::App* cmd, ZooArgs& a) {
   cmd->add_option("--zoo", a.zoo,
                   "Zoo manifest (the format of tlkit rank's --zoo); with --model-name, instead of "

@@ -17,6 +17,9 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a);
 /// caller's). Throws tlkit::InputError for a bad value.
 model::ExtractOptions to_extract_options(const ExtractionArgs& a);
 
+/// Registers --task (classification, regression or multilabel: what the data's labels are).
+void add_task_option(CLI::App* cmd, std::string& task);
+
 /// Registers --zoo and --model-name on `cmd` (the model is --model or a zoo entry).
 void add_zoo_options(CLI::App* cmd, ZooArgs& a);
 

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_predict_command(app));
   commands.push_back(tlkit::cli::add_probe_command(app));
   commands.push_back(tlkit::cli::add_truth_command(app));
+  commands.push_back(tlkit::cli::add_select_command(app));
 #endif
   commands.push_back(tlkit::cli::add_report_command(app));
 

@@ -114,9 +114,14 @@ void print_table(const model::RankResult& r, bool markdown, bool wide) {
   while (!wide && shown > fixed + 1 && line_width(shown) > kTableColumns) --shown;
   std::vector<std::string> hidden(header.begin() + static_cast<std::ptrdiff_t>(shown),
                                   header.end());
-  fmt::print("tlkit rank: {} {} models on {} ({} samples{}, {} classes), ranked by {}\n",
-             r.models.size(), r.kind, r.data, r.selected,
-             r.selected < r.listed ? fmt::format(" of {}", r.listed) : "", r.num_classes, by);
+  const std::string labels =
+      r.task == model::Task::kClassification
+          ? fmt::format("{} classes", r.num_classes)
+          : fmt::format("{} {} target{}", r.target_names.size(), model::to_string(r.task),
+                        r.target_names.size() == 1 ? "" : "s");
+  fmt::print("tlkit rank: {} {} models on {} ({} samples{}, {}), ranked by {}\n", r.models.size(),
+             r.kind, r.data, r.selected,
+             r.selected < r.listed ? fmt::format(" of {}", r.listed) : "", labels, by);
   auto print_row = [&](const std::vector<std::string>& row) {
     std::string line;
     for (std::size_t c = 0; c < shown; ++c)
@@ -152,10 +157,16 @@ std::string rank_json(const model::RankResult& r) {
   ordered_json j;
   j["schema_version"] = 1;
   j["tool"] = "tlkit rank";
-  j["dataset"] = {{"data", r.data},         {"split", r.split},
-                  {"kind", r.kind},         {"format", r.format},
-                  {"classes", r.classes},   {"listed", r.listed},
-                  {"selected", r.selected}, {"listing_sha256", r.listing_sha256}};
+  j["dataset"] = {{"data", r.data},
+                  {"split", r.split},
+                  {"kind", r.kind},
+                  {"format", r.format},
+                  {"classes", r.classes},
+                  {"listed", r.listed},
+                  {"selected", r.selected},
+                  {"listing_sha256", r.listing_sha256},
+                  {"task", model::to_string(r.task)},
+                  {"targets", r.target_names}};
   j["metrics"] = r.metrics;
   ordered_json models = ordered_json::array();
   for (const auto& m : r.models) {
@@ -233,6 +244,7 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
   cmd->add_option("--out", a.out,
                   "Also write model,metric,score rows to this CSV (for tlkit "
                   "evaluate --scores)");
+  add_task_option(cmd, a.task);
   cmd->add_option("--report", a.report,
                   "Also write the ranking as one self-contained HTML page (scores as bars, "
                   "agreement between metrics, provenance; tlkit report adds evaluation, probe "
@@ -273,6 +285,7 @@ int run_rank(const RankArgs& a) {
   model::RankOptions o;
   o.data = a.data;
   o.extract = to_extract_options(a.run);
+  o.extract.task = model::parse_task(a.task);
   if (!a.metrics.empty()) o.metrics = a.metrics;
   o.params = to_metric_params(a.params);
   o.seed = a.run.seed;

@@ -21,6 +21,7 @@
 #include "arrays.h"
 #include "tlkit/core/correlation.h"
 #include "tlkit/core/error.h"
+#include "tlkit/core/evaluate.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/score.h"
@@ -423,6 +424,64 @@ PYBIND11_MODULE(_tlkit, m) {
       },
       "scores"_a, "truth"_a,
       "truth of the model ranked first by scores / the best truth (ties: their mean truth).");
+  m.def(
+      "evaluate",
+      [](const py::dict& scores, const py::dict& truth) {
+        std::vector<MetricScores> metrics;
+        for (const auto& [metric, by_model] : scores) {
+          MetricScores ms;
+          ms.name = py::str(metric);
+          TLKIT_CHECK_ARG(py::isinstance<py::dict>(by_model),
+                          "scores['{}']: expected a dict {{model: score}}", ms.name);
+          for (const auto& [model, value] : py::reinterpret_borrow<py::dict>(by_model)) {
+            ms.models.push_back(py::str(model));
+            ms.scores.push_back(py::cast<double>(value));
+          }
+          metrics.push_back(std::move(ms));
+        }
+        std::vector<std::pair<std::string, double>> accuracies;
+        for (const auto& [model, value] : truth)
+          accuracies.emplace_back(py::str(model), py::cast<double>(value));
+        // Models scored without an accuracy are left out, as by tlkit evaluate.
+        std::vector<std::string> left_out;
+        for (MetricScores& ms : metrics) {
+          MetricScores kept{ms.name, {}, {}};
+          for (std::size_t i = 0; i < ms.models.size(); ++i) {
+            if (truth.contains(py::str(ms.models[i]))) {
+              kept.models.push_back(ms.models[i]);
+              kept.scores.push_back(ms.scores[i]);
+            } else if (std::find(left_out.begin(), left_out.end(), ms.models[i]) ==
+                       left_out.end()) {
+              left_out.push_back(ms.models[i]);
+            }
+          }
+          ms = std::move(kept);
+        }
+        const Evaluation ev = evaluate_scores(metrics, accuracies, {"scores", "truth"});
+        py::list rows;
+        for (const MetricEvaluation& e : ev.metrics) {
+          py::dict row;
+          row["metric"] = e.name;
+          row["n_models"] = e.n_models;
+          row["weighted_tau"] = e.weighted_tau;
+          row["kendall_tau"] = e.kendall_tau;
+          row["spearman"] = e.spearman;
+          row["pearson"] = e.pearson;
+          row["top1_relative_accuracy"] = e.top1;
+          row["top1_models"] = e.top_models;
+          rows.append(row);
+        }
+        py::dict out;
+        out["metrics"] = rows;
+        out["notes"] = ev.notes;
+        out["left_out"] = left_out;
+        return out;
+      },
+      "scores"_a, "truth"_a,
+      "tlkit evaluate: how well each metric's scores rank the models' accuracies. scores: "
+      "{metric: {model: score}}, truth: {model: accuracy}. Returns {'metrics': [one dict per "
+      "metric, best weighted tau first], 'notes': [...], 'left_out': [models without an "
+      "accuracy]}.");
   m.def(
       "average_ranks",
       [](py::handle x) {

@@ -23,6 +23,7 @@ from ._tlkit import (  # noqa: F401  (re-exported)
     __version__,
     _debug_view_info,
     average_ranks,
+    evaluate,
     kendall_tau,
     logme,
     pearson,
@@ -267,6 +268,6 @@ __all__ = [
     "LEEP", "LogME", "LogmeAccumulator", "LogmeResult", "MetricValue", "NCE", "ScoreReport",
     "ScoreResult", "__version__", "h_score", "log_expected_empirical_prediction",
     "log_maximum_evidence", "negative_conditional_entropy",
-    "average_ranks", "kendall_tau", "logme", "metrics", "pearson", "score", "set_blas_threads",
-    "spearman", "top1_relative_accuracy", "weighted_tau", "weighted_tau_one_sided",
+    "average_ranks", "evaluate", "kendall_tau", "logme", "metrics", "pearson", "score",
+    "set_blas_threads", "spearman", "top1_relative_accuracy", "weighted_tau", "weighted_tau_one_sided",
 ] + _METRIC_FUNCTIONS

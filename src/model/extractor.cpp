@@ -272,7 +272,7 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
 
 ExtractResult extract_features(const ExtractOptions& options) {
   const auto t0 = Clock::now();
-  const ImageListing all = list_dataset(options.data, options.split);
+  const ImageListing all = list_dataset(options.data, options.split, options.task);
   const ImageListing listing = subsample(all, options.sample);
   const double list_s = seconds_since(t0);
   ModelOptions model_options = options.model_options;
@@ -327,7 +327,8 @@ void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
   } catch (...) {
     // No partial output: remove what this run wrote (each file was complete or absent, but
     // without meta.json the set is not), and the folder if this run created it.
-    for (const char* f : {"features.npy", "logits.npy", "labels.npy", "files.txt", "meta.json"})
+    for (const char* f :
+         {"features.npy", "logits.npy", "labels.npy", "targets.npy", "files.txt", "meta.json"})
       fs::remove(fs::path(dir) / f, ec);
     if (created) fs::remove(dir, ec);
     throw;
@@ -335,6 +336,16 @@ void write_extract_outputs(const ExtractResult& r, const ExtractOptions& o,
 }
 
 namespace {
+// The files write_outputs writes, in order.
+nlohmann::json output_files(const ExtractResult& r) {
+  nlohmann::json files = nlohmann::json::array({"features.npy"});
+  if (r.has_logits) files.push_back("logits.npy");
+  files.push_back(r.listing.task == Task::kClassification ? "labels.npy" : "targets.npy");
+  files.push_back("files.txt");
+  files.push_back("meta.json");
+  return files;
+}
+
 void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::string& dir) {
   TLKIT_ASSERT(r.n == static_cast<std::int64_t>(r.samples.size()) &&
                r.features.size() == static_cast<std::size_t>(r.n * r.features_dim));
@@ -355,7 +366,15 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
   } else {
     fs::remove(d / "logits.npy", ec);
   }
-  save_npy((d / "labels.npy").string(), r.labels.data(), {r.n});
+  const bool targets = r.listing.task != Task::kClassification;
+  if (targets) {
+    const std::vector<double> t = target_matrix(r.samples);
+    save_npy((d / "targets.npy").string(), t.data(),
+             {r.n, static_cast<std::int64_t>(r.listing.target_names.size())});
+  } else {
+    save_npy((d / "labels.npy").string(), r.labels.data(), {r.n});
+  }
+  fs::remove(d / (targets ? "labels.npy" : "targets.npy"), ec);
   const std::string files_txt = listing_text(r.samples);
   write_file_atomic((d / "files.txt").string(), files_txt);
 
@@ -387,8 +406,10 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
       {"source", fs::absolute(r.listing.source).lexically_normal().string()},
       {"format", r.listing.format},
       {"split", r.listing.split},
+      {"task", to_string(r.listing.task)},
       {"classes", classes},
       {"num_classes", r.listing.classes.size()},
+      {"targets", r.listing.target_names},
       {"listed", r.listed},
       {"selected", r.listing.samples.size()},
       {"per_class", o.sample.per_class},
@@ -408,10 +429,7 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
       {"n", r.n},
       {"features_dim", r.features_dim},
       {"logits_dim", r.has_logits ? json(r.logits_dim) : json()},
-      {"files",
-       r.has_logits
-           ? json::array({"features.npy", "logits.npy", "labels.npy", "files.txt", "meta.json"})
-           : json::array({"features.npy", "labels.npy", "files.txt", "meta.json"})},
+      {"files", output_files(r)},
       {"nonfinite_features", r.nonfinite_features},
       {"skipped", skipped},
   };

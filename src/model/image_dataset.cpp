@@ -130,6 +130,24 @@ int header_kind(std::string field) {
 
 }  // namespace
 
+Task parse_task(const std::string& s) {
+  if (s == "classification") return Task::kClassification;
+  if (s == "regression") return Task::kRegression;
+  if (s == "multilabel") return Task::kMultiLabel;
+  TLKIT_THROW_ARG("--task {}: expected classification, regression or multilabel", s);
+}
+
+const char* to_string(Task task) {
+  switch (task) {
+    case Task::kRegression:
+      return "regression";
+    case Task::kMultiLabel:
+      return "multilabel";
+    default:
+      return "classification";
+  }
+}
+
 const std::vector<std::string>& image_extensions() {
   // torchvision's IMG_EXTENSIONS; OpenCV decodes them all.
   static const std::vector<std::string> kExtensions = {".bmp", ".jpeg", ".jpg",  ".pgm", ".png",
@@ -260,8 +278,12 @@ ImageListing list_image_csv(const std::string& csv_path) {
   std::size_t path_col = 0, label_col = 1;
   for (std::size_t at = line; next_csv_record(text, pos, line, fields, csv_path); at = line) {
     if (fields.size() == 1 && fields[0].empty()) continue;  // blank line
-    TLKIT_CHECK_ARG(fields.size() == 2, "{}:{}: expected 2 fields 'path,label', found {}", csv_path,
-                    at, fields.size());
+    TLKIT_CHECK_ARG(fields.size() == 2, "{}:{}: expected 2 fields 'path,label', found {}{}",
+                    csv_path, at, fields.size(),
+                    fields.size() > 2 ? " (several target columns are regression or multi-label "
+                                        "targets: --task regression or --task multilabel, with "
+                                        "a header naming the columns)"
+                                      : "");
     if (first) {
       first = false;
       const int path_a = header_kind(fields[0]), path_b = header_kind(fields[1]);
@@ -324,7 +346,8 @@ std::vector<std::int64_t> label_values(const std::vector<std::string>& raw,
     TLKIT_THROW_ARG(
         "{}:{}: label '{}' is a real number, and every label is a number: classification needs "
         "integer labels or class names ({} distinct values would make {} classes). Write classes "
-        "as integers (0, 1, ...) or names; real-valued targets are for regression (tlkit score "
+        "as integers (0, 1, ...) or names; real-valued targets are regression targets (--task "
+        "regression in extract and rank, with a header naming the columns; tlkit score "
         "--regression)",
         origin, lines.empty() ? first_real + 1 : lines[first_real], raw[first_real],
         std::set<std::string>(raw.begin(), raw.end()).size(),
@@ -351,6 +374,10 @@ ImageListing subsample(const ImageListing& listing, const SubsampleOptions& opti
                   options.per_class);
   TLKIT_CHECK_ARG(options.limit >= 0, "limit must be >= 0, got {}", options.limit);
   if (options.per_class == 0 && options.limit == 0) return listing;
+  TLKIT_CHECK_ARG(options.per_class == 0 || listing.task == Task::kClassification,
+                  "--per-class {}: samples per class need class labels, and these are {} targets "
+                  "(use --limit N)",
+                  options.per_class, to_string(listing.task));
   const std::vector<ImageSample>& s = listing.samples;
   std::mt19937_64 rng(options.seed);
   std::vector<char> keep(s.size(), 1);
@@ -387,8 +414,27 @@ ImageListing subsample(const ImageListing& listing, const SubsampleOptions& opti
 
 std::string listing_text(const std::vector<ImageSample>& samples) {
   std::string text;
-  for (const ImageSample& s : samples) text += fmt::format("{}\t{}\n", s.name, s.label);
+  for (const ImageSample& s : samples) {
+    if (s.targets.empty()) {
+      text += fmt::format("{}\t{}\n", s.name, s.label);
+      continue;
+    }
+    text += s.name;
+    for (double t : s.targets) text += fmt::format("\t{}", t);
+    text += '\n';
+  }
   return text;
+}
+
+std::vector<double> target_matrix(const std::vector<ImageSample>& samples) {
+  std::vector<double> out;
+  if (samples.empty()) return out;
+  out.reserve(samples.size() * samples[0].targets.size());
+  for (const ImageSample& s : samples) {
+    TLKIT_ASSERT(s.targets.size() == samples[0].targets.size());
+    out.insert(out.end(), s.targets.begin(), s.targets.end());
+  }
+  return out;
 }
 
 std::string listing_sha256(const std::vector<ImageSample>& samples) {

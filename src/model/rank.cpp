@@ -98,7 +98,7 @@ std::string files_stat_sha256(const std::vector<ImageSample>& samples) {
 std::string cache_key(const std::string& model_sha, const std::string& listing_sha,
                       const std::string& stat_sha, const ExtractOptions& o,
                       const ImageListing& listing) {
-  const json k = {
+  json k = {
       {"cache_format", 1},
       {"model_sha256", model_sha},
       {"listing_sha256", listing_sha},
@@ -110,6 +110,10 @@ std::string cache_key(const std::string& model_sha, const std::string& listing_s
       {"channels_last", o.model_options.channels_last},
       {"on_bad_image", o.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
   };
+  // Regression and multi-label listings can list the same text as a class listing (integer
+  // targets); their entries hold targets.npy instead of labels.npy. Classification keys are
+  // unchanged.
+  if (listing.task != Task::kClassification) k["task"] = to_string(listing.task);
   return sha256_hex(k.dump()).substr(0, 16);
 }
 
@@ -118,7 +122,8 @@ struct ModelData {
   NpyArray features_file, logits_file;  // when read from the cache
   std::vector<float> features, logits;  // when extracted
   std::vector<std::int64_t> labels;
-  std::int64_t n = 0, d = 0, logits_dim = 0;
+  std::vector<double> targets;  // regression and multi-label: n x num_targets
+  std::int64_t n = 0, d = 0, logits_dim = 0, num_targets = 0;
   const float* features_ptr() const {
     return features.empty() ? static_cast<const float*>(features_file.data()) : features.data();
   }
@@ -135,11 +140,19 @@ bool read_cache(const fs::path& dir, const std::string& key, ModelData* out) {
     const json meta = json::parse(read_text_file((dir / "meta.json").string()));
     if (meta.value("cache_key", "") != key) return false;
     out->features_file = load_npy((dir / "features.npy").string());
-    out->labels = load_npy((dir / "labels.npy").string()).labels();
+    std::int64_t rows = 0;
+    if (out->num_targets > 0) {
+      std::int64_t k = 0;
+      out->targets = load_npy((dir / "targets.npy").string()).targets(&k);
+      if (k != out->num_targets) return false;
+      rows = static_cast<std::int64_t>(out->targets.size()) / k;
+    } else {
+      out->labels = load_npy((dir / "labels.npy").string()).labels();
+      rows = static_cast<std::int64_t>(out->labels.size());
+    }
     if (out->features_file.header().type != NpyType::kFloat32 ||
         out->features_file.header().shape.size() != 2 ||
-        out->features_file.header().fortran_order ||
-        out->features_file.rows() != static_cast<std::int64_t>(out->labels.size()))
+        out->features_file.header().fortran_order || out->features_file.rows() != rows)
       return false;
     out->n = out->features_file.rows();
     out->d = out->features_file.cols();
@@ -173,8 +186,31 @@ std::vector<double> softmax_rows(const float* logits, std::int64_t n, std::int64
   return p;
 }
 
+// Regression or multi-label targets: LogME's evidence over the target columns (their mean), the
+// metric that takes real-valued targets.
+void score_targets(const ModelData& data, const MetricPlan& plan, const RankOptions& o,
+                   RankedModel* m) {
+  for (const std::string& name : plan.per_model) {
+    TLKIT_ASSERT(name == "logme");
+    LogmeOptions lo;
+    lo.mode = parse_logme_mode(o.params.text("logme", "mode"));
+    lo.threads = o.extract.threads;
+    const auto t0 = Clock::now();
+    const LogmeResult res =
+        logme(FeatureView::row_major(data.features_ptr(), data.n, data.d),
+              TargetView{data.targets.data(), data.n, data.num_targets, data.num_targets, 1}, lo);
+    m->score_seconds = seconds_since(t0);
+    m->scores[name] = res.score;
+    const auto unconverged = std::count(res.converged.begin(), res.converged.end(), false);
+    if (unconverged > 0)
+      m->notes.push_back(fmt::format("logme did not converge for {} of {} targets", unconverged,
+                                     res.converged.size()));
+  }
+}
+
 void score_model(const ModelData& data, const MetricPlan& plan, const RankOptions& o,
                  RankedModel* m) {
+  if (data.num_targets > 0) return score_targets(data, plan, o, m);
   std::vector<std::string> metrics;
   for (const std::string& name : plan.per_model) {
     if ((find_metric(name).inputs & kNeedsProbs) && data.logits_dim == 0) {
@@ -248,8 +284,31 @@ std::vector<std::string> rank_order(const std::vector<std::string>& names,
 
 RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEvents& events) {
   const auto t_start = Clock::now();
-  const MetricPlan plan = plan_metrics(o.metrics.empty() ? kDefaultRankMetrics : o.metrics);
-  TLKIT_CHECK_ARG(!plan.per_model.empty(), "--metrics {}: no metric to compute", o.metrics);
+  MetricPlan plan = plan_metrics(o.metrics.empty() ? kDefaultRankMetrics : o.metrics);
+  TLKIT_CHECK_ARG(!plan.per_model.empty(), "--metric {}: no metric to compute", o.metrics);
+  const Task task = o.extract.task;
+  std::vector<std::string> not_for_targets;  // metrics left out because they need classes
+  if (task != Task::kClassification) {
+    std::vector<std::string> keep;
+    for (const std::string& name : plan.per_model)
+      (find_metric(name).supports_regression ? keep : not_for_targets).push_back(name);
+    for (const std::string& name : plan.zoo_level) not_for_targets.push_back(name);
+    std::vector<std::string> takes;
+    for (const MetricInfo& info : metric_registry())
+      if (info.supports_regression) takes.emplace_back(info.name);
+    // Asked for by name, a metric that cannot take targets is an error; the default list and
+    // "all" mean the metrics that apply.
+    if (!o.metrics.empty() && !plan.all && !not_for_targets.empty())
+      TLKIT_THROW_ARG(
+          "--metric {}: {} {} class labels, and these are {} targets (metrics that take them: "
+          "{})",
+          o.metrics, fmt::join(not_for_targets, ", "),
+          not_for_targets.size() == 1 ? "needs" : "need", to_string(task), fmt::join(takes, ", "));
+    plan.per_model = keep;
+    plan.zoo_level.clear();
+    TLKIT_CHECK_ARG(!plan.per_model.empty(), "--metric {}: no metric takes {} targets", o.metrics,
+                    to_string(task));
+  }
 
   // The models to rank: those of the data's kind (and of --models when given).
   RankResult r;
@@ -279,7 +338,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
                                   other_kind.size(), r.kind == "image" ? "text" : "image", r.kind));
 
   // One listing for all models.
-  const ImageListing all = list_dataset(o.data, o.extract.split);
+  const ImageListing all = list_dataset(o.data, o.extract.split, task);
   const ImageListing listing = subsample(all, o.extract.sample);
   r.data = o.data;
   r.split = o.extract.split;
@@ -290,7 +349,13 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
   r.listing_sha256 = listing_sha256(listing.samples);
   for (const std::string& note : listing.notes) r.notes.push_back(note);
   const std::string stat_sha = o.cache_dir.empty() ? "" : files_stat_sha256(listing.samples);
-  {
+  r.task = task;
+  r.target_names = listing.target_names;
+  if (!not_for_targets.empty())
+    r.notes.push_back(fmt::format(
+        "{} targets: scored with {}; left out (they need class labels): {}", to_string(task),
+        fmt::join(plan.per_model, ", "), fmt::join(not_for_targets, ", ")));
+  if (task == Task::kClassification) {
     std::set<std::int64_t> labels;
     for (const ImageSample& s : listing.samples) labels.insert(s.label);
     r.num_classes = static_cast<std::int64_t>(labels.size());
@@ -337,6 +402,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
     try {
       const auto t0 = Clock::now();
       ModelData data;
+      data.num_targets = static_cast<std::int64_t>(listing.target_names.size());
       fs::path entry;
       if (!o.cache_dir.empty()) {
         eo.model_sha256 = file_sha256(z.file);  // once: the key and meta.json both need it
@@ -357,6 +423,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
         data.features = std::move(x.features);
         data.logits = std::move(x.logits);
         data.labels = std::move(x.labels);
+        data.targets = target_matrix(x.samples);
         data.n = x.n;
         data.d = x.features_dim;
         data.logits_dim = x.has_logits ? x.logits_dim : 0;

@@ -1,6 +1,9 @@
 // Text dataset listing (no LibTorch here).
 #include "tlkit/model/text_dataset.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -130,8 +133,101 @@ DataKind detect_data_kind(const std::string& data) {
   return DataKind::kText;
 }
 
-ImageListing list_dataset(const std::string& data, const std::string& split) {
-  if (detect_data_kind(data) == DataKind::kImage) return list_images(data, split);
+ImageListing list_target_csv(const std::string& path, DataKind kind, Task task) {
+  TLKIT_CHECK_ARG(task != Task::kClassification,
+                  "{}: a target listing is for regression or "
+                  "multi-label targets",
+                  path);
+  const char* flag = task == Task::kRegression ? "--task regression" : "--task multilabel";
+  TLKIT_CHECK_ARG(has_csv_extension(path),
+                  "{}: {} needs a CSV listing with a header naming the sample column and the "
+                  "target columns (a folder's or a text file's labels are classes)",
+                  path, flag);
+  const CsvTable table = read_csv_table(path);
+  // The sample column: the first of the names a path,label listing accepts (images), or text.
+  static const std::vector<std::string> kImageColumns = {"path", "file", "filename", "image"};
+  const std::vector<std::string> sample_names =
+      kind == DataKind::kText ? std::vector<std::string>{"text"} : kImageColumns;
+  std::size_t sample_col = table.header.size();
+  for (const std::string& name : sample_names) {
+    const auto it = std::find(table.header.begin(), table.header.end(), name);
+    if (it != table.header.end()) {
+      sample_col = static_cast<std::size_t>(it - table.header.begin());
+      break;
+    }
+  }
+  std::string columns;
+  for (const std::string& h : table.header)
+    columns += (columns.empty() ? "" : ",") + (h.empty() ? std::string("(unnamed)") : h);
+  TLKIT_CHECK_ARG(sample_col < table.header.size(),
+                  "{}: {} needs a header naming the {} column ({}) and the target columns; the "
+                  "header read is '{}'",
+                  path, flag, kind == DataKind::kText ? "text" : "image",
+                  kind == DataKind::kText ? "text" : "path, file, filename or image",
+                  printable(columns));
+  ImageListing out;
+  out.source = path;
+  out.format = kind == DataKind::kText ? "text-csv" : "csv";
+  out.task = task;
+  std::vector<std::size_t> target_cols;
+  std::vector<std::string> unnamed;
+  for (std::size_t c = 0; c < table.header.size(); ++c) {
+    if (c == sample_col) continue;
+    if (table.header[c].empty()) {
+      unnamed.push_back(std::to_string(c + 1));
+      continue;
+    }
+    target_cols.push_back(c);
+    out.target_names.push_back(table.header[c]);
+  }
+  TLKIT_CHECK_ARG(!target_cols.empty(), "{}: {} needs at least one target column besides '{}'",
+                  path, flag, table.header[sample_col]);
+  if (!unnamed.empty())
+    out.notes.push_back(
+        fmt::format("column(s) {} have no name in the header and are not targets (an index column)",
+                    fmt::join(unnamed, ", ")));
+  const fs::path base = fs::path(path).parent_path();
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    const std::string& sample = table.nonempty(r, sample_col);
+    ImageSample s;
+    if (kind == DataKind::kText) {
+      s.name = row_name(table.lines[r]);
+      s.text = sample;
+    } else {
+      const fs::path p = sample;
+      s.path = p.is_absolute() ? p.string() : (base / p).string();
+      s.name = sample;
+    }
+    for (std::size_t c : target_cols) {
+      const double v = table.number(r, c);
+      TLKIT_CHECK_ARG(task != Task::kMultiLabel || v == 0.0 || v == 1.0,
+                      "{}:{}: column '{}': multi-label targets are 0 or 1, got '{}' (real-valued "
+                      "targets: --task regression)",
+                      path, table.lines[r], table.header[c], printable(table.rows[r][c]));
+      s.targets.push_back(v == 0.0 ? 0.0 : v);  // -0 and 0 write the same files.txt
+    }
+    out.samples.push_back(std::move(s));
+  }
+  TLKIT_CHECK_ARG(!out.samples.empty(), "{}: no rows below the header", path);
+  // A target that never changes tells nothing about the features (its evidence is that of a
+  // constant); say so rather than let it pull the mean.
+  for (std::size_t k = 0; k < target_cols.size(); ++k) {
+    const double first = out.samples[0].targets[k];
+    if (std::all_of(out.samples.begin(), out.samples.end(),
+                    [&](const ImageSample& s) { return s.targets[k] == first; }))
+      out.notes.push_back(
+          fmt::format("target '{}' is {} for every sample", out.target_names[k], first));
+  }
+  return out;
+}
+
+ImageListing list_dataset(const std::string& data, const std::string& split, Task task) {
+  const DataKind kind = detect_data_kind(data);
+  if (task != Task::kClassification) {
+    TLKIT_CHECK_ARG(split.empty(), "{}: a CSV listing has no splits (got --split {})", data, split);
+    return list_target_csv(data, kind, task);
+  }
+  if (kind == DataKind::kImage) return list_images(data, split);
   TLKIT_CHECK_ARG(split.empty(),
                   "{}: a text file has no splits (got --split {}; pass the split's "
                   "file instead)",

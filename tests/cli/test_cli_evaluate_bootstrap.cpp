@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -300,6 +301,68 @@ TEST(CliEvaluateBootstrap, SharedLabelsFileAndLogitsForLeepAsInTheExample) {
 }
 
 using test::expect_usage_error;
+
+// tlkit rank's feature cache as --features-dir: DIR/<model>/<key>/ entries with meta.json. Each
+// model's entry for the listing every model has (the most recent such listing) is read, so the
+// output is the extract layout's; an older listing of one model, a regression entry and an
+// unfinished entry (no meta.json) are passed over; models with no common listing are an error.
+TEST(CliEvaluateBootstrap, ReadsRankFeatureCacheEntriesOfTheSharedListing) {
+  namespace fs = std::filesystem;
+  const Zoo& z = zoo();
+  test::TempDir c;
+  const std::string cache = c.path() + "/cache";
+  auto entry = [&](const std::string& model, const std::string& key, const std::string& listing,
+                   const std::string& task, bool meta) {
+    const std::string e = cache + "/" + model + "/" + key;
+    fs::create_directories(e);
+    fs::copy_file(z.dir() + "/" + model + "/features.npy", e + "/features.npy");
+    fs::copy_file(z.dir() + "/" + model + "/labels.npy",
+                  e + (task == "classification" ? "/labels.npy" : "/targets.npy"));
+    if (meta)
+      test::write_bytes(e + "/meta.json", "{\"data\": {\"listing_sha256\": \"" + listing +
+                                              "\", \"task\": \"" + task + "\"}}");
+  };
+  // An old listing (written first) that only one model has, garbage-free other entries.
+  entry("cifar10_resnet20", "00000000000000aa", "0ld0", "classification", true);
+  // Older features of another listing, shared by all, then the shared newest one.
+  for (const auto& [model, acc] : kProbe)
+    entry(model, "1111111111111111", "aaaa", "classification", true);
+  for (const auto& [model, acc] : kProbe)
+    entry(model, "2222222222222222", "bbbb", "classification", true);
+  // Corrupt the older shared listing's features: reading them would change the output.
+  for (const auto& [model, acc] : kProbe) {
+    const std::vector<float> zeros(400 * 4, 0.0f);
+    save_npy(cache + "/" + model + "/1111111111111111/features.npy", zeros.data(), {400, 4});
+  }
+  entry("cifar10_resnet20", "3333333333333333", "cccc", "regression", true);
+  entry("cifar10_resnet20", "4444444444444444", "dddd", "classification", false);
+  // Make "bbbb" the newest listing whatever the file system's time resolution.
+  for (const auto& [model, acc] : kProbe)
+    fs::last_write_time(cache + "/" + model + "/2222222222222222/meta.json",
+                        fs::file_time_type::clock::now() + std::chrono::hours(1));
+  const CliRun from_extract = run_cli(z.boot(4, "--format csv"));
+  const CliRun from_cache =
+      run_cli(z.args() + " --bootstrap 4 --features-dir " + quote(cache) + " --format csv");
+  ASSERT_EQ(from_cache.code, 0) << from_cache.err;
+  EXPECT_EQ(from_cache.out, from_extract.out);
+  // The JSON output's bootstrap notes say which listing was read.
+  const auto j = json_of(
+      run_cli(z.args() + " --bootstrap 4 --features-dir " + quote(cache) + " --format json"));
+  const std::string notes = j["bootstrap"]["notes"].dump();
+  EXPECT_NE(notes.find("read as tlkit rank's feature cache (3 model(s)); listing bbbb, the most "
+                       "recently written of the 2 listing(s) every model has"),
+            std::string::npos)
+      << notes;
+
+  // No listing common to every model.
+  test::TempDir d;
+  const std::string apart = d.path() + "/cache";
+  fs::copy(cache, apart, fs::copy_options::recursive);
+  for (const char* key : {"1111111111111111", "2222222222222222"})
+    fs::remove_all(apart + "/cifar10_resnet20/" + key);
+  expect_usage_error(z.args() + " --bootstrap 2 --features-dir " + quote(apart),
+                     "the models' feature-cache entries describe no common dataset listing");
+}
 
 TEST(CliEvaluateBootstrap, BadInputsExitTwoWithOneLineAndNothingOnStdout) {
   const Zoo& z = zoo();

@@ -602,6 +602,32 @@ std::vector<Case> extract_cases() {
          return extract(in, in.p("list.csv"));
        },
        "feats"},
+      {"extract-regression-folder", 2, "data", "--task regression needs a CSV listing",
+       [](Inputs& in) { return extract(in, image_folder(in, {})) + " --task regression"; },
+       "feats"},
+      {"extract-regression-no-header", 2, "list.csv", "needs a header naming the image column",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"), "data/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         return extract(in, in.p("list.csv")) + " --task regression";
+       },
+       "feats"},
+      {"extract-multilabel-not-binary", 2, "list.csv", "multi-label targets are 0 or 1",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,round,dark\ndata/cat/0000.jpg,1,0\ndata/cat/0001.jpg,2,1\n");
+         return extract(in, in.p("list.csv")) + " --task multilabel";
+       },
+       "feats"},
+      {"extract-regression-per-class", 2, "--per-class", "samples per class need class labels",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,size\ndata/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         return extract(in, in.p("list.csv")) + " --task regression --per-class 1";
+       },
+       "feats"},
       {"extract-csv-real-labels", 2, "list.csv", "is a real number",
        [](Inputs& in) {
          image_folder(in, {});
@@ -760,6 +786,17 @@ std::string text_rank(Inputs& in, const std::string& file, const std::string& by
 
 std::vector<Case> rank_cases() {
   return {
+      {"rank-regression-class-metric", 2, "--metric",
+       "needs class labels, and these are regression",
+       [](Inputs& in) {
+         image_folder(in, {});
+         test::write_bytes(in.p("list.csv"),
+                           "path,size\ndata/cat/0000.jpg,0.25\ndata/cat/0001.jpg,1.5\n");
+         std::string args = rank(in, {zoo_entry("a", model("tuple"), "image")}, in.p("list.csv"));
+         args.replace(args.find("--metrics logme"), 15, "--metric logme,hscore");
+         return args + " --task regression";
+       },
+       "ranked.csv"},
       {"rank-zoo-missing-file", 2, "nope.json", "cannot open the manifest",
        [](Inputs& in) {
          return "rank --zoo " + in.p("nope.json") + " --data " + image_folder(in, {}) + " --out " +
@@ -953,10 +990,41 @@ std::vector<Case> finetune_cases() {
   };
 }
 
+// ---- tlkit select ----
+// The select fixture zoo (tests/data/select); every case fails before anything is written.
+std::string select(Inputs& in) {
+  return "select --zoo " + test::data_path("select/zoo.json") + " --data " +
+         test::data_path("select/data") +
+         " --split-train train --split-val val --split-test test --threads 1 --quiet --cache " +
+         in.p("cache") + " --out " + in.p("sel");
+}
+
+std::vector<Case> select_cases() {
+  return {
+      {"select-eta-not-above-one", 2, "--eta", "must be > 1",
+       [](Inputs& in) { return select(in) + " --eta 1"; }, "sel"},
+      {"select-keep-zero", 2, "--keep", "must be >= 1",
+       [](Inputs& in) { return select(in) + " --keep 0"; }, "sel"},
+      {"select-unknown-metric", 2, "--metric nosuch", "unknown metric",
+       [](Inputs& in) { return select(in) + " --metric nosuch"; }, "sel"},
+      {"select-bad-budget", 2, "--budget", "expected a duration",
+       [](Inputs& in) { return select(in) + " --budget 30x"; }, "sel"},
+      {"select-bad-lr-grid", 2, "--lr-grid", "is not a learning rate",
+       [](Inputs& in) { return select(in) + " --lr-grid 0.1,fast"; }, "sel"},
+      {"select-no-test-split", 2, "--split-test", "--test-fraction F to carve a test split",
+       [](Inputs& in) {
+         std::string args = select(in);
+         return args.erase(args.find(" --split-test test"), 18);
+       },
+       "sel"},
+  };
+}
+
 std::vector<Case> torch_cases() {
   std::vector<Case> all = extract_cases();
   for (auto& c : rank_cases()) all.push_back(c);
   for (auto& c : finetune_cases()) all.push_back(c);
+  for (auto& c : select_cases()) all.push_back(c);
   return all;
 }
 
@@ -1090,7 +1158,7 @@ bool built_with_torch() {
 // The documented message as this build prints it: a build without LibTorch has only the commands
 // score and evaluate.
 std::string for_this_build(std::string message) {
-  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth";
+  const std::string torch_commands = ", extract, rank, finetune, predict, probe, truth, select";
   if (!built_with_torch())
     if (const std::size_t at = message.find(torch_commands); at != std::string::npos)
       message.erase(at, torch_commands.size());
@@ -1171,6 +1239,12 @@ INSTANTIATE_TEST_SUITE_P(Rank, ExtractErrorCatalogue, ::testing::ValuesIn(rank_c
                            return s;
                          });
 INSTANTIATE_TEST_SUITE_P(Finetune, ExtractErrorCatalogue, ::testing::ValuesIn(finetune_cases()),
+                         [](const auto& info) {
+                           std::string s = info.param.id;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+INSTANTIATE_TEST_SUITE_P(Select, ExtractErrorCatalogue, ::testing::ValuesIn(select_cases()),
                          [](const auto& info) {
                            std::string s = info.param.id;
                            std::replace(s.begin(), s.end(), '-', '_');

@@ -2,7 +2,10 @@
 // (complete or absent), and agreement with the Python tool's reference outputs.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli_support.h"
 #include "test_support.h"
@@ -186,12 +189,64 @@ TEST(CliExtract, AWrongOptimizationIsAWarning) {
   EXPECT_EQ(test::load_json(t.file("o") + "/meta.json")["model"]["optimize"], "freeze");
 }
 
+// A regression listing of the same images: the same features, targets.npy (N x T float64) with
+// the CSV's values instead of labels.npy, and meta.json saying so; the hint's score command runs.
+TEST(CliExtract, RegressionTargetsAreWrittenAsTargetsNpy) {
+  test::TempDir t;
+  const CliRun classes = run_cli(base_args("tuple", t.file("classes")));
+  ASSERT_EQ(classes.code, 0) << classes.err;
+  // files.txt names the images in listing order; give each a target pair.
+  std::istringstream files(test::read_bytes(t.file("classes/files.txt")));
+  std::string csv = "path,size,weight\n", line;
+  std::vector<double> want;
+  for (int i = 0; std::getline(files, line); ++i) {
+    const std::string name = line.substr(0, line.find('\t'));
+    csv += test::data_path("model/images/" + name) + "," + std::to_string(i) + ".5," +
+           std::to_string(-i) + "\n";
+    want.insert(want.end(), {i + 0.5, -1.0 * i});
+  }
+  test::write_bytes(t.file("reg.csv"), csv);
+  const std::string out = t.file("reg");
+  const CliRun r = run_cli("extract --model " + model("tuple") + " --data " + t.file("reg.csv") +
+                           " --task regression --input-size 32 --batch 4 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("wrote " + out +
+                       "/ (features.npy, logits.npy, targets.npy, files.txt, "
+                       "meta.json)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("2 regression target(s) (size, weight); score them with: tlkit score"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(out + "/labels.npy"));
+  std::int64_t k = 0;
+  EXPECT_EQ(load_npy(out + "/targets.npy").targets(&k), want);
+  EXPECT_EQ(k, 2);
+  const NpyArray a = load_npy(out + "/features.npy"), b = load_npy(t.file("classes/features.npy"));
+  ASSERT_EQ(a.header().shape, b.header().shape);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.header().shape[0] * a.header().shape[1] * 4), 0);
+  const auto meta = test::load_json(out + "/meta.json");
+  EXPECT_EQ(meta["data"]["task"], "regression");
+  EXPECT_EQ(meta["data"]["targets"], nlohmann::json({"size", "weight"}));
+  EXPECT_EQ(meta["outputs"]["files"], nlohmann::json({"features.npy", "logits.npy", "targets.npy",
+                                                      "files.txt", "meta.json"}));
+  const CliRun s = run_cli("score --features " + out + "/features.npy --labels " + out +
+                           "/targets.npy --regression --format csv");
+  EXPECT_EQ(s.code, 0) << s.err;
+  // The same folder rewritten for classes drops the stale targets.npy.
+  const CliRun again = run_cli(base_args("tuple", out));
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_FALSE(fs::exists(out + "/targets.npy"));
+  EXPECT_TRUE(fs::exists(out + "/labels.npy"));
+}
+
 TEST(CliExtract, HelpListsTheOptions) {
   const CliRun r = run_cli("extract --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* opt : {"--model", "--data", "--split", "--input-size", "--out", "--batch",
-                          "--threads", "--per-class", "--limit", "--seed", "--on-bad-image",
-                          "--quiet", "--features-output", "--logits-output", "--optimize"})
+  for (const char* opt :
+       {"--model", "--data", "--split", "--input-size", "--out", "--batch", "--threads",
+        "--per-class", "--limit", "--seed", "--on-bad-image", "--quiet", "--features-output",
+        "--logits-output", "--optimize", "--task"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 

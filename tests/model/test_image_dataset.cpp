@@ -8,6 +8,7 @@
 #include "test_support.h"
 #include "tlkit/core/error.h"
 #include "tlkit/model/image_dataset.h"
+#include "tlkit/model/text_dataset.h"
 
 namespace tlkit::model {
 namespace {
@@ -185,7 +186,7 @@ TEST(ImageListing, CsvHeadersAreReadInEitherOrderAndOtherFirstRowsAreNotImages) 
   // A typo in the header is not read as an image of class "lable".
   const std::string typo = csv_outcome(t, "path,lable\na.jpg,dog\nb.jpg,cat\n");
   EXPECT_NE(typo.find(t.file("list.csv") + ":1: the first row 'path,lable' looks like a header "
-                                            "but is not one tlkit reads"),
+                                           "but is not one tlkit reads"),
             std::string::npos)
       << typo;
   // A first row that is an image is data, with or without an image extension when it exists.
@@ -365,6 +366,117 @@ TEST(ListingHash, IsTheSha256OfFilesTxt) {
   write_bytes(t.file("f"), text);
   EXPECT_EQ(file_sha256(t.file("f")), sha256_hex(text));
   EXPECT_THROW(file_sha256(t.file("missing")), InputError);
+}
+
+// Regression and multi-label listings: a CSV with a header naming the sample column and the
+// target columns.
+ImageListing targets_of(const TempDir& t, const std::string& text, Task task,
+                        const std::string& name = "t.csv") {
+  write_bytes(t.file(name), text);
+  return list_dataset(t.file(name), "", task);
+}
+
+std::string target_error(const TempDir& t, const std::string& text, Task task,
+                         const std::string& name = "t.csv") {
+  return test::input_error_of([&] { targets_of(t, text, task, name); });
+}
+
+TEST(TargetListing, ReadsRealValuedColumnsInHeaderOrder) {
+  TempDir t;
+  const ImageListing l =
+      targets_of(t, "size,path,noise\n0.5,a.jpg,1e-3\n-2,img/b.jpg,3\n", Task::kRegression);
+  EXPECT_EQ(l.format, "csv");
+  EXPECT_EQ(l.task, Task::kRegression);
+  EXPECT_EQ(l.target_names, (std::vector<std::string>{"size", "noise"}));
+  EXPECT_TRUE(l.classes.empty());
+  ASSERT_EQ(l.samples.size(), 2u);
+  EXPECT_EQ(l.samples[0].name, "a.jpg");
+  EXPECT_EQ(l.samples[1].path, t.path() + "/img/b.jpg");
+  EXPECT_EQ(l.samples[0].targets, (std::vector<double>{0.5, 1e-3}));
+  EXPECT_EQ(l.samples[1].targets, (std::vector<double>{-2.0, 3.0}));
+  EXPECT_EQ(target_matrix(l.samples), (std::vector<double>{0.5, 1e-3, -2.0, 3.0}));
+  // files.txt (and the cache key) carry the targets, shortest round-trip form.
+  EXPECT_EQ(listing_text(l.samples), "a.jpg\t0.5\t0.001\nimg/b.jpg\t-2\t3\n");
+  // The other names of the image column, and one target.
+  EXPECT_EQ(targets_of(t, "y,image\n1.25,a.jpg\n", Task::kRegression).target_names,
+            std::vector<std::string>{"y"});
+  // Text: the text column and the targets.
+  const ImageListing x =
+      targets_of(t, "text,score\nhello there,0.75\nbye,-1\n", Task::kRegression, "t2.csv");
+  EXPECT_EQ(x.format, "text-csv");
+  ASSERT_EQ(x.samples.size(), 2u);
+  EXPECT_EQ(x.samples[0].text, "hello there");
+  EXPECT_EQ(x.samples[1].targets, std::vector<double>{-1.0});
+}
+
+TEST(TargetListing, MultiLabelColumnsAreZeroOrOne) {
+  TempDir t;
+  const ImageListing l =
+      targets_of(t, "file,cat,dog\na.jpg,1,0\nb.jpg,0,1\nc.jpg,1,1\n", Task::kMultiLabel);
+  EXPECT_EQ(l.task, Task::kMultiLabel);
+  EXPECT_EQ(target_matrix(l.samples), (std::vector<double>{1, 0, 0, 1, 1, 1}));
+  EXPECT_NE(target_error(t, "file,cat,dog\na.jpg,1,0\nb.jpg,2,1\n", Task::kMultiLabel)
+                .find("t.csv:3: column 'cat': multi-label targets are 0 or 1, got '2'"),
+            std::string::npos);
+  EXPECT_NE(target_error(t, "file,cat\na.jpg,0.5\n", Task::kMultiLabel).find("got '0.5'"),
+            std::string::npos);
+}
+
+TEST(TargetListing, BadListingsNameTheFileLineColumnAndValue) {
+  TempDir t;
+  // No header: the first row is not one.
+  EXPECT_NE(target_error(t, "a.jpg,0.5\nb.jpg,1\n", Task::kRegression)
+                .find("t.csv: --task regression needs a header naming the image column (path, "
+                      "file, filename or image) and the target columns; the header read is "
+                      "'a.jpg,0.5'"),
+            std::string::npos);
+  EXPECT_NE(target_error(t, "path\na.jpg\n", Task::kRegression)
+                .find("needs at least one target column besides 'path'"),
+            std::string::npos);
+  const std::string nan_target =
+      target_error(t, "path,y\na.jpg,0.5\nb.jpg,tall\n", Task::kRegression);
+  EXPECT_NE(nan_target.find("t.csv"), std::string::npos) << nan_target;
+  EXPECT_NE(nan_target.find("tall"), std::string::npos) << nan_target;
+  EXPECT_NE(nan_target.find("'y'"), std::string::npos) << nan_target;
+  // A folder's labels are classes.
+  make_tree(t.file("folder"), {{"a", {"1.jpg"}}, {"b", {"2.jpg"}}});
+  EXPECT_NE(test::input_error_of([&] {
+              list_dataset(t.file("folder"), "", Task::kRegression);
+            }).find("--task regression needs a CSV listing"),
+            std::string::npos);
+  // Several columns without --task get the hint.
+  EXPECT_NE(csv_outcome(t, "a.jpg,1,0\n").find("--task regression or --task multilabel"),
+            std::string::npos);
+  EXPECT_NE(csv_outcome(t, "a.jpg,0.5\nb.jpg,1\n").find("--task regression"), std::string::npos);
+}
+
+TEST(TargetListing, NotesAnUnnamedColumnAndAConstantTarget) {
+  TempDir t;
+  const ImageListing l = targets_of(t, ",path,y,z\n0,a.jpg,1,5\n1,b.jpg,2,5\n", Task::kRegression);
+  EXPECT_EQ(l.target_names, (std::vector<std::string>{"y", "z"}));
+  ASSERT_EQ(l.notes.size(), 2u);
+  EXPECT_NE(l.notes[0].find("column(s) 1 have no name"), std::string::npos) << l.notes[0];
+  EXPECT_EQ(l.notes[1], "target 'z' is 5 for every sample");
+}
+
+TEST(TargetListing, SubsamplesByLimitOnly) {
+  TempDir t;
+  const ImageListing l =
+      targets_of(t, "path,y\na.jpg,1\nb.jpg,2\nc.jpg,3\nd.jpg,4\n", Task::kRegression);
+  SubsampleOptions per_class;
+  per_class.per_class = 2;
+  EXPECT_NE(test::input_error_of([&] { subsample(l, per_class); })
+                .find("--per-class 2: samples per class need class labels, and these are "
+                      "regression targets (use --limit N)"),
+            std::string::npos);
+  SubsampleOptions limit;
+  limit.limit = 2;
+  limit.seed = 3;
+  const ImageListing s = subsample(l, limit);
+  ASSERT_EQ(s.samples.size(), 2u);
+  EXPECT_EQ(s.task, Task::kRegression);
+  for (const ImageSample& x : s.samples)  // each sample keeps its own target
+    EXPECT_EQ(x.targets[0], x.name[0] - 'a' + 1.0) << x.name;
 }
 
 }  // namespace

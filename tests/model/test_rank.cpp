@@ -1,7 +1,9 @@
 // tlkit rank's library: zoo manifests, the feature cache (reuse, invalidation, interruption and
 // resume), per-model failures, agreement with score() on the same features, and the ordering.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +16,7 @@
 #include "tlkit/core/logme.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
+#include "tlkit/model/image_dataset.h"
 #include "tlkit/model/rank.h"
 #include "tlkit/model/zoo_manifest.h"
 
@@ -293,6 +296,100 @@ TEST(Rank, TextZoosRankOnTextAndZooLevelMetricsAreFormed) {
 // BLAS's threads; before rank set the BLAS threads itself, the cached run scored on OpenBLAS's
 // default thread count and differed from the fresh run by up to 4e-13 relative with --threads 1.
 // The BLAS threads are left at 2 between the runs, as OpenBLAS starts on a 2-core machine.
+// Regression and multi-label CSV listings: every model is scored by LogME over the target
+// columns (the metric that takes real-valued targets), the others are left out with a note, and
+// the cache holds targets.npy, keyed apart from a class listing of the same file.
+TEST(Rank, RegressionAndMultiLabelTargetsAreScoredByLogmeAndTheRestLeftOut) {
+  test::TempDir t;
+  const ZooManifest zoo = image_zoo(t, fixture("tuple"));
+  const ImageListing images = list_images(test::data_path("model/images"), "train");
+  std::string reg = "path,size,weight\n", multi = "path,round,dark\n", classes = "path,label\n";
+  std::vector<double> want;
+  for (std::size_t i = 0; i < images.samples.size(); ++i) {
+    const ImageSample& s = images.samples[i];
+    const double size = 0.5 * static_cast<double>(s.label) + 0.25 * static_cast<double>(i % 3);
+    const double weight = -1.5 + static_cast<double>(i % 5);
+    reg += fmt::format("{},{},{}\n", s.path, size, weight);
+    multi += fmt::format("{},{},{}\n", s.path, s.label % 2, i % 3 == 0 ? 1 : 0);
+    classes += fmt::format("{},{}\n", s.path, i % 2);
+    want.insert(want.end(), {size, weight});
+  }
+  test::write_bytes(t.file("reg.csv"), reg);
+  test::write_bytes(t.file("multi.csv"), multi);
+  RankOptions o = image_options(t.file("cache"));
+  o.data = t.file("reg.csv");
+  o.extract.split.clear();
+  o.extract.task = Task::kRegression;
+  o.metrics.clear();  // the default list: logme applies, leep, nce, ... do not
+  const RankResult a = rank_zoo(zoo, o);
+  EXPECT_EQ(a.task, Task::kRegression);
+  EXPECT_EQ(a.target_names, (std::vector<std::string>{"size", "weight"}));
+  EXPECT_EQ(a.metrics, std::vector<std::string>{"logme"});
+  const auto note = std::find_if(a.notes.begin(), a.notes.end(), [](const std::string& n) {
+    return n.rfind(
+               "regression targets: scored with logme; left out (they need class labels): "
+               "leep, nce",
+               0) == 0;
+  });
+  EXPECT_NE(note, a.notes.end()) << ::testing::PrintToString(a.notes);
+  ASSERT_EQ(a.models.size(), 2u);
+  for (const RankedModel& m : a.models) {
+    ASSERT_TRUE(m.error.empty()) << m.error;
+    // The entry holds the CSV's targets, and LogME on them is the model's score.
+    std::int64_t k = 0;
+    const std::vector<double> targets = load_npy(m.cache_path + "/targets.npy").targets(&k);
+    EXPECT_EQ(k, 2);
+    EXPECT_EQ(targets, want);
+    EXPECT_FALSE(fs::exists(m.cache_path + "/labels.npy"));
+    const NpyArray f = load_npy(m.cache_path + "/features.npy");
+    const LogmeResult l =
+        logme(f.features(), TargetView{targets.data(), f.rows(), k, k, 1}, LogmeOptions{});
+    // (rank's BLAS thread count may differ from this test's: equal to rounding)
+    EXPECT_TRUE(test::near_rel(m.scores.at("logme"), l.score, 1e-12)) << m.name;
+    EXPECT_EQ(m.scores.size(), 1u);
+  }
+  const RankResult cached = rank_zoo(zoo, o);
+  for (std::size_t i = 0; i < a.models.size(); ++i) {
+    EXPECT_TRUE(cached.models[i].cached);
+    EXPECT_EQ(cached.models[i].scores.at("logme"), a.models[i].scores.at("logme"));
+  }
+  // Named metrics that need classes are refused, naming them.
+  RankOptions named = o;
+  named.metrics = "logme,hscore";
+  EXPECT_NE(test::input_error_of([&] { rank_zoo(zoo, named); })
+                .find("--metric logme,hscore: hscore needs class labels, and these are "
+                      "regression targets (metrics that take them: logme)"),
+            std::string::npos);
+  // "all" means the metrics that apply.
+  RankOptions all = o;
+  all.metrics = "all";
+  EXPECT_EQ(rank_zoo(zoo, all).metrics, std::vector<std::string>{"logme"});
+
+  // Multi-label 0/1 columns: the same scoring, on other targets.
+  RankOptions m = o;
+  m.data = t.file("multi.csv");
+  m.extract.task = Task::kMultiLabel;
+  const RankResult b = rank_zoo(zoo, m);
+  EXPECT_EQ(b.task, Task::kMultiLabel);
+  EXPECT_EQ(b.target_names, (std::vector<std::string>{"round", "dark"}));
+  EXPECT_NE(b.models[0].cache_path, a.models[0].cache_path);
+  EXPECT_NE(b.models[0].scores.at("logme"), a.models[0].scores.at("logme"));
+
+  // The same file as a class listing (integer values) and as one regression target: the same
+  // files.txt text, two cache entries.
+  test::write_bytes(t.file("int.csv"), classes);
+  RankOptions c = image_options(t.file("cache"));
+  c.data = t.file("int.csv");
+  c.extract.split.clear();
+  c.metrics = "logme";
+  RankOptions r = c;
+  r.extract.task = Task::kRegression;
+  const RankResult as_classes = rank_zoo(zoo, c), as_targets = rank_zoo(zoo, r);
+  EXPECT_NE(as_classes.models[0].cache_path, as_targets.models[0].cache_path);
+  EXPECT_TRUE(fs::exists(as_classes.models[0].cache_path + "/labels.npy"));
+  EXPECT_TRUE(fs::exists(as_targets.models[0].cache_path + "/targets.npy"));
+}
+
 TEST(Rank, FreshAndCachedScoresAreBitIdentical) {
   const std::string examples = TLKIT_EXAMPLES_DIR;
   if (!fs::exists(examples + "/zoo/zoo.json") || !fs::exists(examples + "/clothing-images"))

@@ -1,7 +1,8 @@
 // Feature extraction: a TorchScript image model over a labelled image dataset, decoding on a pool
 // of threads while the model runs, and the output directory `tlkit extract` writes
-// (docs/extract.md): features.npy, logits.npy, labels.npy, files.txt, meta.json (written last,
-// so a directory with meta.json is complete).
+// (docs/extract.md): features.npy, logits.npy, labels.npy (targets.npy for regression and
+// multi-label targets), files.txt, meta.json (written last, so a directory with meta.json is
+// complete).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,9 @@ struct ExtractOptions {
   std::string model;  ///< TorchScript file
   std::string data;   ///< folder of class sub-folders, or a path,label CSV
   std::string split;  ///< sub-folder of `data` holding the class folders (empty: none)
+  /// Regression or multi-label: `data` is a CSV listing with target columns (text_dataset.h
+  /// list_dataset), and targets.npy (N x T float64) is written instead of labels.npy.
+  Task task = Task::kClassification;
   /// S: images are resized and cropped to S x S. 0: the size the model records (its tlkit.json)
   /// or `expected.input_size`; required for image data when neither gives one.
   int input_size = 0;
@@ -108,7 +112,7 @@ std::string default_output_dir(const std::string& model_path);
 
 /// Writes the outputs of `result` into `dir` (created if needed), each file atomically: first
 /// removes a previous meta.json, then writes features.npy, logits.npy (or removes a stale one),
-/// labels.npy, files.txt, and meta.json last.
+/// labels.npy or targets.npy (removing the other), files.txt, and meta.json last.
 void write_extract_outputs(const ExtractResult& result, const ExtractOptions& options,
                            const std::string& dir);
 

@@ -30,12 +30,20 @@
 
 namespace tlkit::model {
 
+/// What a dataset's labels are: class labels (one per sample), real-valued regression targets
+/// (one or several per sample), or multi-label targets (several 0/1 columns per sample).
+enum class Task { kClassification, kRegression, kMultiLabel };
+/// "classification", "regression" or "multilabel"; throws tlkit::InputError otherwise.
+Task parse_task(const std::string& s);
+const char* to_string(Task task);
+
 struct ImageSample {
   std::string path;  ///< the file to read (empty for a text sample)
   std::string name;  ///< as written to files.txt: "<split>/<class>/<file>", or the CSV's path;
                      ///< for a text sample its line (or CSV row) number, zero-padded to 9 digits
   std::int64_t label = 0;
   std::string text;  ///< a text sample's text (text datasets, text_dataset.h); empty for images
+  std::vector<double> targets{};  ///< regression or multi-label targets (label is then 0)
 };
 
 struct ImageListing {
@@ -43,6 +51,8 @@ struct ImageListing {
   std::string split;   ///< the split sub-folder, or empty
   std::string format;  ///< "folder" or "csv" (images); "lines" or "text-csv" (text_dataset.h)
   std::vector<std::string> classes;  ///< names of labels 0..C-1; empty for integer CSV labels
+  Task task = Task::kClassification;
+  std::vector<std::string> target_names;  ///< the target columns (regression and multi-label)
   std::vector<ImageSample> samples;
   std::vector<std::string> notes;  ///< warnings for people (an empty class, ...)
 };
@@ -79,10 +89,15 @@ struct SubsampleOptions {
 };
 
 /// The deterministic subsample described above (the listing itself when both limits are 0).
+/// Per-class sampling needs class labels: a regression or multi-label listing takes --limit only.
 ImageListing subsample(const ImageListing& listing, const SubsampleOptions& options);
 
-/// The listing as files.txt holds it: "<name>\t<label>\n" per sample.
+/// The listing as files.txt holds it: "<name>\t<label>\n" per sample, or with targets
+/// "<name>\t<target 1>\t<target 2>...\n" (shortest round-trip decimal form).
 std::string listing_text(const std::vector<ImageSample>& samples);
+/// The samples' targets as an N x T row-major matrix (T = targets per sample; empty when the
+/// samples have none).
+std::vector<double> target_matrix(const std::vector<ImageSample>& samples);
 /// SHA-256 (hex) of listing_text, the same as `sha256sum files.txt`, for images; for text
 /// samples the texts themselves are hashed too (SHA-256 of listing_text followed by each text
 /// as "<bytes>:<text>").

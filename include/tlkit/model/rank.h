@@ -4,12 +4,12 @@
 // the chosen transferability metrics, and order the models by each metric.
 //
 // Feature cache: <cache_dir>/<model name>/<key>/ holds what `tlkit extract` writes (features.npy,
-// logits.npy, labels.npy, files.txt, meta.json last). The key (16 hex digits) is a SHA-256 of the
-// model file's SHA-256, the listing's SHA-256 (names, labels, and texts for text data), the size
-// and modification time of every listed image, the preprocessing (input size, mean/std), the
-// output indices and the optimisation asked for; meta.json records it, and an entry is used only
-// when its meta.json exists and records the same key. An interrupted extraction leaves no
-// meta.json (it is written last), so the next run redoes that model and keeps the finished ones.
+// logits.npy, labels.npy or targets.npy, files.txt, meta.json last). The key (16 hex digits) is a
+// SHA-256 of the model file's SHA-256, the listing's SHA-256 (names, labels, and texts for text
+// data), the size and modification time of every listed image, the preprocessing (input size,
+// mean/std), the output indices and the optimisation asked for; meta.json records it, and an entry
+// is used only when its meta.json exists and records the same key. An interrupted extraction leaves
+// no meta.json (it is written last), so the next run redoes that model and keeps the finished ones.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +29,10 @@ inline constexpr const char* kDefaultRankMetrics = "logme,leep,nce,hscore_shrink
 
 struct RankOptions {
   std::string data;  ///< images (folder or CSV) or texts (lines or CSV), text_dataset.h
-  /// split, batch, threads, decode_threads, sample, on_bad_image, model_options.optimization,
-  /// cancelled are used; model, data, input size, mean/std and output indices come per model.
+  /// task (regression and multi-label targets are scored by the metrics that take real-valued
+  /// targets, supports_regression, and the others are left out with a note), split, batch, threads,
+  /// decode_threads, sample, on_bad_image, model_options.optimization, cancelled are used; model,
+  /// data, input size, mean/std and output indices come per model.
   ExtractOptions extract;
   /// Comma-separated registered metrics, or zoo-level ones (etran, ncti: their per-model
   /// components are computed and combined across the zoo), or "all" (every registered and
@@ -64,12 +66,14 @@ struct RankedModel {
 struct RankResult {
   std::string data;
   std::string split;
-  std::string kind;                  ///< "image" or "text"
-  std::string format;                ///< listing format (folder, csv, lines, text-csv)
-  std::vector<std::string> classes;  ///< class names (empty for integer labels)
-  std::int64_t num_classes = 0;      ///< distinct labels among the selected samples
-  std::int64_t listed = 0;           ///< samples before subsampling
-  std::int64_t selected = 0;         ///< after
+  std::string kind;                       ///< "image" or "text"
+  std::string format;                     ///< listing format (folder, csv, lines, text-csv)
+  std::vector<std::string> classes;       ///< class names (empty for integer labels)
+  std::int64_t num_classes = 0;           ///< distinct labels among the selected samples
+  Task task = Task::kClassification;      ///< options.extract.task
+  std::vector<std::string> target_names;  ///< regression and multi-label: the target columns
+  std::int64_t listed = 0;                ///< samples before subsampling
+  std::int64_t selected = 0;              ///< after
   std::string listing_sha256;
   std::vector<std::string> metrics;  ///< score columns: per-model metrics, then zoo-level ones
   std::vector<RankedModel> models;   ///< manifest order

@@ -41,6 +41,14 @@ DataKind detect_data_kind(const std::string& data);
 const char* to_string(DataKind kind);
 
 /// Lists `data` by its kind (list_images or list_texts). A split with a text file is an error.
-ImageListing list_dataset(const std::string& data, const std::string& split = "");
+/// With a regression or multi-label `task` the data must be a CSV listing with a header: the
+/// sample column (images: path, file, filename or image; text: text) and one or more target
+/// columns (every other named column; multi-label values 0 or 1), list_target_csv.
+ImageListing list_dataset(const std::string& data, const std::string& split = "",
+                          Task task = Task::kClassification);
+
+/// A CSV listing of samples with real-valued (regression) or 0/1 (multi-label) targets, as
+/// list_dataset describes. Throws tlkit::InputError naming the file, line, column and value.
+ImageListing list_target_csv(const std::string& path, DataKind kind, Task task);
 
 }  // namespace tlkit::model
