@@ -128,6 +128,8 @@ struct RankArgs {
   bool wide = false;  // the table with every metric column, however wide
   std::string out;    // scores.csv for tlkit evaluate
   ExtractionArgs run;
+  // An HTML page of the ranking (tlkit report).
+  std::string report;
 };
 
 Command add_rank_command(CLI::App& app);
@@ -142,5 +144,7 @@ Command add_predict_command(CLI::App& app);
 Command add_truth_command(CLI::App& app);
 // tlkit select (built only with LibTorch: select_command.cpp).
 Command add_select_command(CLI::App& app);
+// tlkit report (report_command.cpp; torch-free).
+Command add_report_command(CLI::App& app);
 
 }  // namespace tlkit::cli

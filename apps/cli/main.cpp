@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   commands.push_back(tlkit::cli::add_truth_command(app));
   commands.push_back(tlkit::cli::add_select_command(app));
 #endif
+  commands.push_back(tlkit::cli::add_report_command(app));
 
   // CLI11 would report a misspelt command as "A subcommand is required": name it instead.
   if (argc >= 2 && argv[1][0] != '-') {

@@ -16,6 +16,7 @@
 #include "tlkit/core/csv.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/npy.h"
+#include "tlkit/core/report.h"
 #include "tlkit/model/rank.h"
 #include "tlkit/model/text_dataset.h"
 
@@ -152,7 +153,7 @@ void print_table(const model::RankResult& r, bool markdown, bool wide) {
   }
 }
 
-void print_json(const model::RankResult& r) {
+std::string rank_json(const model::RankResult& r) {
   ordered_json j;
   j["schema_version"] = 1;
   j["tool"] = "tlkit rank";
@@ -194,7 +195,7 @@ void print_json(const model::RankResult& r) {
   j["ranking"] = ranking;
   j["notes"] = r.notes;
   j["seconds"] = r.seconds;
-  fmt::print("{}\n", j.dump(1, ' ', false, ordered_json::error_handler_t::replace));
+  return j.dump(1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
 static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
@@ -244,6 +245,10 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
                   "Also write model,metric,score rows to this CSV (for tlkit "
                   "evaluate --scores)");
   add_task_option(cmd, a.task);
+  cmd->add_option("--report", a.report,
+                  "Also write the ranking as one self-contained HTML page (scores as bars, "
+                  "agreement between metrics, provenance; tlkit report adds evaluation, probe "
+                  "and fine-tuning results)");
   add_extraction_options(cmd, a.run);
   auto* zoo = cmd->get_option("--zoo");
   auto* one = cmd->get_option("--model");
@@ -289,6 +294,9 @@ int run_rank(const RankArgs& a) {
   if (!a.out.empty())
     TLKIT_CHECK_ARG(!fs::is_directory(a.out), "--out {}: is a folder (expected a CSV file name)",
                     a.out);
+  if (!a.report.empty())
+    TLKIT_CHECK_ARG(!fs::is_directory(a.report),
+                    "--report {}: is a folder (expected an HTML file name)", a.report);
   if (!o.cache_dir.empty())
     TLKIT_CHECK_ARG(!fs::exists(o.cache_dir) || fs::is_directory(o.cache_dir),
                     "--cache {}: exists and is not a folder", o.cache_dir);
@@ -344,8 +352,19 @@ int run_rank(const RankArgs& a) {
                some_names(models, 10));
   for (const std::string& note : r.notes) fmt::print(stderr, "tlkit: note: {}\n", note);
   if (!a.out.empty()) write_file_atomic(a.out, scores_csv(r));
+  if (!a.report.empty()) {
+    ReportInputs page;
+    page.rank = "tlkit rank output";
+    page.rank_flag = "tlkit rank";
+    page.rank_text = rank_json(r);
+    page.command_line =
+        fmt::format("tlkit rank {} {} --data {}{} --report {}", a.zoo.empty() ? "--model" : "--zoo",
+                    a.zoo.empty() ? a.model : a.zoo, a.data,
+                    a.metrics.empty() ? "" : " " + a.metric_flag + " " + a.metrics, a.report);
+    write_report(page, a.report);
+  }
   if (a.format == "json")
-    print_json(r);
+    fmt::print("{}\n", rank_json(r));
   else if (a.format == "csv")
     fmt::print("{}", scores_csv(r));
   else

@@ -131,6 +131,13 @@ std::string evaluate_with(Inputs& in, const std::string& scores, const std::stri
          (truth.empty() ? in.truth : in.p("t.csv"));
 }
 
+// tlkit report on a copy of tests/data/report (in rep/), writing r.html.
+std::string report_with(Inputs& in, const std::string& args) {
+  if (!fs::exists(in.p("rep")))
+    fs::copy(test::data_path("report"), in.p("rep"), fs::copy_options::recursive);
+  return "report " + args + " --out " + in.p("r.html");
+}
+
 std::string npy_data(const std::string& name) { return test::data_path("npy/" + name); }
 
 const std::string kF8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (20, 3), }";
@@ -419,6 +426,56 @@ std::vector<Case> score_cases() {
          test::write_bytes(in.p("s.csv"), "");
          return "evaluate --scores " + in.p("s.csv") + " --truth " + in.truth;
        }},
+      // ---- report (the inputs: a copy of tests/data/report in rep/) ----
+      {"report-rank-missing", 2, "--rank", "cannot open",
+       [](Inputs& in) { return report_with(in, "--rank " + in.p("none.json")); }, "r.html"},
+      {"report-rank-not-rank", 2, "rep/eval.json", "field 'tool' is missing",
+       [](Inputs& in) { return report_with(in, "--rank " + in.p("rep/eval.json")); }, "r.html"},
+      {"report-rank-schema", 2, "r2.json", "field 'schema_version' is 2",
+       [](Inputs& in) {
+         std::string r = test::read_bytes(test::data_path("report/rank.json"));
+         r.replace(r.find("\"schema_version\": 1"), 19, "\"schema_version\": 2");
+         test::write_bytes(in.p("r2.json"), r);
+         return report_with(in, "--rank " + in.p("r2.json"));
+       },
+       "r.html"},
+      {"report-evaluate-other-models", 2, "e.json", "not a model of --rank",
+       [](Inputs& in) {
+         std::string e = test::read_bytes(test::data_path("report/eval.json"));
+         for (std::size_t at; (at = e.find("doodlenet_quickdraw")) != std::string::npos;)
+           e.replace(at, 19, "resnet152");
+         test::write_bytes(in.p("e.json"), e);
+         return report_with(in,
+                            "--rank " + in.p("rep/rank.json") + " --evaluate " + in.p("e.json"));
+       },
+       "r.html"},
+      {"report-probe-missing", 2, "--probe", "no such folder",
+       [](Inputs& in) {
+         return report_with(in, "--rank " + in.p("rep/rank.json") + " --probe " + in.p("none"));
+       },
+       "r.html"},
+      {"report-probe-not-probe", 2, "rep/ft-resnet20", "no results.json",
+       [](Inputs& in) {
+         return report_with(
+             in, "--rank " + in.p("rep/rank.json") + " --probe " + in.p("rep/ft-resnet20"));
+       },
+       "r.html"},
+      {"report-finetune-not-finetune", 2, "rep/probe", "no metrics.json",
+       [](Inputs& in) {
+         return report_with(in,
+                            "--rank " + in.p("rep/rank.json") + " --finetune " + in.p("rep/probe"));
+       },
+       "r.html"},
+      {"report-out-folder", 2, "--out", "is a folder",
+       [](Inputs& in) {
+         report_with(in, "");
+         return "report --rank " + in.p("rep/rank.json") + " --out " + in.p("rep");
+       }},
+      {"report-truth-without-evaluate", 2, "--truth", "--evaluate",
+       [](Inputs& in) {
+         return report_with(in, "--rank " + in.p("rep/rank.json") + " --truth " + in.truth);
+       },
+       "r.html"},
   };
 }
 
