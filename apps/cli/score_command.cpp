@@ -274,6 +274,8 @@ void print_json(const Outcome& o) {
     j["metrics"][m.name] = e;
   }
   j["shared_seconds"] = r.shared_seconds;
+  // Split over processes (mpirun): the time in reductions between them, waits included.
+  if (world().size() > 1) j["communication_seconds"] = r.communication_seconds;
   fmt::print("{}\n", j.dump());
 }
 

@@ -121,6 +121,8 @@ class MetricContext {
 
   /// Seconds spent in shared work (statistics, decompositions) so far.
   double shared_seconds() const { return shared_seconds_; }
+  /// Seconds spent in operations between processes (0 in one process).
+  double communication_seconds() const { return communication_seconds_; }
 
  private:
   class SharedTimer;
@@ -143,7 +145,15 @@ class MetricContext {
   std::optional<metrics_ncti_parts> ncti_;
   std::vector<double> buffer_;
   double shared_seconds_ = 0.0;
+  double communication_seconds_ = 0.0;
   int shared_depth_ = 0;
+  template <typename Fn>
+  void communicate(Fn&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    communication_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
 };
 
 // The metric implementations (one registry entry each, src/core/metrics.cpp).

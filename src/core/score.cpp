@@ -43,14 +43,16 @@ MetricContext::MetricContext(const ScoreInputs& inputs, const ScoreOptions& opti
     for (const auto& [label, idx] : index)
       mine.append(reinterpret_cast<const char*>(&label), sizeof label);
     std::string all;
-    for (const std::string& part : comm_->gather(mine)) all += part;
-    comm_->broadcast(all, 0);
+    communicate([&] {
+      for (const std::string& part : comm_->gather(mine)) all += part;
+      comm_->broadcast(all, 0);
+    });
     for (std::size_t k = 0; k + sizeof(std::int64_t) <= all.size(); k += sizeof(std::int64_t)) {
       std::int64_t label;
       std::memcpy(&label, all.data() + k, sizeof label);
       index.emplace(label, 0);
     }
-    comm_->allreduce_sum(&n_, 1);
+    communicate([&] { comm_->allreduce_sum(&n_, 1); });
   }
   for (auto& [label, idx] : index) {
     idx = static_cast<int>(labels_.size());
@@ -62,11 +64,11 @@ MetricContext::MetricContext(const ScoreInputs& inputs, const ScoreOptions& opti
     y_[i] = index[inputs.labels.data[i]];
     ++counts_[y_[i]];
   }
-  if (comm_) comm_->allreduce_sum(counts_.data(), counts_.size());
+  if (comm_) communicate([&] { comm_->allreduce_sum(counts_.data(), counts_.size()); });
 }
 
 void MetricContext::reduce_sum(double* data, std::size_t count) {
-  if (comm_) comm_->allreduce_sum(data, count);
+  if (comm_) communicate([&] { comm_->allreduce_sum(data, count); });
 }
 
 void MetricContext::require(unsigned needed, std::string_view metric) const {
@@ -107,7 +109,7 @@ const MetricContext::Stats& MetricContext::stats() {
   if (comm_) {
     // This process's rows, then the sums over every process.
     ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
-    part.allreduce(*comm_);
+    communicate([&] { part.allreduce(*comm_); });
     s.gram = Eigen::Map<const Eigen::MatrixXd>(part.gram.data(), d, d);
     if (!moments_) {
       Moments m;
@@ -347,6 +349,7 @@ ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& met
     report.metrics.push_back(std::move(v));
   }
   report.shared_seconds = ctx.shared_seconds();
+  report.communication_seconds = ctx.communication_seconds();
   return report;
 }
 

@@ -62,6 +62,9 @@ struct ScoreReport {
   std::vector<MetricValue> metrics;  ///< in the requested order
   LogmeResult logme;                 ///< filled when "logme" was requested
   double shared_seconds = 0.0;       ///< one-pass statistics and decompositions, all metrics
+  /// Rows split over processes (ScoreOptions::comm): seconds in operations between them (the
+  /// reductions, and waiting there for the slowest process); 0 in one process.
+  double communication_seconds = 0.0;
 };
 
 /// The report of LogME alone from its result `r` (moved in), computed in `seconds`: for the
