@@ -4,9 +4,15 @@
 // (TLKIT_MPI), label mpi. The reference is always the same tlkit run as one process.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
+#include <thread>
 
 #include "cli_support.h"
 #include "tlkit/core/npy.h"
@@ -135,6 +141,124 @@ TEST(Mpi, AFailingRankEndsTheJob) {
     EXPECT_NE(r.err.find("non-finite value nan at row 299, column 1"), std::string::npos) << r.err;
   }
 }
+
+#ifdef TLKIT_TEST_RANK
+namespace fs = std::filesystem;
+
+// The rank JSON without its timings (wall times and speeds differ from run to run).
+nlohmann::json without_timings(nlohmann::json j) {
+  if (j.is_object()) {
+    nlohmann::json out = nlohmann::json::object();
+    for (auto& [k, v] : j.items())
+      if (k.find("seconds") == std::string::npos && k.find("per_second") == std::string::npos)
+        out[k] = without_timings(v);
+    return out;
+  }
+  if (j.is_array())
+    for (auto& v : j) v = without_timings(v);
+  return j;
+}
+
+std::string kit_rank_args(const std::string& extra) {
+  const std::string kit = TLKIT_KIT_DIR;
+  return "rank --zoo " + kit + "/models/zoo.json --models cifar10_resnet20,cifar10_resnet32 " +
+         "--data " + kit + "/data/cifar10-test --per-class 6 --threads 1 --quiet " + extra;
+}
+
+// Two kit models ranked on 2 and 3 processes (one of them without a model): the same JSON apart
+// from timings and the same --out CSV, byte for byte, as one process; the shared cache is
+// complete afterwards and a second split run reads both models from it.
+TEST(Mpi, RankEqualsOneProcess) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const CliRun one =
+      test::run_cli(kit_rank_args("--no-cache --format json --out " + t.file("one.csv")));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = without_timings(nlohmann::json::parse(one.out));
+  const std::string ref_csv = test::read_bytes(t.file("one.csv"));
+  for (int p : {2, 3}) {
+    const std::string csv = t.file("p" + std::to_string(p) + ".csv");
+    const CliRun r = run_mpi(p, kit_rank_args("--no-cache --format json --out " + csv));
+    ASSERT_EQ(r.code, 0) << "P = " << p << "\n" << r.err;
+    // One JSON document (parse refuses trailing text): only rank 0 printed.
+    EXPECT_EQ(without_timings(nlohmann::json::parse(r.out)), ref) << "P = " << p;
+    EXPECT_EQ(test::read_bytes(csv), ref_csv) << "P = " << p;
+  }
+  const std::string cache = t.file("cache");
+  const CliRun first = run_mpi(2, kit_rank_args("--cache " + cache + " --format json"));
+  ASSERT_EQ(first.code, 0) << first.err;
+  for (const char* model : {"cifar10_resnet20", "cifar10_resnet32"}) {
+    int entries = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(cache) / model)) {
+      ++entries;
+      EXPECT_TRUE(fs::exists(e.path() / "meta.json")) << e.path();
+    }
+    EXPECT_EQ(entries, 1) << model;
+  }
+  const CliRun again = run_mpi(2, kit_rank_args("--cache " + cache + " --format json"));
+  ASSERT_EQ(again.code, 0) << again.err;
+  const auto j = nlohmann::json::parse(again.out);
+  for (const auto& m : j["models"]) EXPECT_TRUE(m["cached"].get<bool>()) << m["name"];
+  auto j_ref = without_timings(nlohmann::json::parse(first.out));
+  auto j_got = without_timings(j);
+  for (auto* x : {&j_ref, &j_got})
+    for (auto& m : (*x)["models"]) m.erase("cached");
+  EXPECT_EQ(j_got, j_ref);
+}
+
+// A rank killed while the job runs (SIGKILL, as an out-of-memory kill would) ends the whole job
+// with a non-zero exit code and no --out file.
+TEST(Mpi, AKilledRankEndsTheJobWithoutOutput) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  set_mpi_environment();
+  test::TempDir t;
+  const std::string out = t.file("scores.csv");
+  const std::string kit = TLKIT_KIT_DIR;
+  std::vector<std::string> args = {"--timeout", "120", "--bind-to", "none", "-n", "2", TLKIT_CLI};
+  for (const char* a : {"rank", "--zoo"}) args.push_back(a);
+  args.push_back(kit + "/models/zoo.json");
+  for (const char* a : {"--models", "cifar10_resnet20,cifar10_resnet32", "--data"})
+    args.push_back(a);
+  args.push_back(kit + "/data/cifar10-test");
+  for (const char* a : {"--threads", "1", "--quiet", "--no-cache", "--out"}) args.push_back(a);
+  args.push_back(out);
+  std::vector<char*> argv;
+  std::string exe = TLKIT_MPIEXEC;
+  argv.push_back(exe.data());
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t mpirun = ::fork();
+  if (mpirun == 0) {
+    ::freopen("/dev/null", "w", stdout);
+    ::freopen("/dev/null", "w", stderr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  // The ranks are mpirun's children running tlkit: kill the first one found once both run.
+  pid_t victim = -1;
+  for (int tries = 0; tries < 200 && victim < 0; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      const std::string stat = test::read_bytes(e.path().string() + "/stat");
+      const std::size_t close = stat.rfind(')');
+      if (close == std::string::npos || stat.find("(tlkit)") == std::string::npos) continue;
+      const long ppid = std::strtol(stat.c_str() + close + 4, nullptr, 10);
+      if (ppid == mpirun) victim = static_cast<pid_t>(std::stol(name));
+    }
+  }
+  ASSERT_GT(victim, 0) << "no rank of mpirun " << mpirun << " found";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // mid-run: the listing is done
+  ::kill(victim, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(mpirun, &status, 0), mpirun);
+  EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_FALSE(fs::exists(out));
+}
+#endif
 
 }  // namespace
 }  // namespace tlkit
