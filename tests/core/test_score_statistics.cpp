@@ -13,6 +13,7 @@
 
 #include "test_support.h"
 #include "tlkit/core/communicator.h"
+#include "tlkit/core/logme.h"
 #include "tlkit/core/score.h"
 #include "tlkit/core/score_statistics.h"
 
@@ -153,6 +154,63 @@ TEST(ScoreStatistics, MergeRefusesOtherDimension) {
   const ScoreStatistics t =
       ScoreStatistics::accumulate(b.rows(0, 20), b.labels(0, 20), classes_of(b.y));
   EXPECT_NE(test::input_error_of([&] { s.merge(t); }).find("D = 3 vs D = 4"), std::string::npos);
+}
+
+// LogmeAccumulator's statistics of 3 shards, each sent as bytes and merged, give the LogME of
+// the one-pass accumulator (to 1e-12), and the image round-trips bit for bit.
+TEST(LogmeAccumulatorBytes, ShardsThroughBytesEqualOnePass) {
+  const Data x(500, 7, 4, 91);
+  LogmeAccumulator whole;
+  whole.update(x.rows(0, x.n), x.labels(0, x.n));
+  LogmeAccumulator merged;
+  for (const auto& [b, e] :
+       {std::pair<std::int64_t, std::int64_t>{0, 120}, {120, 121}, {121, 500}}) {
+    LogmeAccumulator part;
+    part.update(x.rows(b, e), x.labels(b, e));
+    const std::string bytes = part.to_bytes();
+    const LogmeAccumulator back = LogmeAccumulator::from_bytes(bytes);
+    EXPECT_EQ(back.to_bytes(), bytes);
+    merged.merge(back);
+  }
+  EXPECT_EQ(merged.rows(), x.n);
+  const LogmeResult a = whole.result(), b = merged.result();
+  EXPECT_TRUE(near_rel(b.score, a.score, 1e-12));
+  ASSERT_EQ(b.labels, a.labels);
+  for (std::size_t t = 0; t < a.per_target.size(); ++t)
+    EXPECT_TRUE(near_rel(b.per_target[t], a.per_target[t], 1e-12));
+
+  // Regression targets too, and an empty accumulator.
+  std::vector<double> y(static_cast<std::size_t>(x.n * 2));
+  for (std::int64_t i = 0; i < x.n; ++i) {
+    y[i * 2] = x.f[i * x.d] + 0.1 * x.f[i * x.d + 1];
+    y[i * 2 + 1] = static_cast<double>(x.y[i]);
+  }
+  LogmeAccumulator reg;
+  reg.update(x.rows(0, x.n), TargetView{y.data(), x.n, 2, 2, 1});
+  const LogmeAccumulator reg_back = LogmeAccumulator::from_bytes(reg.to_bytes());
+  EXPECT_EQ(reg_back.result().score, reg.result().score);
+  EXPECT_EQ(LogmeAccumulator::from_bytes(LogmeAccumulator().to_bytes()).rows(), 0);
+}
+
+TEST(LogmeAccumulatorBytes, RefusesBadBytes) {
+  const Data x(40, 3, 2, 92);
+  LogmeAccumulator acc;
+  acc.update(x.rows(0, x.n), x.labels(0, x.n));
+  const std::string good = acc.to_bytes();
+  auto error_of = [](const std::string& b) {
+    return test::input_error_of([&] { LogmeAccumulator::from_bytes(b, "part.bin"); });
+  };
+  EXPECT_NE(error_of("TLKSTAT1").find("part.bin: not a tlkit LogME statistics image"),
+            std::string::npos);
+  EXPECT_NE(error_of(good.substr(0, good.size() - 8)).find("truncated or corrupt"),
+            std::string::npos);
+  std::string twice = good;  // second label := first label
+  std::memcpy(twice.data() + 8 + 32 + 8, twice.data() + 8 + 32, 8);
+  EXPECT_NE(error_of(twice).find("appears twice"), std::string::npos);
+  std::string kind = good;
+  const std::int64_t seven = 7;
+  std::memcpy(kind.data() + 8, &seven, 8);
+  EXPECT_NE(error_of(kind).find("sizes out of range: kind = 7"), std::string::npos);
 }
 
 // P threads as the processes of a job: collectives meet at a generation barrier and sum in rank
