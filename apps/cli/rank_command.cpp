@@ -196,7 +196,9 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
       "with transferability metrics and prints the models best first. Image models rank on "
       "image data\n(a folder of class sub-folders or a path,label CSV), text models on text data "
       "('<label> <text>'\nlines or a text,label CSV). Ctrl-C keeps the finished models; rerun "
-      "to resume.");
+      "to resume.\nUnder mpirun -n P (or srun --mpi=pmix) the models are spread over the P "
+      "processes, largest\nfirst, each with --threads threads; rank 0 prints and writes "
+      "(docs/scaling.md).");
   cmd->add_option("--zoo", a.zoo,
                   "Zoo manifest (the format of the kit's models/zoo.json: {\"models\": [{name, "
                   "file, kind, input_size, feature_dim, logits_dim}]}; docs/rank.md)");

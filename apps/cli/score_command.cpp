@@ -287,7 +287,10 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       "Score one model's features on a labelled target dataset with transferability metrics.\n"
       "Example: tlkit score --features feats.npy --labels labels.npy --metric logme,hscore\n"
       "Features are an N x D float32/float64 .npy (C or Fortran order) or an .npz member\n"
-      "(file.npz:name); labels are N integers (any width; need not be contiguous).");
+      "(file.npz:name); labels are N integers (any width; need not be contiguous).\n"
+      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows and the\n"
+      "statistics are summed over them: logme (N > D), hscore, hscore_shrink, sfda, etran_lda\n"
+      "and gbc run this way, the others need one process (docs/scaling.md).");
   cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member");
   cmd->add_option("--labels", a.labels,
                   "Labels: N integers (.npy or file.npz:member); with --regression an N or N x K "

@@ -30,7 +30,9 @@ void set_mpi_environment() {
   ::setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 1);
   ::setenv("OMPI_MCA_btl", "self,vader", 1);
   ::setenv("OMPI_MCA_oob_tcp_if_include", "lo", 1);
-  ::setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+  const char* asan = std::getenv("ASAN_OPTIONS");
+  ::setenv("ASAN_OPTIONS",
+           (asan && *asan ? std::string(asan) + ":detect_leaks=0" : "detect_leaks=0").c_str(), 1);
 }
 
 // `mpirun -n p tlkit <args>`; --timeout ends a hung job (exit code != 0) instead of the test.
