@@ -616,15 +616,17 @@ std::string LogmeAccumulator::to_bytes() const {
   out.append(reinterpret_cast<const char*>(head), sizeof head);
   std::vector<std::int64_t> labels(static_cast<std::size_t>(t), 0);
   for (const auto& [label, col] : s.label_column) labels[static_cast<std::size_t>(col)] = label;
-  if (s.kind == State::Kind::kClassification)
+  if (s.kind == State::Kind::kClassification && t > 0)
     out.append(reinterpret_cast<const char*>(labels.data()), labels.size() * sizeof(std::int64_t));
   for (std::int64_t j = 0; j < d; ++j)
     out.append(reinterpret_cast<const char*>(s.gram.data() + j * d),
                static_cast<std::size_t>(j + 1) * sizeof(double));
-  out.append(reinterpret_cast<const char*>(s.fty.data()),
-             static_cast<std::size_t>(d * t) * sizeof(double));
-  out.append(reinterpret_cast<const char*>(s.yy.data()),
-             static_cast<std::size_t>(t) * sizeof(double));
+  if (d * t > 0)
+    out.append(reinterpret_cast<const char*>(s.fty.data()),
+               static_cast<std::size_t>(d * t) * sizeof(double));
+  if (t > 0)
+    out.append(reinterpret_cast<const char*>(s.yy.data()),
+               static_cast<std::size_t>(t) * sizeof(double));
   return out;
 }
 
@@ -671,10 +673,11 @@ LogmeAccumulator LogmeAccumulator::from_bytes(const std::string& bytes, const st
     p += (j + 1) * sizeof(double);
   }
   s.fty.resize(d, t);
-  std::memcpy(s.fty.data(), p, static_cast<std::size_t>(d * t) * sizeof(double));
-  p += d * t * sizeof(double);
   s.yy.resize(t);
-  std::memcpy(s.yy.data(), p, static_cast<std::size_t>(t) * sizeof(double));
+  // memcpy needs real pointers even for 0 bytes, and empty matrices have none.
+  if (d * t > 0) std::memcpy(s.fty.data(), p, static_cast<std::size_t>(d * t) * sizeof(double));
+  p += d * t * sizeof(double);
+  if (t > 0) std::memcpy(s.yy.data(), p, static_cast<std::size_t>(t) * sizeof(double));
   return acc;
 }
 

@@ -27,7 +27,7 @@ std::int64_t packed_size(std::int64_t d) { return d * (d + 1) / 2; }
 
 template <typename T>
 void put(std::string& out, const T* data, std::size_t count) {
-  out.append(reinterpret_cast<const char*>(data), count * sizeof(T));
+  if (count > 0) out.append(reinterpret_cast<const char*>(data), count * sizeof(T));
 }
 
 }  // namespace
@@ -160,7 +160,7 @@ ScoreStatistics ScoreStatistics::from_bytes(const std::string& bytes, const std:
   s.d = d;
   const char* p = bytes.data() + head;
   auto take = [&](auto* dst, std::size_t count) {
-    std::memcpy(dst, p, count * sizeof(*dst));
+    if (count > 0) std::memcpy(dst, p, count * sizeof(*dst));  // empty vectors have no pointer
     p += count * sizeof(*dst);
   };
   s.labels.resize(static_cast<std::size_t>(c));

@@ -121,6 +121,10 @@ TEST(ScoreStatistics, BytesRoundTripExactly) {
   EXPECT_EQ(back.gram, s.gram);  // bit-exact, lower triangle zero on both sides
   EXPECT_EQ(back.class_sums, s.class_sums);
   EXPECT_EQ(back.to_bytes(), bytes);
+  // No rows, no classes, no columns: a rank without rows sends this.
+  const ScoreStatistics empty = ScoreStatistics::from_bytes(ScoreStatistics().to_bytes());
+  EXPECT_EQ(empty.n, 0);
+  EXPECT_TRUE(empty.gram.empty());
 }
 
 TEST(ScoreStatistics, RefusesBadBytes) {
