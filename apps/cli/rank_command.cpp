@@ -19,6 +19,7 @@
 #include "tlkit/core/report.h"
 #include "tlkit/model/rank.h"
 #include "tlkit/model/text_dataset.h"
+#include "world.h"
 
 namespace tlkit::cli {
 namespace {
@@ -207,7 +208,9 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
       "with transferability metrics and prints the models best first. Image models rank on "
       "image data\n(a folder of class sub-folders or a path,label CSV), text models on text data "
       "('<label> <text>'\nlines or a text,label CSV). Ctrl-C keeps the finished models; rerun "
-      "to resume.");
+      "to resume.\nUnder mpirun -n P (or srun --mpi=pmix) the models are spread over the P "
+      "processes, largest\nfirst, each with --threads threads; rank 0 prints and writes "
+      "(docs/scaling.md).");
   cmd->add_option("--zoo", a.zoo,
                   "Zoo manifest (the format of the kit's models/zoo.json: {\"models\": [{name, "
                   "file, kind, input_size, feature_dim, logits_dim}]}; docs/rank.md)");
@@ -301,11 +304,14 @@ int run_rank(const RankArgs& a) {
     TLKIT_CHECK_ARG(!fs::exists(o.cache_dir) || fs::is_directory(o.cache_dir),
                     "--cache {}: exists and is not a folder", o.cache_dir);
 
+  // Under mpirun/srun the models are spread over the processes; rank 0 alone reports and writes.
+  o.comm = &world();
+  const bool root = world().is_root();
   catch_interrupts();
   o.extract.cancelled = interrupted;
   // One bar over the whole zoo (model i's sample k is item i * N + k of count * N): it never goes
   // back when the next model starts.
-  ProgressBar bar(progress_wanted(a.run.quiet), "item");
+  ProgressBar bar(progress_wanted(a.run.quiet) && world().size() == 1, "item");
   std::size_t model_index = 0, model_count = 1;
   model::RankEvents events;
   events.model_started = [&](std::size_t i, std::size_t count, const model::ZooModel& z) {
@@ -346,6 +352,7 @@ int run_rank(const RankArgs& a) {
     throw;
   }
   bar.finish();
+  if (!root) return 0;
   for (const std::string& f : failures) fmt::print(stderr, "tlkit: warning: {}\n", f);
   for (const auto& [note, models] : notes)
     fmt::print(stderr, "tlkit: warning: {} (model{} {})\n", note, models.size() == 1 ? "" : "s",

@@ -10,11 +10,13 @@
 #include "commands.h"
 #include "metric_options.h"
 #include "tlkit/core/bootstrap.h"
+#include "tlkit/core/communicator.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/memory.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
+#include "world.h"
 
 namespace tlkit::cli {
 namespace {
@@ -90,6 +92,35 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
   return out;
 }
 
+// Rows split over the processes of an MPI job: each reads only its range of the features (from
+// its offset after the .npy header), score() sums the statistics over the processes, and every
+// process holds the report of all the rows.
+Outcome compute_split(const ScoreArgs& a, ScoreOptions options,
+                      const std::vector<std::string>& metrics, const NpyArray& label_file) {
+  Communicator& comm = world();
+  const std::vector<std::int64_t> labels = label_file.labels();
+  const std::int64_t n = static_cast<std::int64_t>(labels.size());
+  NpyRowReader reader(a.features);
+  TLKIT_CHECK_ARG(reader.rows() == n, "{} has {} rows but {} has {} entries", a.features,
+                  reader.rows(), a.labels, n);
+  const RowRange range = row_range(n, comm.rank(), comm.size());
+  ScoreInputs in;
+  if (range.count() > 0) {
+    reader.seek(range.begin);
+    in.features = reader.next(range.count());
+  } else {  // more processes than rows: this one has none, but the width
+    in.features.cols = reader.cols();
+    in.features.row_stride = reader.cols();
+  }
+  in.labels = LabelView{labels.data() + range.begin, range.count()};
+  options.comm = &comm;
+  options.first_row = range.begin;
+  Outcome out;
+  out.report = score(in, metrics, options);
+  out.has_logme = std::find(metrics.begin(), metrics.end(), "logme") != metrics.end();
+  return out;
+}
+
 // Refuses, before anything is allocated, inputs whose arrays would take more than the memory
 // limit: the .npy headers give the shapes. Streamed features (--chunk-rows) are not counted.
 void check_memory(const ScoreArgs& a) {
@@ -103,8 +134,13 @@ void check_memory(const ScoreArgs& a) {
   for (const std::string* spec : {&a.labels, &a.features, &a.probs, &a.logits}) {
     if (spec->empty() || (spec == &a.features && a.chunk_rows > 0)) continue;
     const NpyHeader h = read_npy_header(*spec);
-    const std::uint64_t bytes =
+    std::uint64_t bytes =
         static_cast<std::uint64_t>(h.count()) * static_cast<std::uint64_t>(h.itemsize);
+    // Split over processes, each holds its share of the feature rows.
+    if (spec == &a.features && world().size() > 1 && !h.shape.empty() && h.shape[0] > 0)
+      bytes =
+          bytes / static_cast<std::uint64_t>(h.shape[0]) *
+          static_cast<std::uint64_t>(row_range(h.shape[0], world().rank(), world().size()).count());
     total += bytes;
     if (bytes >= largest_bytes) {
       largest_bytes = bytes;
@@ -238,6 +274,8 @@ void print_json(const Outcome& o) {
     j["metrics"][m.name] = e;
   }
   j["shared_seconds"] = r.shared_seconds;
+  // Split over processes (mpirun): the time in reductions between them, waits included.
+  if (world().size() > 1) j["communication_seconds"] = r.communication_seconds;
   fmt::print("{}\n", j.dump());
 }
 
@@ -249,7 +287,10 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       "Score one model's features on a labelled target dataset with transferability metrics.\n"
       "Example: tlkit score --features feats.npy --labels labels.npy --metric logme,hscore\n"
       "Features are an N x D float32/float64 .npy (C or Fortran order) or an .npz member\n"
-      "(file.npz:name); labels are N integers (any width; need not be contiguous).");
+      "(file.npz:name); labels are N integers (any width; need not be contiguous).\n"
+      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows and the\n"
+      "statistics are summed over them: logme (N > D), hscore, hscore_shrink, sfda, etran_lda\n"
+      "and gbc run this way, the others need one process (docs/scaling.md).");
   cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member");
   cmd->add_option("--labels", a.labels,
                   "Labels: N integers (.npy or file.npz:member); with --regression an N or N x K "
@@ -296,6 +337,48 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
 static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
                            const std::vector<std::string>& metrics);
 
+// With several processes (mpirun -n P), the metrics that run with the rows split over them
+// (distributed_limitation()): a metric named in --metric that cannot is refused; those that
+// 'all' brought in are skipped with a note from rank 0. One process: `metrics` unchanged.
+static std::vector<std::string> split_metrics(const ScoreArgs& a, const ScoreOptions& options,
+                                              const std::vector<std::string>& metrics) {
+  const Communicator& comm = world();
+  if (comm.size() == 1) return metrics;
+  const int p = comm.size();
+  TLKIT_CHECK_ARG(!a.regression,
+                  "--regression: not available with the rows split over {} processes; run it "
+                  "with one process",
+                  p);
+  TLKIT_CHECK_ARG(a.chunk_rows == 0,
+                  "--chunk-rows: with the rows split over {} processes each reads only its own "
+                  "rows; drop --chunk-rows",
+                  p);
+  const bool from_all = ("," + a.metric + ",").find(",all,") != std::string::npos;
+  std::vector<std::string> kept, refused;
+  for (const auto& name : metrics) {
+    const std::string needs = distributed_limitation(name, options.params);
+    if (needs.empty())
+      kept.push_back(name);
+    else
+      refused.push_back(fmt::format("{} (needs {})", name, needs));
+  }
+  std::string list;
+  for (const auto& r : refused) list += (list.empty() ? "" : "; ") + r;
+  TLKIT_CHECK_ARG(refused.empty() || from_all,
+                  "{} {}: not available with the rows split over {} processes: {}; run {} with "
+                  "one process (docs/scaling.md)",
+                  a.metric_flag, a.metric, p, list, refused.size() == 1 ? "it" : "them");
+  TLKIT_CHECK_ARG(!kept.empty(),
+                  "{} {}: none of these metrics runs with the rows split over {} processes: {}",
+                  a.metric_flag, a.metric, p, list);
+  if (!refused.empty() && comm.is_root())
+    fmt::print(stderr,
+               "tlkit: note: {} {} with the rows split over {} processes skips {}; run them with "
+               "one process\n",
+               a.metric_flag, a.metric, p, list);
+  return kept;
+}
+
 int run_score(const ScoreArgs& a) {
   set_blas_threads(a.threads);
   ScoreOptions options;
@@ -323,9 +406,10 @@ int run_score(const ScoreArgs& a) {
                     "{} {} needs --probs (softmax of the model's own logits) or --logits",
                     a.metric_flag, name);
   }
+  const std::vector<std::string> run = split_metrics(a, options, metrics);
   check_memory(a);
   try {
-    return score_and_print(a, options, metrics);
+    return score_and_print(a, options, run);
   } catch (const InputError& e) {
     rethrow_naming_files(e, a);
   }
@@ -337,7 +421,9 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
   TLKIT_CHECK_ARG(label_file.rows() >= 2, "{}: need at least 2 samples, got N = {}", a.labels,
                   label_file.rows());
   Outcome out;
-  if (a.regression || a.chunk_rows > 0) {
+  if (world().size() > 1) {
+    out = compute_split(a, options, metrics, label_file);
+  } else if (a.regression || a.chunk_rows > 0) {
     LogmeOptions opt;
     opt.mode = parse_logme_mode(options.params.text("logme", "mode"));
     opt.threads = a.threads;
@@ -384,7 +470,7 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
   if (out.has_logme) {
     std::size_t not_converged = 0;
     for (bool c : out.report.logme.converged) not_converged += !c;
-    if (not_converged)
+    if (not_converged && world().is_root())
       fmt::print(stderr, "tlkit: warning: logme did not converge for {} of {} targets\n",
                  not_converged, out.report.logme.converged.size());
   }

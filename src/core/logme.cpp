@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -602,6 +603,84 @@ void LogmeAccumulator::update(const FeatureView& features, const TargetView& tar
         s.yy += yblock.colwise().squaredNorm().transpose();
       });
   s.n += features.rows;
+}
+
+namespace {
+constexpr char kLogmeMagic[8] = {'T', 'L', 'K', 'L', 'O', 'G', 'M', '1'};
+}
+
+std::string LogmeAccumulator::to_bytes() const {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the image is little-endian");
+  const State& s = *state_;
+  const std::int64_t d = std::max<std::int64_t>(s.d, 0), t = s.fty.cols();
+  std::string out(kLogmeMagic, sizeof kLogmeMagic);
+  const std::int64_t head[4] = {static_cast<std::int64_t>(s.kind), s.n, d, t};
+  out.append(reinterpret_cast<const char*>(head), sizeof head);
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(t), 0);
+  for (const auto& [label, col] : s.label_column) labels[static_cast<std::size_t>(col)] = label;
+  if (s.kind == State::Kind::kClassification && t > 0)
+    out.append(reinterpret_cast<const char*>(labels.data()), labels.size() * sizeof(std::int64_t));
+  for (std::int64_t j = 0; j < d; ++j)
+    out.append(reinterpret_cast<const char*>(s.gram.data() + j * d),
+               static_cast<std::size_t>(j + 1) * sizeof(double));
+  if (d * t > 0)
+    out.append(reinterpret_cast<const char*>(s.fty.data()),
+               static_cast<std::size_t>(d * t) * sizeof(double));
+  if (t > 0)
+    out.append(reinterpret_cast<const char*>(s.yy.data()),
+               static_cast<std::size_t>(t) * sizeof(double));
+  return out;
+}
+
+LogmeAccumulator LogmeAccumulator::from_bytes(const std::string& bytes, const std::string& origin) {
+  const std::size_t head_size = sizeof kLogmeMagic + 4 * sizeof(std::int64_t);
+  TLKIT_CHECK_ARG(
+      bytes.size() >= head_size && std::memcmp(bytes.data(), kLogmeMagic, sizeof kLogmeMagic) == 0,
+      "{}: not a tlkit LogME statistics image ({} bytes, expected the magic TLKLOGM1 and four "
+      "sizes)",
+      origin, bytes.size());
+  std::int64_t head[4];
+  std::memcpy(head, bytes.data() + sizeof kLogmeMagic, sizeof head);
+  const std::int64_t kind = head[0], n = head[1], d = head[2], t = head[3];
+  constexpr std::int64_t kMaxDim = std::int64_t{1} << 20, kMaxTargets = std::int64_t{1} << 24;
+  TLKIT_CHECK_ARG(kind >= 0 && kind <= 2 && n >= 0 && d >= 0 && d <= kMaxDim && t >= 0 &&
+                      t <= kMaxTargets && (kind != 0 || (n == 0 && d == 0 && t == 0)),
+                  "{}: sizes out of range: kind = {}, n = {}, d = {}, targets = {}", origin, kind,
+                  n, d, t);
+  const bool classes = kind == static_cast<std::int64_t>(State::Kind::kClassification);
+  const std::uint64_t expected =
+      head_size + static_cast<std::uint64_t>(classes ? t : 0) * sizeof(std::int64_t) +
+      static_cast<std::uint64_t>(d * (d + 1) / 2 + d * t + t) * sizeof(double);
+  TLKIT_CHECK_ARG(bytes.size() == expected,
+                  "{}: {} bytes, expected {} for d = {}, targets = {} (truncated or corrupt)",
+                  origin, bytes.size(), expected, d, t);
+  LogmeAccumulator acc;
+  State& s = *acc.state_;
+  s.kind = static_cast<State::Kind>(kind);
+  s.n = n;
+  s.d = kind == 0 ? -1 : d;
+  const char* p = bytes.data() + head_size;
+  if (classes) {
+    for (std::int64_t c = 0; c < t; ++c) {
+      std::int64_t label;
+      std::memcpy(&label, p, sizeof label);
+      p += sizeof label;
+      TLKIT_CHECK_ARG(s.label_column.emplace(label, static_cast<Eigen::Index>(c)).second,
+                      "{}: label {} appears twice", origin, label);
+    }
+  }
+  s.gram = Eigen::MatrixXd::Zero(d, d);
+  for (std::int64_t j = 0; j < d; ++j) {
+    std::memcpy(s.gram.data() + j * d, p, static_cast<std::size_t>(j + 1) * sizeof(double));
+    p += (j + 1) * sizeof(double);
+  }
+  s.fty.resize(d, t);
+  s.yy.resize(t);
+  // memcpy needs real pointers even for 0 bytes, and empty matrices have none.
+  if (d * t > 0) std::memcpy(s.fty.data(), p, static_cast<std::size_t>(d * t) * sizeof(double));
+  p += d * t * sizeof(double);
+  if (t > 0) std::memcpy(s.yy.data(), p, static_cast<std::size_t>(t) * sizeof(double));
+  return acc;
 }
 
 void LogmeAccumulator::merge(const LogmeAccumulator& other) {

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "linalg.h"
+#include "tlkit/core/communicator.h"
 #include "tlkit/core/score.h"
+#include "tlkit/core/score_statistics.h"
 
 namespace tlkit {
 
@@ -33,7 +35,19 @@ class MetricContext {
   std::int64_t d() const { return inputs_.features.cols; }
   std::int64_t num_classes() const { return static_cast<std::int64_t>(labels_.size()); }
   const std::vector<std::int64_t>& labels() const { return labels_; }  ///< distinct, ascending
-  const std::vector<int>& y() const { return y_; }                     ///< class index per row
+  const std::vector<int>& y() const { return y_; }  ///< class index per row of this process
+  /// Rows of this process: n() in one process; its shard when the rows are split over several
+  /// (ScoreOptions::comm). n(), labels() and counts() are always those of all the rows.
+  std::int64_t rows() const { return static_cast<std::int64_t>(y_.size()); }
+  /// True when the rows are split over several processes.
+  bool sharded() const { return comm_ != nullptr; }
+  /// Sums `data` over the processes in place (nothing to do in one process): a metric that
+  /// accumulates its own sums over for_blocks() calls this once its local pass is done, so the
+  /// same code serves one process and many.
+  void reduce_sum(double* data, std::size_t count);
+  void reduce_sum(double& value) { reduce_sum(&value, 1); }
+  void reduce_sum(Eigen::MatrixXd& m) { reduce_sum(m.data(), static_cast<std::size_t>(m.size())); }
+  void reduce_sum(Eigen::VectorXd& v) { reduce_sum(v.data(), static_cast<std::size_t>(v.size())); }
   const std::vector<std::int64_t>& counts() const { return counts_; }  ///< rows per class
   /// The original sample row i copies (ScoreInputs::sample_ids), or i when none were given.
   std::int64_t sample_id(std::int64_t i) const {
@@ -52,7 +66,9 @@ class MetricContext {
   };
   const Moments& moments();
 
-  /// One pass over the features: F^T F (upper triangle), column sums, per-class sums.
+  /// One pass over the features: F^T F (upper triangle), column sums, per-class sums. With the
+  /// rows split over processes, each accumulates its rows (ScoreStatistics) and the sums are
+  /// reduced over all of them; the metrics read the same Stats either way.
   struct Stats {
     Eigen::MatrixXd gram;        // D x D, upper triangle
     Eigen::VectorXd sum;         // D
@@ -93,7 +109,8 @@ class MetricContext {
   /// LogME as in logme(), with the mode from params ("logme.mode").
   const LogmeResult& logme();
 
-  /// Calls fn(rows, begin, count) over float64 row blocks of the features.
+  /// Calls fn(rows, begin, count) over float64 row blocks of this process's features (begin
+  /// counts from its first row, and indexes y()).
   template <typename Fn>
   void for_blocks(Fn&& fn) {
     detail::for_row_blocks(inputs_.features, buffer_, fn);
@@ -104,12 +121,15 @@ class MetricContext {
 
   /// Seconds spent in shared work (statistics, decompositions) so far.
   double shared_seconds() const { return shared_seconds_; }
+  /// Seconds spent in operations between processes (0 in one process).
+  double communication_seconds() const { return communication_seconds_; }
 
  private:
   class SharedTimer;
 
   const ScoreInputs& inputs_;
   const ScoreOptions& options_;
+  Communicator* comm_ = nullptr;  // set when the rows are split over several processes
   std::int64_t n_ = 0;
   std::vector<std::int64_t> labels_;
   std::vector<int> y_;
@@ -125,7 +145,15 @@ class MetricContext {
   std::optional<metrics_ncti_parts> ncti_;
   std::vector<double> buffer_;
   double shared_seconds_ = 0.0;
+  double communication_seconds_ = 0.0;
   int shared_depth_ = 0;
+  template <typename Fn>
+  void communicate(Fn&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    communication_seconds_ +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
 };
 
 // The metric implementations (one registry entry each, src/core/metrics.cpp).

@@ -206,6 +206,7 @@ void hscore_shrink(MetricContext& ctx, MetricValue& out) {
         beta_sum += sq * sq;
       }
     });
+    ctx.reduce_sum(beta_sum);
     const double delta_raw = frob2 / (n * n);  // ||X^T X||_F^2 / n^2
     const double mu = trace / (n * p);
     double beta = (beta_sum / n - delta_raw) / (p * n);
@@ -348,6 +349,7 @@ void gbc(MetricContext& ctx, MetricValue& out) {
             (Eigen::Map<const Eigen::VectorXd>(rows + i * d, d) - mean.col(c)).cwiseAbs2();
       }
     });
+    ctx.reduce_sum(var);
   }
   const std::int64_t k = mean.rows();
   for (std::int64_t c = 0; c < classes; ++c) {

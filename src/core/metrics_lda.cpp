@@ -118,7 +118,7 @@ void sfda(MetricContext& ctx, MetricValue& out) {
   // One pass: p_i, the first classifier's probability of the true class softened by a second
   // softmax, and, for ConfMix x'_i = m_c + p_i (x_i - m_c) (c = y_i), the weighted Gram
   // sum_i p_i^2 x_i x_i^T with per-class sums of p^2 x, p x, p^2 and p.
-  Eigen::VectorXd p(n_int);
+  Eigen::VectorXd p(ctx.rows());  // this process's rows
   RowMatrix scores, scaled;
   Eigen::MatrixXd gw = Eigen::MatrixXd::Zero(d, d), a = Eigen::MatrixXd::Zero(d, classes),
                   bsum = Eigen::MatrixXd::Zero(d, classes);
@@ -142,6 +142,9 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     }
     detail::syrk_accumulate_rows(scaled.data(), cnt, d, gw.data());
   });
+  for (Eigen::MatrixXd* m : {&gw, &a, &bsum}) ctx.reduce_sum(*m);
+  ctx.reduce_sum(q);
+  ctx.reduce_sum(r);
   // sum_c [sum p^2 u u^T - n_c ubar ubar^T], u = x - m_c, ubar = mean of p u over the class:
   // Gw - A M^T - M A^T + M diag(q) M^T - U diag(n) U^T = Gw - (B M^T + M B^T) - U diag(n) U^T
   // with B = A - M diag(q) / 2: one syr2k and one syrk.
@@ -173,6 +176,7 @@ void sfda(MetricContext& ctx, MetricValue& out) {
     softmax_rows(scores);
     for (std::int64_t i = 0; i < cnt; ++i) total += scores(i, ctx.y()[b + i]);
   });
+  ctx.reduce_sum(total);
   out.score = total / n;
   note_if_saturated(out, 1.0, ctx);
 }
@@ -206,6 +210,7 @@ void etran_lda(MetricContext& ctx, MetricValue& out) {
     softmax_rows(scores);
     for (std::int64_t i = 0; i < cnt; ++i) total += scores(i, ctx.y()[b + i]);
   });
+  ctx.reduce_sum(total);
   out.score = total / static_cast<double>(ctx.n());
 }
 

@@ -720,6 +720,12 @@ const NpyHeader& NpyRowReader::header() const { return impl_->header; }
 std::int64_t NpyRowReader::rows() const { return impl_->header.shape[0]; }
 std::int64_t NpyRowReader::cols() const { return impl_->header.shape[1]; }
 
+void NpyRowReader::seek(std::int64_t row) {
+  TLKIT_CHECK_ARG(row >= 0 && row <= rows(), "{}: row {} out of range [0, {}]", impl_->origin, row,
+                  rows());
+  impl_->next_row = row;
+}
+
 FeatureView NpyRowReader::next(std::int64_t max_rows) {
   TLKIT_CHECK_ARG(max_rows >= 1, "chunk rows must be >= 1, got {}", max_rows);
   Impl& m = *impl_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "logme_internal.h"
@@ -29,23 +30,51 @@ class MetricContext::SharedTimer {
 };
 
 MetricContext::MetricContext(const ScoreInputs& inputs, const ScoreOptions& options)
-    : inputs_(inputs), options_(options), n_(inputs.labels.size) {
+    : inputs_(inputs),
+      options_(options),
+      comm_(options.comm && options.comm->size() > 1 ? options.comm : nullptr),
+      n_(inputs.labels.size) {
   std::map<std::int64_t, int> index;
-  for (std::int64_t i = 0; i < n_; ++i) index.emplace(inputs.labels.data[i], 0);
+  for (std::int64_t i = 0; i < inputs.labels.size; ++i) index.emplace(inputs.labels.data[i], 0);
+  if (comm_) {
+    // The classes are the labels present in any process's rows: rank 0 forms the union and
+    // sends it back, and every process maps its rows onto it.
+    std::string mine;
+    for (const auto& [label, idx] : index)
+      mine.append(reinterpret_cast<const char*>(&label), sizeof label);
+    std::string all;
+    communicate([&] {
+      for (const std::string& part : comm_->gather(mine)) all += part;
+      comm_->broadcast(all, 0);
+    });
+    for (std::size_t k = 0; k + sizeof(std::int64_t) <= all.size(); k += sizeof(std::int64_t)) {
+      std::int64_t label;
+      std::memcpy(&label, all.data() + k, sizeof label);
+      index.emplace(label, 0);
+    }
+    communicate([&] { comm_->allreduce_sum(&n_, 1); });
+  }
   for (auto& [label, idx] : index) {
     idx = static_cast<int>(labels_.size());
     labels_.push_back(label);
   }
   counts_.assign(labels_.size(), 0);
-  y_.resize(static_cast<std::size_t>(n_));
-  for (std::int64_t i = 0; i < n_; ++i) {
+  y_.resize(static_cast<std::size_t>(inputs.labels.size));
+  for (std::int64_t i = 0; i < inputs.labels.size; ++i) {
     y_[i] = index[inputs.labels.data[i]];
     ++counts_[y_[i]];
   }
+  if (comm_) communicate([&] { comm_->allreduce_sum(counts_.data(), counts_.size()); });
+}
+
+void MetricContext::reduce_sum(double* data, std::size_t count) {
+  if (comm_) communicate([&] { comm_->allreduce_sum(data, count); });
 }
 
 void MetricContext::require(unsigned needed, std::string_view metric) const {
-  TLKIT_CHECK_ARG(!(needed & kNeedsFeatures) || inputs_.features.rows > 0,
+  // A process whose share of split rows is empty still has the features' width.
+  TLKIT_CHECK_ARG(!(needed & kNeedsFeatures) || inputs_.features.rows > 0 ||
+                      (comm_ && inputs_.features.cols > 0),
                   "--metric {} needs features (--features)", metric);
   TLKIT_CHECK_ARG(!(needed & kNeedsProbs) || inputs_.probs.rows > 0,
                   "--metric {} needs source-class probabilities (--probs)", metric);
@@ -66,6 +95,7 @@ const MetricContext::Moments& MetricContext::moments() {
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     add_class_sums(rows, b, cnt, m.class_sums);
   });
+  reduce_sum(m.class_sums);
   m.sum = m.class_sums.rowwise().sum();
   moments_ = std::move(m);
   return *moments_;
@@ -76,6 +106,22 @@ const MetricContext::Stats& MetricContext::stats() {
   SharedTimer timer(*this);
   const std::int64_t d = this->d();
   Stats s;
+  if (comm_) {
+    // This process's rows, then the sums over every process.
+    ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
+    communicate([&] { part.allreduce(*comm_); });
+    s.gram = Eigen::Map<const Eigen::MatrixXd>(part.gram.data(), d, d);
+    if (!moments_) {
+      Moments m;
+      m.class_sums = Eigen::Map<const Eigen::MatrixXd>(part.class_sums.data(), d, num_classes());
+      m.sum = m.class_sums.rowwise().sum();
+      moments_ = std::move(m);
+    }
+    s.sum = moments_->sum;
+    s.class_sums = moments_->class_sums;
+    stats_ = std::move(s);
+    return *stats_;
+  }
   s.gram = Eigen::MatrixXd::Zero(d, d);
   // The moments come from this pass unless an earlier moments() call has them: the same
   // accumulation in the same blocks either way, so the bits do not depend on the metric order.
@@ -144,6 +190,7 @@ Eigen::MatrixXd MetricContext::principal_directions(std::int64_t k) {
 }
 
 Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions) {
+  TLKIT_ASSERT(!comm_);  // N x k rows: the metrics that need them do not run split
   const Scatter& sc = scatter();
   const std::int64_t d = this->d(), k = directions.cols();
   Eigen::MatrixXd z(n_, k);
@@ -172,6 +219,7 @@ const LogmeResult& MetricContext::logme() {
     logme_ = detail::logme_from_projection(g.values, g.proj, yy, n_, d(), opt);
     logme_->labels = labels_;
   } else {
+    TLKIT_ASSERT(!comm_);  // score() refuses split rows with N <= D
     logme_ = tlkit::logme(inputs_.features, inputs_.labels, opt);
   }
   return *logme_;
@@ -179,15 +227,15 @@ const LogmeResult& MetricContext::logme() {
 
 namespace {
 
-void validate(const ScoreInputs& in) {
+void validate(const ScoreInputs& in, bool sharded, std::int64_t first_row) {
   const std::int64_t n = in.labels.size;
-  TLKIT_CHECK_ARG(n >= 2, "labels: need at least 2 samples, got N = {}", n);
+  TLKIT_CHECK_ARG(sharded || n >= 2, "labels: need at least 2 samples, got N = {}", n);
   if (in.features.rows > 0 || in.features.cols > 0) {
     TLKIT_CHECK_ARG(in.features.rows == n, "features have {} rows but labels has {} entries",
                     in.features.rows, n);
     TLKIT_CHECK_ARG(in.features.cols >= 1, "features: need at least 1 feature column, got D = {}",
                     in.features.cols);
-    detail::check_finite(in.features, 0, "features");
+    detail::check_finite(in.features, first_row, "features");
   }
   if (in.probs.rows > 0 || in.probs.cols > 0) {
     TLKIT_CHECK_ARG(in.probs.rows == n, "probs have {} rows but labels has {} entries",
@@ -237,14 +285,51 @@ ScoreReport logme_report(LogmeResult r, double seconds) {
   return report;
 }
 
+std::string distributed_limitation(std::string_view metric, const MetricParams& params) {
+  static const std::map<std::string_view, std::string_view> kNeeds = {
+      {"leep", "a pass over the source-class probabilities per row"},
+      {"nce", "the source-class probabilities (split runs read only features and labels)"},
+      {"transrate", "each class's centred rows (a per-class coding rate)"},
+      {"nleep", "the rows (PCA projection and a Gaussian mixture fitted to them)"},
+      {"etran_energy", "every row's energy (the lowest 0.5 % of all rows)"},
+      {"ncti_seli", "the rows (PCA projection and an LDA of the projected rows)"},
+      {"ncti_ncc", "the rows (PCA projection and an LDA of the projected rows)"},
+      {"ncti_vc", "the rows (PCA projection and an LDA of the projected rows)"},
+      {"parc", "all pairs of rows (N x N dissimilarities)"},
+      {"knn", "all pairs of rows (nearest neighbours)"},
+      {"logistic", "the rows (a classifier fitted to a stratified half)"},
+  };
+  if (metric == "gbc" && params.number("gbc", "pca_dims") != 0.0)
+    return "the rows projected on the principal directions (--gbc-pca-dims > 0; 0 runs split)";
+  const auto it = kNeeds.find(metric);
+  return it == kNeeds.end() ? std::string() : std::string(it->second);
+}
+
 ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
                   const ScoreOptions& options) {
   TLKIT_CHECK_ARG(!metrics.empty(), "--metric: no metric requested");
-  validate(inputs);
+  const bool sharded = options.comm && options.comm->size() > 1;
+  if (sharded) {
+    for (const auto& name : metrics) {
+      const std::string needs = distributed_limitation(name, options.params);
+      TLKIT_CHECK_ARG(needs.empty(),
+                      "--metric {}: needs {}, which are not available with the rows split over "
+                      "{} processes; run it with one process",
+                      name, needs, options.comm->size());
+    }
+  }
+  validate(inputs, sharded, options.first_row);
   MetricContext ctx(inputs, options);
+  TLKIT_CHECK_ARG(ctx.n() >= 2, "labels: need at least 2 samples, got N = {}", ctx.n());
   TLKIT_CHECK_ARG(ctx.num_classes() >= 2,
                   "labels: transferability metrics need at least 2 classes, found only label {}",
                   ctx.labels().front());
+  TLKIT_CHECK_ARG(
+      !sharded || ctx.n() > ctx.d() ||
+          std::find(metrics.begin(), metrics.end(), "logme") == metrics.end(),
+      "--metric logme: N = {} <= D = {} needs F F^T of all the rows, which is not available "
+      "with the rows split over {} processes; run it with one process",
+      ctx.n(), ctx.d(), options.comm->size());
   for (const auto& name : metrics) ctx.require(find_metric(name).inputs, name);
   // Small inputs run on one thread unless the caller set a thread count (linalg.h).
   const detail::SingleThreadScope single(options.threads == 0 &&
@@ -264,6 +349,7 @@ ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& met
     report.metrics.push_back(std::move(v));
   }
   report.shared_seconds = ctx.shared_seconds();
+  report.communication_seconds = ctx.communication_seconds();
   return report;
 }
 

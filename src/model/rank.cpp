@@ -7,15 +7,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
 #include "sha256.h"
+#include "tlkit/core/communicator.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/logme.h"
 #include "tlkit/core/npy.h"
@@ -282,6 +285,114 @@ std::vector<std::string> rank_order(const std::vector<std::string>& names,
   return out;
 }
 
+namespace {
+
+// A RankedModel as JSON that reads back bit for bit (doubles as their 64-bit patterns: scores
+// may be NaN or infinite).
+std::string bits_of(double v) {
+  std::uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return fmt::format("{:016x}", u);
+}
+double from_bits(const std::string& hex) {
+  const std::uint64_t u = std::stoull(hex, nullptr, 16);
+  double v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+json encode_model(std::size_t index, const RankedModel& m) {
+  json scores = json::object();
+  for (const auto& [k, v] : m.scores) scores[k] = bits_of(v);
+  return {{"index", index},
+          {"name", m.name},
+          {"kind", m.kind},
+          {"file", m.file},
+          {"extra_json", m.extra_json},
+          {"cached", m.cached},
+          {"cache_path", m.cache_path},
+          {"n", m.n},
+          {"d", m.d},
+          {"logits_dim", m.logits_dim},
+          {"extract_seconds", bits_of(m.extract_seconds)},
+          {"score_seconds", bits_of(m.score_seconds)},
+          {"items_per_second", bits_of(m.items_per_second)},
+          {"scores", scores},
+          {"notes", m.notes},
+          {"error", m.error}};
+}
+
+RankedModel decode_model(const json& j) {
+  RankedModel m;
+  m.name = j.at("name");
+  m.kind = j.at("kind");
+  m.file = j.at("file");
+  m.extra_json = j.at("extra_json");
+  m.cached = j.at("cached");
+  m.cache_path = j.at("cache_path");
+  m.n = j.at("n");
+  m.d = j.at("d");
+  m.logits_dim = j.at("logits_dim");
+  m.extract_seconds = from_bits(j.at("extract_seconds"));
+  m.score_seconds = from_bits(j.at("score_seconds"));
+  m.items_per_second = from_bits(j.at("items_per_second"));
+  for (const auto& [k, v] : j.at("scores").items()) m.scores[k] = from_bits(v);
+  m.notes = j.at("notes").get<std::vector<std::string>>();
+  m.error = j.at("error");
+  return m;
+}
+
+// The models spread over the processes of `comm` by a shared queue, largest model file first:
+// each process takes the next model when it is free and ranks it with its own threads. Rank 0
+// gathers the results and sends them to every process; all return them in `chosen`'s order.
+template <typename RankOne>
+std::vector<RankedModel> rank_distributed(Communicator& comm,
+                                          const std::vector<const ZooModel*>& chosen,
+                                          RankOne&& rank_one) {
+  std::vector<std::uintmax_t> sizes;
+  for (const ZooModel* z : chosen) {
+    std::error_code ec;
+    const std::uintmax_t size = fs::file_size(z->file, ec);
+    sizes.push_back(ec ? 0 : size);
+  }
+  std::vector<std::size_t> order(chosen.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
+  json mine = json::array();
+  {
+    const std::unique_ptr<SharedCounter> queue = comm.make_counter();
+    for (;;) {
+      const std::int64_t k = queue->fetch_add(1);
+      if (k >= static_cast<std::int64_t>(order.size())) break;
+      const std::size_t i = order[static_cast<std::size_t>(k)];
+      mine.push_back(encode_model(i, rank_one(i)));
+    }
+    comm.barrier();  // waits (sleeping) for the processes still ranking their last model
+  }
+  std::string all;
+  const std::vector<std::string> parts = comm.gather(mine.dump());
+  if (comm.is_root()) {
+    json merged = json::array();
+    for (const std::string& part : parts)
+      for (auto& m : json::parse(part)) merged.push_back(std::move(m));
+    all = merged.dump();
+  }
+  comm.broadcast(all, 0);
+  std::vector<RankedModel> models(chosen.size());
+  std::vector<bool> seen(chosen.size(), false);
+  for (const json& j : json::parse(all)) {
+    const std::size_t i = j.at("index");
+    TLKIT_ASSERT(i < models.size() && !seen[i]);
+    seen[i] = true;
+    models[i] = decode_model(j);
+  }
+  TLKIT_ASSERT(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
+  return models;
+}
+
+}  // namespace
+
 RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEvents& events) {
   const auto t_start = Clock::now();
   MetricPlan plan = plan_metrics(o.metrics.empty() ? kDefaultRankMetrics : o.metrics);
@@ -372,10 +483,10 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
   // OpenBLAS's own default, and OpenBLAS splits its sums by thread count: a cached model scored
   // up to 4e-13 relative away from the same model freshly extracted with --threads 1.
   const int threads = o.extract.threads > 0 ? o.extract.threads : idle_cores();
-  std::string first_error;
-  for (std::size_t i = 0; i < chosen.size(); ++i) {
+  // Extracts (or reads from the cache) and scores chosen[i]; a model's InputError becomes its
+  // `error` and NaN scores.
+  auto rank_one = [&](std::size_t i) {
     const ZooModel& z = *chosen[i];
-    if (events.model_started) events.model_started(i, chosen.size(), z);
     RankedModel m;
     m.name = z.name;
     m.kind = z.kind;
@@ -443,12 +554,26 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       score_model(data, plan, o, &m);
     } catch (const InputError& e) {
       m.error = e.what();
-      if (first_error.empty()) first_error = e.what();
       for (const std::string& name : plan.per_model) m.scores[name] = kNaN;
     }
-    if (events.model_finished) events.model_finished(m);
-    r.models.push_back(std::move(m));
+    return m;
+  };
+  Communicator* comm = o.comm != nullptr && o.comm->size() > 1 ? o.comm : nullptr;
+  if (comm == nullptr) {
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      if (events.model_started) events.model_started(i, chosen.size(), *chosen[i]);
+      RankedModel m = rank_one(i);
+      if (events.model_finished) events.model_finished(m);
+      r.models.push_back(std::move(m));
+    }
+  } else {
+    r.models = rank_distributed(*comm, chosen, rank_one);
+    if (comm->is_root() && events.model_finished)
+      for (const RankedModel& m : r.models) events.model_finished(m);
   }
+  std::string first_error;
+  for (const RankedModel& m : r.models)
+    if (first_error.empty() && !m.error.empty()) first_error = m.error;
   const bool all_failed = std::all_of(r.models.begin(), r.models.end(),
                                       [](const RankedModel& m) { return !m.error.empty(); });
   if (all_failed) throw InputError(first_error);

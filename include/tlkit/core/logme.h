@@ -124,6 +124,14 @@ class LogmeAccumulator {
   void update(const FeatureView& features, const TargetView& targets);
   /// Adds another accumulator's statistics (for multi-process reduction).
   void merge(const LogmeAccumulator& other);
+  /// The statistics as a self-describing little-endian image ("TLKLOGM1": kind, N, D, targets,
+  /// the class labels in column order, the packed upper triangle of F^T F, F^T Y, Y^T Y), to send
+  /// to another process and merge there.
+  std::string to_bytes() const;
+  /// An accumulator holding the statistics of a to_bytes() image; throws InputError naming
+  /// `origin` for a wrong magic, a truncated or oversized image, or inconsistent sizes.
+  static LogmeAccumulator from_bytes(const std::string& bytes,
+                                     const std::string& origin = "LogME statistics");
 
   std::int64_t rows() const;
   std::int64_t dim() const;

@@ -100,6 +100,9 @@ class NpyRowReader {
   std::int64_t cols() const;
   /// The next at most `max_rows` rows (an empty view at the end); valid until the next call.
   FeatureView next(std::int64_t max_rows);
+  /// Makes `row` (0 <= row <= rows()) the next row next() returns: a process that scores a
+  /// range of the rows reads only that range, from its offset after the header.
+  void seek(std::int64_t row);
 
  private:
   struct Impl;

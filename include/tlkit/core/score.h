@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tlkit/core/logme.h"
@@ -30,10 +31,18 @@ struct ScoreInputs {
   const std::int64_t* sample_ids = nullptr;
 };
 
+class Communicator;
+
 struct ScoreOptions {
   MetricParams params;     ///< per-metric parameters (registry defaults otherwise)
   std::uint64_t seed = 0;  ///< for metrics with random steps (nleep, logistic split)
   int threads = 0;         ///< 0: the process's setting, and one thread for small inputs
+  /// Rows split over processes: with a communicator of size() > 1, `inputs` hold this process's
+  /// rows only (rows [first_row, first_row + N) of the whole data), every process calls score()
+  /// with the same metrics and options, and each returns the report of all the rows. Only the
+  /// metrics for which distributed_limitation() is empty run this way (InputError otherwise).
+  Communicator* comm = nullptr;
+  std::int64_t first_row = 0;  ///< this process's first row, for messages that name a row
 };
 
 /// One metric's result. `details` holds named components (e.g. NCTI's parts, GBC's pair count).
@@ -53,11 +62,20 @@ struct ScoreReport {
   std::vector<MetricValue> metrics;  ///< in the requested order
   LogmeResult logme;                 ///< filled when "logme" was requested
   double shared_seconds = 0.0;       ///< one-pass statistics and decompositions, all metrics
+  /// Rows split over processes (ScoreOptions::comm): seconds in operations between them (the
+  /// reductions, and waiting there for the slowest process); 0 in one process.
+  double communication_seconds = 0.0;
 };
 
 /// The report of LogME alone from its result `r` (moved in), computed in `seconds`: for the
 /// paths that do not go through score() (streamed chunks, regression targets).
 ScoreReport logme_report(LogmeResult r, double seconds);
+
+/// Empty when `metric` runs with its rows split over several processes (ScoreOptions::comm):
+/// computable from the reduced one-pass statistics plus, for some, further reduced sums.
+/// Otherwise what it needs that a split run does not have (its per-row or pairwise work), for a
+/// message that names it. `params` matters for gbc (only pca_dims 0 runs split).
+std::string distributed_limitation(std::string_view metric, const MetricParams& params);
 
 /// Computes `metrics` (registered names) on `inputs`. Throws InputError for invalid input or a
 /// metric whose inputs are missing.

@@ -22,6 +22,10 @@
 #include "tlkit/model/extractor.h"
 #include "tlkit/model/zoo_manifest.h"
 
+namespace tlkit {
+class Communicator;
+}
+
 namespace tlkit::model {
 
 /// The metrics rank computes when none are asked for (leep and nce need the models' logits).
@@ -43,6 +47,12 @@ struct RankOptions {
   std::uint64_t seed = 0;           ///< for metrics with random steps
   std::string cache_dir;            ///< empty: no cache
   std::vector<std::string> models;  ///< names to rank (empty: every model of the data's kind)
+  /// Several processes (size() > 1; nullptr or size 1: this process ranks every model): every
+  /// process calls rank_zoo() with the same options; the models are spread over them by a shared
+  /// queue, largest model file first, each process ranking its models with its own threads, and
+  /// every process returns the whole result (events.model_finished is called on rank 0 only,
+  /// once all models are done; model_started and progress are not called).
+  Communicator* comm = nullptr;
 };
 
 struct RankedModel {
