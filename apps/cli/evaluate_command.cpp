@@ -37,15 +37,6 @@ struct Truth {
 
 using MetricEval = MetricEvaluation;
 
-// "a, b, c" with at most `shown` names, then "and N more".
-std::string name_list(const std::vector<std::string>& names, std::size_t shown = 10) {
-  std::string s;
-  for (std::size_t i = 0; i < names.size() && i < shown; ++i)
-    s += (i ? ", " : "") + printable(names[i]);
-  if (names.size() > shown) s += fmt::format(" and {} more", names.size() - shown);
-  return s;
-}
-
 Truth read_truth(const std::string& path) {
   const CsvTable t = read_csv_table(path);
   const std::size_t model_col = t.column("model");

@@ -135,15 +135,21 @@ CLI::App* add_select_options(CLI::App& app, SelectArgs& a) {
   return cmd;
 }
 
+// The number at the start of `s` (0 characters used when there is none).
+double leading_number(const std::string& s, std::size_t* used) {
+  *used = 0;
+  try {
+    return std::stod(s, used);
+  } catch (const std::exception&) {
+    *used = 0;
+    return 0.0;
+  }
+}
+
 // "90s", "30m", "2h", "1.5h" or a plain number of seconds -> seconds.
 double parse_budget(const std::string& s) {
   std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
+  const double v = leading_number(s, &used);
   const std::string unit = s.substr(used);
   const double scale = unit.empty() || unit == "s" ? 1.0
                        : unit == "m"               ? 60.0
@@ -234,12 +240,7 @@ int run_select_command(SelectArgs& a) {
   o.lrs.clear();
   for (const std::string& s : split_commas(a.lr_grid)) {
     std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
+    const double v = leading_number(s, &used);
     TLKIT_CHECK_ARG(used == s.size() && v > 0 && std::isfinite(v),
                     "--lr-grid '{}': '{}' is not a learning rate > 0", a.lr_grid, s);
     o.lrs.push_back(v);

@@ -1,6 +1,8 @@
 // CSV tables with a header (see csv.h for the dialect).
 #include "tlkit/core/csv.h"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -225,6 +227,14 @@ double CsvTable::number(std::size_t row, std::size_t col) const {
   TLKIT_CHECK_ARG(std::isfinite(v), "{}: line {}: column '{}': not a finite number: '{}'", source,
                   lines[row], printable(header[col]), printable(field));
   return v;
+}
+
+std::string name_list(const std::vector<std::string>& names, std::size_t shown) {
+  std::string s;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i)
+    s += (i ? ", " : "") + printable(names[i]);
+  if (names.size() > shown) s += fmt::format(" and {} more", names.size() - shown);
+  return s;
 }
 
 }  // namespace tlkit

@@ -16,15 +16,6 @@
 namespace tlkit {
 namespace {
 
-// "a, b, c" with at most `shown` names, then "and N more".
-std::string name_list(const std::vector<std::string>& names, std::size_t shown = 10) {
-  std::string s;
-  for (std::size_t i = 0; i < names.size() && i < shown; ++i)
-    s += (i ? ", " : "") + printable(names[i]);
-  if (names.size() > shown) s += fmt::format(" and {} more", names.size() - shown);
-  return s;
-}
-
 MetricEvaluation evaluate_metric(const MetricScores& m,
                                  const std::map<std::string, double>& accuracy,
                                  const std::vector<std::string>& truth_models,

@@ -53,12 +53,7 @@ def test_live_scipy(seed):
 def test_tllib_cifar10_table():
     """The published TLlib CIFAR10 table: weighted tau of each metric's scores against the
     fine-tuned accuracies, as printed there (3 decimals) and as SciPy computes it."""
-    with open(DATA / "correlation" / "tllib_cifar10_truth.csv") as f:
-        acc = {r["model"]: float(r["accuracy"]) for r in csv.DictReader(f)}
-    scores = {}
-    with open(DATA / "correlation" / "tllib_cifar10_scores.csv") as f:
-        for r in csv.DictReader(f):
-            scores.setdefault(r["metric"], {})[r["model"]] = float(r["score"])
+    scores, acc = _tllib_table()
     printed = {"HScore": 0.800, "LEEP": 0.638, "LogME": 0.785, "NCE": 0.714}
     for metric, by_model in scores.items():
         models = sorted(by_model)

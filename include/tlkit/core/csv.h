@@ -53,6 +53,9 @@ CsvTable parse_csv_table(std::string_view text, const std::string& source);
 /// values over 80 bytes cut with "...".
 std::string printable(std::string_view value);
 
+/// "a, b, c" for people: at most `shown` names, each printable(), then "and N more".
+std::string name_list(const std::vector<std::string>& names, std::size_t shown = 10);
+
 /// `value` as one CSV field: quoted (with '"' doubled) if it contains ',', '"', a line break, or
 /// leading or trailing spaces or tabs; as is otherwise.
 std::string csv_field(std::string_view value);
