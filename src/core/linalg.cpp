@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 namespace tlkit::detail {
 
@@ -82,8 +83,10 @@ SymmetricEigen::SymmetricEigen(Eigen::MatrixXd a) : reflectors_(std::move(a)) {
   t_vectors_.resize(n, n);
   info = LAPACKE_dstedc(LAPACK_COL_MAJOR, 'I', n, values_.data(), e.data(), t_vectors_.data(), n);
   if (info != 0)
-    throw std::runtime_error(fmt::format("LAPACK dstedc failed to converge (info = {}) on a {}x{} "
-                                         "matrix", info, n, n));
+    throw std::runtime_error(
+        fmt::format("LAPACK dstedc failed to converge (info = {}) on a {}x{} "
+                    "matrix",
+                    info, n, n));
 }
 
 Eigen::MatrixXd SymmetricEigen::project(const Eigen::MatrixXd& b) const {
@@ -132,16 +135,31 @@ Eigen::MatrixXd gemm_tn(const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
   return c;
 }
 
-SingleThreadScope::SingleThreadScope(bool active) {
+namespace {
+std::mutex g_scope_mutex;
+int g_open_scopes = 0;  // SingleThreadScopes open now, on any thread
+int g_saved_blas = 0;   // OpenBLAS's thread count before the first of them opened
+}  // namespace
+
+SingleThreadScope::SingleThreadScope(bool active) : active_(active) {
   if (!active) return;
-  blas_ = openblas_get_num_threads();
+  {
+    const std::lock_guard<std::mutex> lock(g_scope_mutex);
+    if (g_open_scopes++ == 0) {
+      g_saved_blas = openblas_get_num_threads();
+      if (g_saved_blas > 1) openblas_set_num_threads(1);
+    }
+  }
   omp_ = omp_get_max_threads();
-  if (blas_ > 1) openblas_set_num_threads(1);
   if (omp_ > 1) omp_set_num_threads(1);
 }
 
 SingleThreadScope::~SingleThreadScope() {
-  if (blas_ > 1) openblas_set_num_threads(blas_);
+  if (!active_) return;
+  {
+    const std::lock_guard<std::mutex> lock(g_scope_mutex);
+    if (--g_open_scopes == 0 && g_saved_blas > 1) openblas_set_num_threads(g_saved_blas);
+  }
   if (omp_ > 1) omp_set_num_threads(omp_);
 }
 

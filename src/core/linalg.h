@@ -70,7 +70,7 @@ class SymmetricEigen {
  private:
   Eigen::MatrixXd reflectors_;  // dsytrd output (upper)
   std::vector<double> tau_;
-  Eigen::MatrixXd t_vectors_;   // W
+  Eigen::MatrixXd t_vectors_;  // W
   Eigen::VectorXd values_;
 };
 
@@ -81,8 +81,11 @@ void symmetric_eigen_project(Eigen::MatrixXd& a, const Eigen::MatrixXd& b, Eigen
 
 /// OpenBLAS and OpenMP on one thread for the scope's lifetime when `active`, restored after.
 /// Small problems gain nothing from a second thread, and on a busy machine the spin-waits of its
-/// idle threads made them 15-30x slower (measured on 2 cores: docs/benchmarks.md). tlkit's core
-/// calls BLAS from one thread at a time, so changing the global setting is safe.
+/// idle threads made them 15-30x slower (measured on 2 cores: docs/benchmarks.md). OpenBLAS's
+/// thread count is global: scopes on several threads at once (Python threads scoring in
+/// parallel) share one setting, made when the first opens and restored when the last closes, so
+/// that no scope's BLAS calls change thread count (and summation order) midway. OpenMP's count is
+/// the calling thread's own.
 class SingleThreadScope {
  public:
   explicit SingleThreadScope(bool active);
@@ -91,7 +94,8 @@ class SingleThreadScope {
   SingleThreadScope& operator=(const SingleThreadScope&) = delete;
 
  private:
-  int blas_ = 0, omp_ = 0;  // the settings to restore (0: nothing changed)
+  bool active_ = false;
+  int omp_ = 0;  // the calling thread's OpenMP setting to restore (0: nothing changed)
 };
 
 /// Whether an N x D scoring problem is small enough to run on one thread when the caller did
