@@ -175,6 +175,7 @@ std::string rank_json(const model::RankResult& r) {
     e["name"] = m.name;
     e["kind"] = m.kind;
     e["file"] = m.file;
+    e["sha256"] = m.sha256;
     e["n"] = m.n;
     e["d"] = m.d;
     e["logits_dim"] = m.logits_dim > 0 ? ordered_json(m.logits_dim) : ordered_json();

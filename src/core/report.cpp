@@ -138,7 +138,7 @@ void check_schema(const JsonDoc& d, int expected) {
 // ---- the inputs ----
 
 struct RankModel {
-  std::string name, kind, file, error;
+  std::string name, kind, file, sha256, error;
   std::int64_t n = 0, d = 0;
   bool cached = false;
   double extract_seconds = NAN, score_seconds = NAN;
@@ -192,6 +192,7 @@ Rank read_rank(const ReportInputs& in) {
                       printable(e.name));
     e.kind = opt_string(m, "kind");
     e.file = opt_string(m, "file");
+    e.sha256 = opt_string(m, "sha256");
     e.error = opt_string(m, "error");
     e.n = static_cast<std::int64_t>(opt_number(m, "n") >= 0 ? opt_number(m, "n") : 0);
     e.d = static_cast<std::int64_t>(opt_number(m, "d") >= 0 ? opt_number(m, "d") : 0);
@@ -1037,9 +1038,9 @@ std::string section_provenance(const ReportInputs& in, const Rank& r,
   mf.caption = "Model files";
   mf.header = {"model", "file", "SHA-256"};
   for (const auto& m : r.models) {
-    std::string sha;
+    std::string sha = m.sha256;  // tlkit rank records it; else a fine-tuning run's record
     for (const auto& run : runs)
-      if (run.name == m.name || opt_string(run.config, "model") == m.file)
+      if (sha.empty() && (run.name == m.name || opt_string(run.config, "model") == m.file))
         sha = opt_string(run.config, "model_sha256");
     mf.rows.push_back(
         {html::text(m.name), html::text(m.file), html::text(sha.empty() ? "not recorded" : sha)});

@@ -308,6 +308,7 @@ json encode_model(std::size_t index, const RankedModel& m) {
           {"name", m.name},
           {"kind", m.kind},
           {"file", m.file},
+          {"sha256", m.sha256},
           {"extra_json", m.extra_json},
           {"cached", m.cached},
           {"cache_path", m.cache_path},
@@ -327,6 +328,7 @@ RankedModel decode_model(const json& j) {
   m.name = j.at("name");
   m.kind = j.at("kind");
   m.file = j.at("file");
+  m.sha256 = j.at("sha256");
   m.extra_json = j.at("extra_json");
   m.cached = j.at("cached");
   m.cache_path = j.at("cache_path");
@@ -515,8 +517,10 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       ModelData data;
       data.num_targets = static_cast<std::int64_t>(listing.target_names.size());
       fs::path entry;
+      // Once: the cache key, meta.json and the output (provenance) all need it.
+      eo.model_sha256 = file_sha256(z.file);
+      m.sha256 = eo.model_sha256;
       if (!o.cache_dir.empty()) {
-        eo.model_sha256 = file_sha256(z.file);  // once: the key and meta.json both need it
         eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
         entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
         m.cache_path = entry.string();

@@ -2,6 +2,8 @@
 // tlkit report makes of that ranking's JSON, section for section.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "cli_support.h"
 #include "test_support.h"
 
@@ -42,6 +44,14 @@ TEST(CliRankReport, IsTheReportOfItsJson) {
   }
   EXPECT_NE(section(a, "provenance").find("tlkit rank --zoo " + t.file("zoo.json")),
             std::string::npos);
+  // Each model file's SHA-256, as rank.json records it (also without a cache), is on both pages.
+  const auto j = nlohmann::json::parse(r.out);
+  for (const auto& m : j.at("models")) {
+    const std::string sha = m.at("sha256");
+    EXPECT_EQ(sha.size(), 64u) << sha;
+    EXPECT_NE(section(a, "provenance").find(sha), std::string::npos) << sha;
+    EXPECT_NE(section(b, "provenance").find(sha), std::string::npos) << sha;
+  }
   for (const char* name : {">tuple<", ">plain<", ">logme<", ">leep<", ">hscore<"})
     EXPECT_NE(a.find(name), std::string::npos) << name;
 }

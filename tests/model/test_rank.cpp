@@ -134,6 +134,7 @@ TEST(Rank, ScoresEqualScoreOnTheSameFeaturesAndTheCacheGivesTheSameAnswer) {
     // meta.json records the model's hash (computed once, for the key and for meta.json).
     const auto meta = nlohmann::json::parse(test::read_bytes(m.cache_path + "/meta.json"));
     EXPECT_EQ(meta["model"]["sha256"], file_sha256(m.file)) << m.name;
+    EXPECT_EQ(m.sha256, file_sha256(m.file)) << m.name;  // in the output too (provenance)
   }
   EXPECT_TRUE(std::isfinite(a.models[0].scores.at("leep")));
   EXPECT_TRUE(std::isnan(a.models[1].scores.at("leep")));  // no logits: NaN, ranked last

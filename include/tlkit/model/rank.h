@@ -59,6 +59,7 @@ struct RankedModel {
   std::string name;
   std::string kind;
   std::string file;
+  std::string sha256;      ///< SHA-256 (hex) of the model file
   std::string extra_json;  ///< the manifest's other fields (pretraining, licence, ...)
   bool cached = false;     ///< features came from the cache
   std::string cache_path;  ///< the cache entry (empty without a cache)
