@@ -39,6 +39,22 @@ std::string escape(const std::string& s) {
 const char* const kPalette[] = {"#0072B2", "#D55E00", "#009E73", "#CC79A7",
                                 "#E69F00", "#56B4E9", "#000000", "#F0E442"};
 
+// The plot area's frame, the x-axis label centred below it (baseline at x_label_y) and the y-axis
+// label rotated at its left; both labels already escaped.
+std::string plot_frame(double left, double top, double pw, double ph, double x_label_y,
+                       const std::string& x_label, const std::string& y_label) {
+  std::string o = fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", left,
+      top, pw, ph);
+  o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
+                   left + pw / 2, x_label_y, x_label);
+  o += fmt::format(
+      "<text x=\"16\" y=\"{0:.1f}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0:.1f})\">"
+      "{1}</text>\n",
+      top + ph / 2, y_label);
+  return o;
+}
+
 // A marker of half-size r centred at (x, y).
 std::string marker_svg(Marker m, double x, double y, const std::string& color, double r) {
   switch (m) {
@@ -218,15 +234,7 @@ std::string render_svg(const LinePlot& plot) {
       o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n", x,
                        top + ph + 16, escape(label));
   }
-  o += fmt::format(
-      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", left,
-      top, pw, ph);
-  o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
-                   left + pw / 2, H - 8, escape(plot.x_label));
-  o += fmt::format(
-      "<text x=\"16\" y=\"{0:.1f}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0:.1f})\">"
-      "{1}</text>\n",
-      top + ph / 2, escape(plot.y_label));
+  o += plot_frame(left, top, pw, ph, H - 8, escape(plot.x_label), escape(plot.y_label));
   // Series and legend.
   std::size_t palette = 0;
   for (std::size_t si = 0; si < plot.series.size(); ++si) {
@@ -318,15 +326,7 @@ std::string render_scatter_svg(const ScatterPlot& plot) {
         "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#ddd\"/>\n"
         "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
         px(t), top, top + ph, top + ph + 16, tick_text(t, (x1 - x0) / 5));
-  o += fmt::format(
-      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", left,
-      top, pw, ph);
-  o += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>\n",
-                   left + pw / 2, H - 10, xml_escape(plot.x_label));
-  o += fmt::format(
-      "<text x=\"16\" y=\"{0:.1f}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {0:.1f})\">"
-      "{1}</text>\n",
-      top + ph / 2, xml_escape(plot.y_label));
+  o += plot_frame(left, top, pw, ph, H - 10, xml_escape(plot.x_label), xml_escape(plot.y_label));
   std::size_t palette = 0;
   for (std::size_t si = 0; si < plot.series.size(); ++si) {
     const ScatterSeries& s = plot.series[si];

@@ -16,11 +16,7 @@
 namespace tlkit {
 namespace {
 
-std::size_t count(const std::string& s, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
-  return n;
-}
+using test::count;
 
 // A small XML well-formedness check (enough for the SVG tlkit writes): every tag closed in
 // order, attribute values quoted, '<' never in text, '&' only in the five predefined entities

@@ -4,17 +4,14 @@
 #include <cmath>
 #include <regex>
 
+#include "test_support.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/svg_plot.h"
 
 namespace tlkit {
 namespace {
 
-std::size_t count(const std::string& s, const std::string& what) {
-  std::size_t n = 0;
-  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
-  return n;
-}
+using test::count;
 
 LinePlot two_series() {
   LinePlot p;

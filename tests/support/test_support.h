@@ -36,6 +36,13 @@ class TempDir {
   std::string path_;
 };
 
+/// How many times `what` occurs in `s` (overlapping occurrences counted).
+inline std::size_t count(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
