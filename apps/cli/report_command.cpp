@@ -31,9 +31,10 @@ std::string report_help() {
   return "One self-contained HTML page of a model-selection study: the ranking (scores as bars, "
          "ties and\nnotes flagged, timings), agreement with fine-tuning (score vs accuracy per "
          "metric, weighted tau,\nKendall, Pearson, top-1), stability (bootstrap intervals, "
-         "P(ranked first)), agreement between\nmetrics (a Kendall tau heat map), probe curves, "
-         "learning curves and provenance. Every chart is\ninline SVG with its data as a table "
-         "beside it; no network request, readable with scripts off,\nprintable.\n"
+         "P(ranked first)), agreement between\nmetrics (a Kendall tau heat map), the stages of "
+         "tlkit select, probe curves, learning curves\nand provenance. Every chart is inline SVG "
+         "with its data as a table beside it; no network\nrequest, readable with scripts off, "
+         "printable.\n"
          "Example: tlkit rank --zoo zoo.json --data DATA --format json --out scores.csv > "
          "rank.json\n"
          "         tlkit evaluate --scores scores.csv --truth truth.csv --format json > eval.json\n"
@@ -53,6 +54,9 @@ Command add_report_command(CLI::App& app) {
   cmd->add_option("--truth", a->in.truth,
                   "With --evaluate: the model,accuracy CSV given to evaluate --truth (a scatter "
                   "of score against accuracy per metric)");
+  cmd->add_option("--select", a->in.select,
+                  "A tlkit select --out folder (its select.json): the successive-halving stages, "
+                  "who survived each, validation accuracy by stage and the chosen model");
   cmd->add_option("--probe", a->in.probe,
                   "A tlkit probe --out folder (its results.json): layer and re-initialisation "
                   "curves");
@@ -66,6 +70,7 @@ Command add_report_command(CLI::App& app) {
             std::string line = "tlkit report --rank " + shell_word(a->in.rank);
             if (!a->in.evaluate.empty()) line += " --evaluate " + shell_word(a->in.evaluate);
             if (!a->in.truth.empty()) line += " --truth " + shell_word(a->in.truth);
+            if (!a->in.select.empty()) line += " --select " + shell_word(a->in.select);
             if (!a->in.probe.empty()) line += " --probe " + shell_word(a->in.probe);
             for (const auto& f : a->in.finetune) line += " --finetune " + shell_word(f);
             line += " --out " + shell_word(a->out);

@@ -889,6 +889,179 @@ std::string section_probe(const std::string& dir) {
   return o;
 }
 
+// The successive halving of a `tlkit select --out` folder (its select.json): who survived each
+// stage, the validation accuracy of every fine-tuned model by stage, and the choice.
+std::string section_select(const std::string& dir, const Rank& rank) {
+  const std::string path = in_folder("--select", dir, "select.json", "a tlkit select --out folder");
+  const std::string where = "--select " + path;
+  const JsonDoc d = parse_json(where, read_text(where, path));
+  check_schema(d, 1);
+  const json& models = get_array(d, d.j, "", "models");
+  const json& stages = get_array(d, d.j, "", "stages");
+  const json& chosen_v = need(d, d.j, "", "chosen");
+  TLKIT_CHECK_ARG(chosen_v.is_null() || chosen_v.is_string(),
+                  "{}: field 'chosen' is {} (expected a model name or null)", where,
+                  shown(chosen_v));
+  const std::string chosen = chosen_v.is_string() ? chosen_v.get<std::string>() : "";
+  const std::string metric = opt_string(d.j, "metric");
+
+  struct Stage {
+    double stage, epochs, epochs_spent, seconds;
+    std::vector<std::string> survivors;
+  };
+  std::vector<Stage> st;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const std::string p = fmt::format("stages[{}]", i);
+    st.push_back({get_number(d, stages[i], p, "stage"), get_number(d, stages[i], p, "epochs"),
+                  get_number(d, stages[i], p, "epochs_spent"),
+                  get_number(d, stages[i], p, "seconds"),
+                  string_list(d, stages[i], p, "survivors")});
+  }
+  struct Model {
+    std::string name, error;
+    double score, lo = NAN, hi = NAN, metric_rank, stage_reached, eliminated_at, lr, test_acc,
+                  seconds;
+    bool by_interval = false;
+    std::vector<double> stage_acc;
+  };
+  std::vector<Model> ms;
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const std::string p = fmt::format("models[{}]", i);
+    const json& e = models[i];
+    Model m;
+    m.name = get_string(d, e, p, "name");
+    m.score = get_number(d, e, p, "score");
+    const json& iv = need(d, e, p, "score_interval");
+    if (iv.is_array() && iv.size() == 2) {
+      m.lo = iv[0].is_number() ? iv[0].get<double>() : NAN;
+      m.hi = iv[1].is_number() ? iv[1].get<double>() : NAN;
+    }
+    m.metric_rank = get_number(d, e, p, "metric_rank");
+    m.stage_reached = get_number(d, e, p, "stage_reached");
+    m.eliminated_at = get_number(d, e, p, "eliminated_at");
+    m.lr = get_number(d, e, p, "lr");
+    m.test_acc = get_number(d, e, p, "test_acc");
+    m.seconds = get_number(d, e, p, "seconds");
+    m.by_interval = e.contains("kept_by_interval") && e.at("kept_by_interval").is_boolean() &&
+                    e.at("kept_by_interval").get<bool>();
+    m.error = opt_string(e, "error");
+    const json& accs = get_array(d, e, p, "stage_val_acc");
+    for (std::size_t k = 0; k < accs.size(); ++k) {
+      TLKIT_CHECK_ARG(accs[k].is_null() || accs[k].is_number(),
+                      "{}: field '{}.stage_val_acc[{}]' is {} (expected a number)", where, p, k,
+                      shown(accs[k]));
+      m.stage_acc.push_back(accs[k].is_number() ? accs[k].get<double>() : NAN);
+    }
+    // A selection of other models: a model select fine-tuned that the ranking does not have.
+    if (m.stage_reached >= 1 && !rank.find(m.name)) {
+      std::string names;
+      for (std::size_t k = 0; k < rank.models.size() && k < 8; ++k)
+        names += (k ? ", " : "") + printable(rank.models[k].name);
+      if (rank.models.size() > 8) names += fmt::format(" and {} more", rank.models.size() - 8);
+      TLKIT_THROW_ARG(
+          "{}: field '{}.name' is '{}', a fine-tuned model that is not a model of {} "
+          "(its models: {})",
+          where, p, printable(m.name), rank.where, names);
+    }
+    ms.push_back(std::move(m));
+  }
+
+  std::string o = "<section id=\"select\">\n<h2>Selection: successive halving</h2>\n";
+  const double val = opt_number(d.j, "val_acc"), test = opt_number(d.j, "test_acc");
+  o += "<p>";
+  if (chosen.empty())
+    o += "No model was chosen (none could be fine-tuned). ";
+  else
+    o += fmt::format(
+        "Chosen: <strong>{}</strong>, validation accuracy {} %, test accuracy {} % (the chosen "
+        "run's best epoch). ",
+        html::escape(chosen), num(val), num(test));
+  o += fmt::format(
+      "Stage 0 ranked {} models by <code>{}</code>; {} stage(s) of fine-tuning followed, {} "
+      "epochs in all, {} in all.",
+      ms.size(), html::escape(metric.empty() ? "n/a" : metric), st.size(),
+      num(opt_number(d.j, "epochs_spent")), seconds_text(opt_number(d.j, "seconds")));
+  if (d.j.contains("budget_exhausted") && d.j.at("budget_exhausted").is_boolean() &&
+      d.j.at("budget_exhausted").get<bool>())
+    o += " The budget ended the selection: the choice is the best model of the last stage "
+         "reached.";
+  o += "</p>\n";
+
+  // Validation accuracy by stage: one line per fine-tuned model.
+  LinePlot p;
+  p.title = "Validation accuracy by stage";
+  p.subtitle = "each stage trains its survivors longer; a line ends where its model was cut";
+  p.x_label = "stage (epochs per run in all)";
+  p.y_label = "validation accuracy, %";
+  p.x_tick_labels.push_back("");
+  for (const auto& s : st) p.x_tick_labels.push_back(fmt::format("{} ({} ep.)", s.stage, s.epochs));
+  Table data;
+  data.caption = "Validation accuracy by stage (data)";
+  data.header = {"model"};
+  for (const auto& s : st) data.header.push_back(fmt::format("stage {}, %", s.stage));
+  std::size_t si = 0;
+  for (const auto& m : ms) {
+    if (m.stage_acc.empty()) continue;
+    PlotSeries s;
+    s.label = m.name == chosen ? m.name + " (chosen)" : m.name;
+    std::vector<Cell> row{html::text(s.label)};
+    for (std::size_t k = 0; k < m.stage_acc.size(); ++k) {
+      s.x.push_back(static_cast<double>(k + 1));
+      s.y.push_back(m.stage_acc[k]);
+    }
+    for (std::size_t k = 0; k < st.size(); ++k)
+      row.push_back(html::number(k < m.stage_acc.size() ? m.stage_acc[k] : NAN));
+    s.dashed = m.name != chosen;
+    p.markers.push_back(marker_for(si++));
+    p.series.push_back(std::move(s));
+    data.rows.push_back(std::move(row));
+  }
+  bool finite = false;
+  for (const auto& s : p.series)
+    for (const double y : s.y) finite = finite || std::isfinite(y);
+  if (finite)
+    o += html::figure(render_svg(p), data,
+                      "Validation accuracy of each fine-tuned model at each stage it reached; the "
+                      "chosen model solid, the others dashed.");
+
+  Table stage_table;
+  stage_table.caption = "Stages";
+  stage_table.header = {"stage", "epochs per run (in all)", "survivors", "epochs spent", "seconds"};
+  for (const auto& s : st)
+    stage_table.rows.push_back({html::number(s.stage), html::number(s.epochs),
+                                html::text(fmt::format("{}", fmt::join(s.survivors, ", "))),
+                                html::number(s.epochs_spent), html::number(s.seconds)});
+  if (!st.empty()) o += "<div class=\"table\">\n" + html::render(stage_table) + "</div>\n";
+
+  Table mt;
+  mt.caption = "Every model: its stage-0 score and how far it went";
+  mt.header = {"model",          metric.empty() ? "score" : metric + " score",
+               "interval",       "metric rank",
+               "stage reached",  "eliminated at stage",
+               "learning rate",  "test accuracy, %",
+               "fine-tuning, s", "status"};
+  for (const auto& m : ms) {
+    std::string status = m.name == chosen ? "chosen" : "";
+    if (!m.error.empty()) status = "failed: " + m.error;
+    if (status.empty() && m.by_interval) status = "kept by its interval";
+    mt.rows.push_back(
+        {html::text(m.name), html::number(m.score),
+         html::text(std::isfinite(m.lo) ? fmt::format("[{}, {}]", num(m.lo), num(m.hi)) : "n/a"),
+         html::number(m.metric_rank), html::number(m.stage_reached), html::number(m.eliminated_at),
+         html::number(m.lr), html::number(m.test_acc), html::number(m.seconds),
+         html::text(status)});
+  }
+  o += "<div class=\"table\">\n" + html::render(mt) + "</div>\n";
+  if (d.j.contains("notes") && d.j.at("notes").is_array() && !d.j.at("notes").empty()) {
+    o += "<ul class=\"note\">\n";
+    for (const auto& n : d.j.at("notes"))
+      if (n.is_string()) o += "<li>" + html::escape(n.get<std::string>()) + "</li>\n";
+    o += "</ul>\n";
+  }
+  o += "</section>\n";
+  return o;
+}
+
 struct FinetuneRun {
   std::string dir, name;
   json config;
@@ -1032,6 +1205,7 @@ std::string section_provenance(const ReportInputs& in, const Rank& r,
   if (std::isfinite(r.seconds)) add("ranking run time", seconds_text(r.seconds));
   if (!in.evaluate.empty()) add("evaluation", in.evaluate);
   if (!in.truth.empty()) add("accuracies (truth)", in.truth);
+  if (!in.select.empty()) add("selection folder", in.select);
   if (!in.probe.empty()) add("probe folder", in.probe);
   o += "<div class=\"table\">\n" + html::render(t) + "</div>\n";
   Table mf;
@@ -1094,6 +1268,10 @@ std::string build_report_html(const ReportInputs& in) {
   if (rank.metrics.size() >= 2) {
     body += section_metric_agreement(rank);
     toc.push_back({"metrics", "Agreement between metrics"});
+  }
+  if (!in.select.empty()) {
+    body += section_select(in.select, rank);
+    toc.push_back({"select", "Selection"});
   }
   if (!in.probe.empty()) {
     body += section_probe(in.probe);

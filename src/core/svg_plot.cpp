@@ -98,8 +98,11 @@ std::string svg_open(int w, int h, const std::string& title, const std::string& 
 
 std::string tick_text(double v, double step);
 
+// A tick's label: as many decimals as the ticks' spacing (about `step`) needs. Ticks are
+// multiples of 1, 2, 2.5 or 5 times a power of ten, so a spacing of 2.5 puts ticks at halves
+// (12.5 is printed as such, not rounded to 12).
 std::string tick_text(double v, double step) {
-  if (step >= 1 && std::abs(v) < 1e9) return fmt::format("{:.0f}", v);
+  if (step >= 1 && std::abs(v) < 1e9 && v == std::round(v)) return fmt::format("{:.0f}", v);
   const int digits = std::min(6, static_cast<int>(std::ceil(-std::log10(step))) + 1);
   std::string t = fmt::format("{:.{}f}", v, digits);
   while (t.find('.') != std::string::npos && (t.back() == '0' || t.back() == '.')) {

@@ -30,7 +30,7 @@ TEST(CliReport, EachInputAddsItsSection) {
   EXPECT_TRUE(has_section(page, "ranking"));
   EXPECT_TRUE(has_section(page, "metrics"));
   EXPECT_TRUE(has_section(page, "provenance"));
-  for (const char* id : {"agreement", "stability", "probe", "finetune"})
+  for (const char* id : {"agreement", "stability", "select", "probe", "finetune"})
     EXPECT_FALSE(has_section(page, id)) << id;
   // The command line is on the page (provenance).
   EXPECT_NE(page.find("tlkit report --rank " + fx("rank.json")), std::string::npos);
@@ -47,13 +47,13 @@ TEST(CliReport, EachInputAddsItsSection) {
 
   // Everything.
   r = test::run_cli("report --rank " + fx("rank.json") + " --evaluate " +
-                    fx("eval-bootstrap.json") + " --truth " + fx("truth.csv") + " --probe " +
-                    fx("probe") + " --finetune " + fx("ft-resnet20") + " " + fx("ft-mobilenet") +
-                    " --out " + out);
+                    fx("eval-bootstrap.json") + " --truth " + fx("truth.csv") + " --select " +
+                    fx("select") + " --probe " + fx("probe") + " --finetune " + fx("ft-resnet20") +
+                    " " + fx("ft-mobilenet") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   page = test::read_bytes(out);
-  for (const char* id :
-       {"ranking", "agreement", "stability", "metrics", "probe", "finetune", "provenance"})
+  for (const char* id : {"ranking", "agreement", "stability", "metrics", "select", "probe",
+                         "finetune", "provenance"})
     EXPECT_TRUE(has_section(page, id)) << id;
   // One scatter per metric of the evaluation (4), each with its data table.
   std::size_t scatters = 0;
@@ -92,8 +92,8 @@ TEST(CliReport, UnwritableOutIsAnEnvironmentError) {
 TEST(CliReport, HelpTeaches) {
   const test::CliRun r = test::run_cli("report --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* s : {"--rank", "--evaluate", "--truth", "--probe", "--finetune", "--out",
-                        "Example:", "tlkit rank --report", "docs/report.md"})
+  for (const char* s : {"--rank", "--evaluate", "--truth", "--select", "--probe", "--finetune",
+                        "--out", "Example:", "tlkit rank --report", "docs/report.md"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s;
   EXPECT_NE(test::run_cli("--help").out.find("report"), std::string::npos);
 }

@@ -449,6 +449,23 @@ std::vector<Case> score_cases() {
                             "--rank " + in.p("rep/rank.json") + " --evaluate " + in.p("e.json"));
        },
        "r.html"},
+      {"report-select-other-models", 2, "sel/select.json",
+       "a fine-tuned model that is not a model of --rank",
+       [](Inputs& in) {
+         std::string j = test::read_bytes(test::data_path("report/select/select.json"));
+         for (std::size_t at; (at = j.find("cifar10_resnet32")) != std::string::npos;)
+           j.replace(at, 16, "resnet152");
+         std::filesystem::create_directories(in.p("sel"));
+         test::write_bytes(in.p("sel/select.json"), j);
+         return report_with(in, "--rank " + in.p("rep/rank.json") + " --select " + in.p("sel"));
+       },
+       "r.html"},
+      {"report-select-not-select", 2, "rep/probe", "no select.json",
+       [](Inputs& in) {
+         return report_with(in,
+                            "--rank " + in.p("rep/rank.json") + " --select " + in.p("rep/probe"));
+       },
+       "r.html"},
       {"report-probe-missing", 2, "--probe", "no such folder",
        [](Inputs& in) {
          return report_with(in, "--rank " + in.p("rep/rank.json") + " --probe " + in.p("none"));

@@ -180,7 +180,8 @@ def main():
         page = os.path.join(tmp, "report.html")
         d = a.data
         cmd = [a.tlkit, "report", "--rank", f"{d}/rank.json", "--evaluate",
-               f"{d}/eval-bootstrap.json", "--truth", f"{d}/truth.csv", "--probe", f"{d}/probe",
+               f"{d}/eval-bootstrap.json", "--truth", f"{d}/truth.csv", "--select", f"{d}/select",
+               "--probe", f"{d}/probe",
                "--finetune", f"{d}/ft-resnet20", f"{d}/ft-mobilenet", "--out", page]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         if a.inject:

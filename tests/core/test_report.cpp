@@ -1,9 +1,11 @@
 // tlkit/core/report.h and its building blocks: the charts of svg_plot.h that the page uses, the
 // HTML helpers (src/core/report_html.h), and the page built from the committed fixtures of
 // tests/data/report (real tlkit outputs; README there).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -267,6 +269,19 @@ TEST(SvgCharts, LinePlotMarkersDrawShapesAndLegend) {
   EXPECT_EQ(marker_for(0), marker_for(5));
 }
 
+TEST(SvgCharts, TickLabelsKeepTheHalvesOfAStepOfTwoAndAHalf) {
+  LinePlot p;
+  p.title = "t";
+  p.series = {PlotSeries{"a", {1, 2}, {11, 21}, {}, {}, false, ""}};
+  p.y_min = 10;  // 12.5 / 6 rounds up to a tick step of 2.5: ticks 10, 12.5, ..., 22.5
+  p.y_max = 22.5;
+  const std::string svg = render_svg(p);
+  for (const char* t : {">10</text>", ">12.5</text>", ">15</text>", ">17.5</text>", ">22.5</text>"})
+    EXPECT_EQ(count(svg, t), 1u) << t;
+  EXPECT_EQ(count(svg, ">12</text>"), 0u);  // 12.5 printed with no decimals
+  EXPECT_EQ(count(svg, ">18</text>"), 0u);
+}
+
 // ---- the page, from the committed fixtures ----
 
 std::string fixture(const std::string& name) { return test::data_path("report/" + name); }
@@ -276,6 +291,7 @@ ReportInputs all_inputs() {
   in.rank = fixture("rank.json");
   in.evaluate = fixture("eval-bootstrap.json");
   in.truth = fixture("truth.csv");
+  in.select = fixture("select");
   in.probe = fixture("probe");
   in.finetune = {fixture("ft-resnet20"), fixture("ft-mobilenet")};
   in.command_line = "tlkit report --rank <rank.json>";
@@ -291,17 +307,17 @@ TEST(Report, PageFromEveryInputIsWellFormedAndNamesEverything) {
   }
   for (const auto& metric : rank["metrics"])
     EXPECT_NE(page.find(">" + metric.get<std::string>() + "<"), std::string::npos) << metric;
-  for (const char* id :
-       {"ranking", "agreement", "stability", "metrics", "probe", "finetune", "provenance"})
+  for (const char* id : {"ranking", "agreement", "stability", "metrics", "select", "probe",
+                         "finetune", "provenance"})
     EXPECT_NE(page.find("<section id=\"" + std::string(id) + "\">"), std::string::npos) << id;
   EXPECT_NE(page.find(rank["dataset"]["listing_sha256"].get<std::string>()), std::string::npos);
   const nlohmann::json ft = test::load_json(fixture("ft-resnet20/metrics.json"));
   EXPECT_NE(page.find(ft["config"]["model_sha256"].get<std::string>()), std::string::npos);
   EXPECT_NE(page.find("tlkit report --rank &lt;rank.json&gt;"), std::string::npos);
   const auto svgs = svgs_of(page);
-  // Charts: 4 score bars, 4 scatters, 1 tau + 4x2 stability, 1 heat map, 3 probe, 2 curves; and
-  // one mini bar per score in the ranking table (4 models x 4 metrics).
-  EXPECT_EQ(svgs.size(), 4u + 4u + 1u + 8u + 1u + 3u + 2u + 16u);
+  // Charts: 4 score bars, 4 scatters, 1 tau + 4x2 stability, 1 heat map, 1 selection, 3 probe,
+  // 2 curves; and one mini bar per score in the ranking table (4 models x 4 metrics).
+  EXPECT_EQ(svgs.size(), 4u + 4u + 1u + 8u + 1u + 1u + 3u + 2u + 16u);
   for (const auto& svg : svgs) EXPECT_EQ(xml_problem(svg), "") << svg.substr(0, 200);
   // Every chart has a data table: captions of tables >= figures.
   EXPECT_EQ(count(page, "<figure"), count(page, "</figure>"));
@@ -334,6 +350,49 @@ TEST(Report, FinetuneGridShowsItsBestPointAndLinearHasNoCurve) {
     EXPECT_NE(table.find(fmt::format("data-v=\"{:.17g}\"", h["train_loss"].get<double>())),
               std::string::npos);
   EXPECT_NE(page.find("<td>linear</td>"), std::string::npos);
+  for (const auto& svg : svgs_of(page)) EXPECT_EQ(xml_problem(svg), "");
+}
+
+// The table of `caption` in `page`, from its caption to its end.
+std::string table_of(const std::string& page, const std::string& caption) {
+  const std::size_t at = page.find("<caption>" + caption + "</caption>");
+  if (at == std::string::npos) return "";
+  return page.substr(at, page.find("</table>", at) - at);
+}
+
+TEST(Report, SelectionShowsEveryStageAndTheChoice) {
+  ReportInputs in;
+  in.rank = fixture("rank.json");
+  in.select = fixture("select");
+  const std::string page = build_report_html(in);
+  const nlohmann::json sel = test::load_json(fixture("select/select.json"));
+  const std::string chosen = sel["chosen"];
+  EXPECT_NE(page.find("Chosen: <strong>" + chosen + "</strong>"), std::string::npos);
+  // One line per fine-tuned model, each stage's accuracy in the data table as select wrote it.
+  const std::string data = table_of(page, "Validation accuracy by stage (data)");
+  ASSERT_FALSE(data.empty());
+  std::size_t tuned = 0;
+  for (const auto& m : sel["models"]) {
+    if (m["stage_val_acc"].empty()) continue;
+    ++tuned;
+    const std::string label =
+        m["name"].get<std::string>() + (m["name"] == chosen ? " (chosen)" : "");
+    EXPECT_NE(data.find(">" + label + "<"), std::string::npos) << label;
+    for (const auto& a : m["stage_val_acc"])
+      EXPECT_NE(data.find(fmt::format("data-v=\"{:.17g}\"", a.get<double>())), std::string::npos)
+          << label;
+  }
+  EXPECT_EQ(count(data, "<tr>") - 1, tuned);
+  // Stages: one row each, its survivors named.
+  const std::string stages = table_of(page, "Stages");
+  EXPECT_EQ(count(stages, "<tr>") - 1, sel["stages"].size());
+  for (const auto& s : sel["stages"])
+    for (const auto& n : s["survivors"])
+      EXPECT_NE(stages.find(n.get<std::string>()), std::string::npos);
+  // Every model in the models' table, the chosen one marked.
+  const std::string all = table_of(page, "Every model: its stage-0 score and how far it went");
+  EXPECT_EQ(count(all, "<tr>") - 1, sel["models"].size());
+  EXPECT_EQ(count(all, ">chosen<"), 1u);
   for (const auto& svg : svgs_of(page)) EXPECT_EQ(xml_problem(svg), "");
 }
 
@@ -398,6 +457,30 @@ TEST(Report, RefusesBadInputsNamingFileFieldAndValue) {
             std::string::npos)
       << e;
   in.evaluate.clear();
+  // A selection of other models, another schema, a folder without select.json.
+  nlohmann::json sel = test::load_json(fixture("select/select.json"));
+  std::size_t tuned = 0;
+  while (sel["models"][tuned]["stage_reached"] == 0) ++tuned;
+  sel["models"][tuned]["name"] = "resnet152";
+  std::filesystem::create_directories(dir.file("sel"));
+  test::write_bytes(dir.file("sel/select.json"), sel.dump());
+  in.select = dir.file("sel");
+  EXPECT_EQ(error_of(in).rfind(fmt::format("--select {}: field 'models[{}].name' is 'resnet152', "
+                                           "a fine-tuned model that is not a model of --rank "
+                                           "r.json (its models: ",
+                                           dir.file("sel/select.json"), tuned),
+                               0),
+            0u)
+      << error_of(in);
+  sel = test::load_json(fixture("select/select.json"));
+  sel["schema_version"] = 3;
+  test::write_bytes(dir.file("sel/select.json"), sel.dump());
+  EXPECT_EQ(error_of(in), "--select " + dir.file("sel/select.json") +
+                              ": field 'schema_version' is 3 (this tlkit reads version 1)");
+  in.select = fixture("probe");
+  EXPECT_NE(error_of(in).find(": no select.json (expected a tlkit select --out folder)"),
+            std::string::npos);
+  in.select.clear();
   in.probe = dir.file("nowhere");
   EXPECT_EQ(error_of(in), "--probe " + dir.file("nowhere") + ": no such folder");
   in.probe = dir.path();
