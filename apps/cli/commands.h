@@ -130,6 +130,7 @@ struct RankArgs {
   ExtractionArgs run;
   // An HTML page of the ranking (tlkit report).
   std::string report;
+  std::int64_t decode_cache_mb = 1024;  // decoded images kept for the zoo's next models
 };
 
 Command add_rank_command(CLI::App& app);

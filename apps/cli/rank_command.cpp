@@ -182,6 +182,9 @@ std::string rank_json(const model::RankResult& r) {
     e["cached"] = m.cached;
     e["extract_seconds"] = m.extract_seconds;
     e["score_seconds"] = m.score_seconds;
+    ordered_json seconds = ordered_json::object();
+    for (const auto& [k, v] : m.seconds) seconds[k] = v;
+    e["seconds"] = seconds;
     ordered_json scores = ordered_json::object();
     for (const std::string& metric : r.metrics)
       scores[metric] = finite_or_null(m.scores.at(metric));
@@ -197,6 +200,13 @@ std::string rank_json(const model::RankResult& r) {
   j["ranking"] = ranking;
   j["notes"] = r.notes;
   j["seconds"] = r.seconds;
+  if (r.decode_cache.max_bytes > 0)
+    j["decode_cache"] = {{"max_bytes", r.decode_cache.max_bytes},
+                         {"files_decoded", r.decode_cache.decoded},
+                         {"answered_from_memory", r.decode_cache.hits},
+                         {"images_kept", r.decode_cache.kept},
+                         {"bytes_kept", r.decode_cache.bytes},
+                         {"decoded_not_kept", r.decode_cache.not_kept}};
   return j.dump(1, ' ', false, ordered_json::error_handler_t::replace);
 }
 
@@ -236,6 +246,13 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
                   "preprocessing are unchanged)")
       ->capture_default_str();
   cmd->add_flag("--no-cache", a.no_cache, "Extract every model afresh and keep nothing");
+  cmd->add_option("--decode-cache", a.decode_cache_mb,
+                  "MiB of decoded images kept in memory for the zoo's next models, so that the "
+                  "zoo decodes each image once (each model still resizes to its own size: the "
+                  "features are the same); images beyond it are decoded again per model. 0: "
+                  "none")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 30))
+      ->capture_default_str();
   cmd->add_option("--format", a.format,
                   "Output: table (for people), json (one object), csv (model,metric,score), md "
                   "(a Markdown table)")
@@ -294,6 +311,7 @@ int run_rank(const RankArgs& a) {
   o.params = to_metric_params(a.params);
   o.seed = a.run.seed;
   o.cache_dir = a.no_cache ? "" : a.cache;
+  o.decode_cache_bytes = a.decode_cache_mb << 20;
   if (!a.models.empty()) o.models = split_list(a.models);
   if (!a.out.empty())
     TLKIT_CHECK_ARG(!fs::is_directory(a.out), "--out {}: is a folder (expected a CSV file name)",

@@ -24,6 +24,7 @@
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
 #include "tlkit/core/zoo.h"
+#include "tlkit/model/decoded_images.h"
 #include "tlkit/model/text_dataset.h"
 
 namespace tlkit::model {
@@ -304,6 +305,8 @@ double from_bits(const std::string& hex) {
 json encode_model(std::size_t index, const RankedModel& m) {
   json scores = json::object();
   for (const auto& [k, v] : m.scores) scores[k] = bits_of(v);
+  json seconds = json::object();
+  for (const auto& [k, v] : m.seconds) seconds[k] = bits_of(v);
   return {{"index", index},
           {"name", m.name},
           {"kind", m.kind},
@@ -318,6 +321,7 @@ json encode_model(std::size_t index, const RankedModel& m) {
           {"extract_seconds", bits_of(m.extract_seconds)},
           {"score_seconds", bits_of(m.score_seconds)},
           {"items_per_second", bits_of(m.items_per_second)},
+          {"seconds", seconds},
           {"scores", scores},
           {"notes", m.notes},
           {"error", m.error}};
@@ -339,6 +343,7 @@ RankedModel decode_model(const json& j) {
   m.score_seconds = from_bits(j.at("score_seconds"));
   m.items_per_second = from_bits(j.at("items_per_second"));
   for (const auto& [k, v] : j.at("scores").items()) m.scores[k] = from_bits(v);
+  for (const auto& [k, v] : j.at("seconds").items()) m.seconds[k] = from_bits(v);
   m.notes = j.at("notes").get<std::vector<std::string>>();
   m.error = j.at("error");
   return m;
@@ -485,6 +490,10 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
   // OpenBLAS's own default, and OpenBLAS splits its sums by thread count: a cached model scored
   // up to 4e-13 relative away from the same model freshly extracted with --threads 1.
   const int threads = o.extract.threads > 0 ? o.extract.threads : idle_cores();
+  // The models of an image zoo share one pass of decoding, as far as the budget holds.
+  std::shared_ptr<DecodedImageCache> decoded;
+  if (kind == DataKind::kImage && o.decode_cache_bytes > 0)
+    decoded = std::make_shared<DecodedImageCache>(o.decode_cache_bytes);
   // Extracts (or reads from the cache) and scores chosen[i]; a model's InputError becomes its
   // `error` and NaN scores.
   auto rank_one = [&](std::size_t i) {
@@ -512,6 +521,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
                                                         : kNoOutput;
     eo.progress = events.progress;
     eo.threads = threads;
+    eo.decoded_images = decoded;
     try {
       const auto t0 = Clock::now();
       ModelData data;
@@ -524,7 +534,9 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
         eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
         entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
         m.cache_path = entry.string();
+        const auto tr = Clock::now();
         m.cached = read_cache(entry, eo.cache_key, &data);
+        if (m.cached) m.seconds["cache_read"] = seconds_since(tr);
       }
       if (!m.cached) {
         TorchScriptModel model(z.file, eo.model_options);
@@ -533,7 +545,15 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
         for (const std::string& note : x.model_notes) m.notes.push_back(note);
         if (x.nonfinite_features > 0)
           m.notes.push_back(fmt::format("{} non-finite feature values", x.nonfinite_features));
+        const auto tw = Clock::now();
         if (!entry.empty()) write_extract_outputs(x, eo, entry.string());
+        m.seconds = {{"load_model", x.timings.load_model_s},
+                     {"optimize", x.timings.optimize_s},
+                     {"decode", x.timings.decode_s},
+                     {"resize", x.timings.resize_s},
+                     {"forward", x.timings.inference_s},
+                     {"wait_for_decode", x.timings.wait_s},
+                     {"cache_write", entry.empty() ? 0.0 : seconds_since(tw)}};
         m.items_per_second = x.images_per_second;
         data.features = std::move(x.features);
         data.logits = std::move(x.logits);
@@ -624,6 +644,12 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
         std::find(plan.zoo_level.begin(), plan.zoo_level.end(), metric) != plan.zoo_level.end();
     r.ranking[metric] =
         rank_order(names, scores, zoo_level || find_metric(metric).higher_is_better);
+  }
+  if (decoded) {
+    const DecodedImageCache::Stats st = decoded->stats();
+    std::int64_t c[] = {st.decoded, st.hits, st.kept, st.bytes, st.not_kept};
+    if (comm != nullptr) comm->allreduce_sum(c, 5);  // every process has its own
+    r.decode_cache = {decoded->max_bytes(), c[0], c[1], c[2], c[3], c[4]};
   }
   r.seconds = seconds_since(t_start);
   return r;

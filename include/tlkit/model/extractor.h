@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "tlkit/model/torchscript_model.h"
 
 namespace tlkit::model {
+
+class DecodedImageCache;  // tlkit/model/decoded_images.h
 
 enum class BadImagePolicy { kFail, kSkip };
 /// "fail" or "skip"; throws tlkit::InputError otherwise.
@@ -53,6 +56,9 @@ struct ExtractOptions {
   std::string model_sha256;
   /// Called on the calling thread after each batch with (images done, images in all).
   std::function<void(std::int64_t, std::int64_t)> progress;
+  /// Decoded images shared with other models of the same run (null: each image is decoded
+  /// here). The features are the same either way.
+  std::shared_ptr<DecodedImageCache> decoded_images;
 };
 
 struct SkippedImage {
@@ -66,7 +72,9 @@ struct ExtractTimings {
   double optimize_s = 0;    ///< freeze / optimize_for_inference
   double extract_s = 0;     ///< decoding + inference, wall clock
   double inference_s = 0;   ///< in forward
-  double decode_s = 0;      ///< decoding, summed over the decode threads
+  double decode_s = 0;      ///< reading and decoding files (or taking them from decoded_images),
+                            ///< summed over the decode threads
+  double resize_s = 0;      ///< resizing, cropping and scaling, summed over the decode threads
   double wait_s = 0;        ///< the model waiting for decoded images
 };
 

@@ -53,6 +53,9 @@ struct RankOptions {
   /// every process returns the whole result (events.model_finished is called on rank 0 only,
   /// once all models are done; model_started and progress are not called).
   Communicator* comm = nullptr;
+  /// Decoded images kept in memory for the next models (bytes of pixels; 0: none), so that a zoo
+  /// decodes each image once when they fit (decoded_images.h); image data only.
+  std::int64_t decode_cache_bytes = std::int64_t{1} << 30;
 };
 
 struct RankedModel {
@@ -68,7 +71,10 @@ struct RankedModel {
   std::int64_t logits_dim = 0;   ///< 0: no logits
   double extract_seconds = 0.0;  ///< load + optimise + extract, or reading the cache
   double score_seconds = 0.0;
-  double items_per_second = 0.0;         ///< extraction speed (0 when cached)
+  double items_per_second = 0.0;  ///< extraction speed (0 when cached)
+  /// Where extract_seconds went: load_model, optimize, decode, resize (both summed over the
+  /// decode threads), forward, wait_for_decode, cache_write; cache_read for a cached model.
+  std::map<std::string, double> seconds;
   std::map<std::string, double> scores;  ///< metric -> score; NaN where it could not be computed
   std::vector<std::string> notes;        ///< warnings for people (skipped images, missing logits)
   std::string error;                     ///< non-empty: this model failed (the others went on)
@@ -92,6 +98,12 @@ struct RankResult {
   std::map<std::string, std::vector<std::string>> ranking;
   std::vector<std::string> notes;  ///< models of the other kind left out, listing warnings, ...
   double seconds = 0.0;
+  /// The decoded images shared by the models (image data with decode_cache_bytes > 0; summed
+  /// over the processes, each of which has its own): files decoded, answers from memory, images
+  /// kept and their bytes, images decoded but not kept (the budget was full).
+  struct DecodeCache {
+    std::int64_t max_bytes = 0, decoded = 0, hits = 0, kept = 0, bytes = 0, not_kept = 0;
+  } decode_cache;
 };
 
 /// Called on the calling thread: a model starts (index in the ranked models, count), extraction
