@@ -92,25 +92,47 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
   return out;
 }
 
-// Rows split over the processes of an MPI job: each reads only its range of the features (from
-// its offset after the .npy header), score() sums the statistics over the processes, and every
-// process holds the report of all the rows.
+// Rows split over the processes of an MPI job: each reads only its range of the features and of
+// the probabilities or logits (from its offset after the .npy header), score() reduces what the
+// metrics need over the processes, and every process holds the report of all the rows.
 Outcome compute_split(const ScoreArgs& a, ScoreOptions options,
                       const std::vector<std::string>& metrics, const NpyArray& label_file) {
   Communicator& comm = world();
   const std::vector<std::int64_t> labels = label_file.labels();
   const std::int64_t n = static_cast<std::int64_t>(labels.size());
-  NpyRowReader reader(a.features);
-  TLKIT_CHECK_ARG(reader.rows() == n, "{} has {} rows but {} has {} entries", a.features,
-                  reader.rows(), a.labels, n);
   const RowRange range = row_range(n, comm.rank(), comm.size());
+  // This process's rows of a row-per-sample .npy (features, probabilities or logits).
+  auto read_range = [&](const std::string& spec, std::optional<NpyRowReader>& reader) {
+    reader.emplace(spec);
+    TLKIT_CHECK_ARG(reader->rows() == n, "{} has {} rows but {} has {} entries", spec,
+                    reader->rows(), a.labels, n);
+    if (range.count() > 0) {
+      reader->seek(range.begin);
+      return reader->next(range.count());
+    }
+    FeatureView none;  // more processes than rows: this one has none, but the width
+    none.cols = reader->cols();
+    none.row_stride = reader->cols();
+    return none;
+  };
   ScoreInputs in;
-  if (range.count() > 0) {
-    reader.seek(range.begin);
-    in.features = reader.next(range.count());
-  } else {  // more processes than rows: this one has none, but the width
-    in.features.cols = reader.cols();
-    in.features.row_stride = reader.cols();
+  std::optional<NpyRowReader> features, probs;
+  std::vector<double> softmaxed;
+  if (!a.features.empty()) in.features = read_range(a.features, features);
+  if (!a.probs.empty()) in.probs = read_range(a.probs, probs);
+  if (!a.logits.empty()) {
+    const FeatureView z = read_range(a.logits, probs);
+    const NpyHeader& h = probs->header();
+    TLKIT_CHECK_ARG(
+        h.shape.size() == 2 && (h.type == NpyType::kFloat32 || h.type == NpyType::kFloat64),
+        "{}: logits must be a 2-D float32 or float64 array (N, Cs), got shape {} {}", a.logits,
+        h.shape_string(), to_string(h.type));
+    for (std::int64_t i = 0; i < z.rows; ++i)
+      for (std::int64_t j = 0; j < z.cols; ++j)
+        TLKIT_CHECK_ARG(std::isfinite(z.at(i, j)), "{}: non-finite value {} at row {}, column {}",
+                        a.logits, z.at(i, j), range.begin + i, j);
+    softmaxed = softmax_rows(z);
+    in.probs = FeatureView::row_major(softmaxed.data(), z.rows, z.cols);
   }
   in.labels = LabelView{labels.data() + range.begin, range.count()};
   options.comm = &comm;
@@ -288,9 +310,10 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       "Example: tlkit score --features feats.npy --labels labels.npy --metric logme,hscore\n"
       "Features are an N x D float32/float64 .npy (C or Fortran order) or an .npz member\n"
       "(file.npz:name); labels are N integers (any width; need not be contiguous).\n"
-      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows and the\n"
-      "statistics are summed over them: logme (N > D), hscore, hscore_shrink, sfda, etran_lda\n"
-      "and gbc run this way, the others need one process (docs/scaling.md).");
+      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows (features,\n"
+      "probabilities, logits) and every metric runs on them: statistics are summed over the\n"
+      "processes, and the metrics that need more exchange projected rows, energies or row\n"
+      "blocks; logme with N <= D needs one process (docs/scaling.md).");
   cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member");
   cmd->add_option("--labels", a.labels,
                   "Labels: N integers (.npy or file.npz:member); with --regression an N or N x K "
