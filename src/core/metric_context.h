@@ -116,6 +116,17 @@ class MetricContext {
   /// counts from its first row, and indexes y()).
   template <typename Fn>
   void for_blocks(Fn&& fn) {
+    if (inputs_.feature_rows) {
+      // Streamed rows: each chunk is checked as it is read and passed on in the same blocks.
+      inputs_.feature_rows->for_chunks([&](const FeatureView& chunk, std::int64_t begin) {
+        detail::check_finite(chunk, options_.first_row + begin, "features");
+        detail::for_row_blocks(chunk, buffer_,
+                               [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+                                 fn(rows, begin + b, cnt);
+                               });
+      });
+      return;
+    }
     detail::for_row_blocks(inputs_.features, buffer_, fn);
   }
 

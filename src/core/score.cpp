@@ -147,7 +147,7 @@ const MetricContext::Stats& MetricContext::stats() {
   SharedTimer timer(*this);
   const std::int64_t d = this->d();
   Stats s;
-  if (comm_) {
+  if (comm_ && !inputs_.feature_rows) {
     // This process's rows, then the sums over every process.
     ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
     communicate([&] { part.allreduce(*comm_); });
@@ -173,6 +173,9 @@ const MetricContext::Stats& MetricContext::stats() {
     detail::syrk_accumulate_rows(rows, cnt, d, s.gram.data());
     if (!have_moments) add_class_sums(rows, b, cnt, class_sums);
   });
+  // Streamed rows split over processes: this process's sums, then those of all of them.
+  reduce_sum(s.gram);
+  if (!have_moments) reduce_sum(class_sums);
   if (!have_moments) {
     Moments m;
     m.sum = class_sums.rowwise().sum();
@@ -283,7 +286,8 @@ void validate(const ScoreInputs& in, bool sharded, std::int64_t first_row) {
                     in.features.rows, n);
     TLKIT_CHECK_ARG(in.features.cols >= 1, "features: need at least 1 feature column, got D = {}",
                     in.features.cols);
-    detail::check_finite(in.features, first_row, "features");
+    // Streamed rows are checked chunk by chunk as they are read (MetricContext::for_blocks).
+    if (!in.feature_rows) detail::check_finite(in.features, first_row, "features");
   }
   if (in.probs.rows > 0 || in.probs.cols > 0) {
     TLKIT_CHECK_ARG(in.probs.rows == n, "probs have {} rows but labels has {} entries",
@@ -344,6 +348,19 @@ std::string distributed_limitation(std::string_view metric, const MetricParams& 
   return it == kNeeds.end() ? std::string() : std::string(it->second);
 }
 
+std::string stream_limitation(std::string_view metric, const MetricParams& params) {
+  static const std::map<std::string_view, std::string_view> kPasses =
+      {
+          {"logme", ""}, {"hscore", ""},    {"hscore_shrink", ""},
+          {"sfda", ""},  {"etran_lda", ""}, {"etran_energy", ""},
+          {"gbc", ""},   {"leep", ""},      {"nce", ""},  // the probabilities, held whole (N x Cs)
+      };
+  if (metric == "gbc" && params.number("gbc", "pca_dims") != 0.0)
+    return "the rows projected on the principal directions (--gbc-pca-dims > 0)";
+  if (kPasses.count(metric)) return std::string();
+  return "the feature rows held whole (it compares, projects or fits individual rows)";
+}
+
 ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
                   const ScoreOptions& options) {
   TLKIT_CHECK_ARG(!metrics.empty(), "--metric: no metric requested");
@@ -360,12 +377,25 @@ ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& met
   // Sample ids (bootstrap resamples) name copies across all the rows: one process only.
   TLKIT_CHECK_ARG(!sharded || inputs.sample_ids == nullptr,
                   "score: sample ids are not supported with the rows split over processes");
+  if (inputs.feature_rows) {
+    for (const auto& name : metrics) {
+      const std::string needs = stream_limitation(name, options.params);
+      TLKIT_CHECK_ARG(needs.empty(), "--metric {} cannot stream (--chunk-rows): it needs {}", name,
+                      needs);
+    }
+  }
   validate(inputs, sharded, options.first_row);
   MetricContext ctx(inputs, options);
   TLKIT_CHECK_ARG(ctx.n() >= 2, "labels: need at least 2 samples, got N = {}", ctx.n());
   TLKIT_CHECK_ARG(ctx.num_classes() >= 2,
                   "labels: transferability metrics need at least 2 classes, found only label {}",
                   ctx.labels().front());
+  TLKIT_CHECK_ARG(
+      !inputs.feature_rows || ctx.n() > ctx.d() ||
+          std::find(metrics.begin(), metrics.end(), "logme") == metrics.end(),
+      "--metric logme: N = {} <= D = {} with the features streamed (--chunk-rows) along with "
+      "other metrics needs the rows held whole; stream logme alone, or drop --chunk-rows",
+      ctx.n(), ctx.d());
   TLKIT_CHECK_ARG(
       !sharded || ctx.n() > ctx.d() ||
           std::find(metrics.begin(), metrics.end(), "logme") == metrics.end(),

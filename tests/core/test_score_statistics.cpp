@@ -9,6 +9,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -486,6 +487,100 @@ TEST(ScoreSplit, RefusesLogmeWithNAtMostD) {
     EXPECT_NE(logme[r].find("N = 30 <= D = 40"), std::string::npos) << logme[r];
     EXPECT_NE(ids[r].find("sample ids"), std::string::npos) << ids[r];
   }
+}
+
+// Rows [begin, end) of a Data, handed out `chunk` rows at a time (as `score --chunk-rows` reads
+// a file); counts the passes.
+class ChunkSource final : public RowSource {
+ public:
+  ChunkSource(const Data& x, std::int64_t begin, std::int64_t end, std::int64_t chunk)
+      : x_(x), begin_(begin), end_(end), chunk_(chunk) {}
+  void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) override {
+    ++passes;
+    for (std::int64_t b = begin_; b < end_; b += chunk_)
+      fn(x_.rows(b, std::min(b + chunk_, end_)), b - begin_);
+  }
+  int passes = 0;
+
+ private:
+  const Data& x_;
+  std::int64_t begin_, end_, chunk_;
+};
+
+ScoreInputs streamed_inputs(const Data& x, std::int64_t b, std::int64_t e, ChunkSource& source) {
+  ScoreInputs in;
+  in.features.rows = e - b;
+  in.features.cols = x.d;
+  in.features.row_stride = x.d;
+  in.feature_rows = &source;
+  in.labels = x.labels(b, e);
+  return in;
+}
+
+// Streamed features (chunks of 7 rows, so no chunk boundary matches score()'s blocks) give the
+// in-memory scores to 1e-9, in one process and split over 2 and 3; the streamable metrics only.
+TEST(ScoreStreamed, EqualsInMemory) {
+  const Data x(500, 10, 4, 91);
+  const std::vector<std::string> metrics = {"logme",     "hscore", "hscore_shrink", "sfda",
+                                            "etran_lda", "gbc",    "etran_energy"};
+  for (const auto& m : metrics) EXPECT_EQ(stream_limitation(m, {}), "") << m;
+  ScoreInputs all;
+  all.features = x.rows(0, x.n);
+  all.labels = x.labels(0, x.n);
+  const ScoreReport ref = score(all, metrics);
+  ChunkSource whole(x, 0, x.n, 7);
+  const ScoreReport one = score(streamed_inputs(x, 0, x.n, whole), metrics);
+  EXPECT_GE(whole.passes, 2);  // the statistics, then the second passes of the metrics
+  for (std::size_t m = 0; m < metrics.size(); ++m)
+    EXPECT_TRUE(near_rel(one.metrics[m].score, ref.metrics[m].score, 1e-9)) << metrics[m];
+  for (int p : {2, 3}) {
+    ThreadGroup group(p);
+    std::vector<ScoreReport> reports(static_cast<std::size_t>(p));
+    group.run([&](Communicator& comm) {
+      const RowRange r = row_range(x.n, comm.rank(), comm.size());
+      ChunkSource source(x, r.begin, r.end, 7);
+      ScoreOptions opt;
+      opt.comm = &comm;
+      opt.first_row = r.begin;
+      reports[comm.rank()] = score(streamed_inputs(x, r.begin, r.end, source), metrics, opt);
+    });
+    for (const ScoreReport& rep : reports)
+      for (std::size_t m = 0; m < metrics.size(); ++m)
+        EXPECT_TRUE(near_rel(rep.metrics[m].score, ref.metrics[m].score, 1e-9))
+            << "P = " << p << ", " << metrics[m];
+  }
+}
+
+// Metrics that hold, project or compare rows are refused on streamed features, naming what they
+// need; logme with N <= D too (it needs F F^T of the rows). A non-finite value is named by its
+// row in the whole data.
+TEST(ScoreStreamed, RefusesRowMetricsAndNamesBadRows) {
+  const Data x(60, 4, 3, 93);
+  ChunkSource source(x, 0, x.n, 8);
+  for (const char* name : {"knn", "parc", "logistic", "nleep", "transrate", "ncti_seli"}) {
+    EXPECT_NE(stream_limitation(name, {}), "") << name;
+    const std::string err =
+        test::input_error_of([&] { score(streamed_inputs(x, 0, x.n, source), {name}); });
+    EXPECT_NE(err.find(std::string("--metric ") + name + " cannot stream (--chunk-rows)"),
+              std::string::npos)
+        << err;
+  }
+  MetricParams pca;
+  pca.set("gbc", "pca_dims", "2");
+  EXPECT_NE(stream_limitation("gbc", pca), "");
+  const Data wide(20, 30, 2, 94);
+  ChunkSource wide_source(wide, 0, wide.n, 8);
+  EXPECT_NE(test::input_error_of([&] {
+              score(streamed_inputs(wide, 0, wide.n, wide_source), {"logme", "hscore"});
+            }).find("N = 20 <= D = 30"),
+            std::string::npos);
+  Data bad(60, 4, 3, 93);
+  bad.f[static_cast<std::size_t>(45 * bad.d + 2)] = std::nan("");
+  ChunkSource bad_source(bad, 0, bad.n, 8);
+  EXPECT_NE(test::input_error_of([&] {
+              score(streamed_inputs(bad, 0, bad.n, bad_source), {"hscore"});
+            }).find("non-finite value nan at row 45, column 2"),
+            std::string::npos);
 }
 
 TEST(RowRange, BalancedConsecutiveBlocks) {
