@@ -110,6 +110,14 @@ Outcome compute_logme_accumulated(const ScoreArgs& a, const LogmeOptions& opt,
     LogmeAccumulator acc;
     source.for_chunks([&](const FeatureView& chunk, std::int64_t begin) {
       const std::int64_t row = range.begin + begin;
+      // The accumulator counts rows from this process's first: name a bad value by its row in
+      // the file before it sees the chunk.
+      if (comm.size() > 1)
+        for (std::int64_t i = 0; i < chunk.rows; ++i)
+          for (std::int64_t j = 0; j < chunk.cols; ++j)
+            TLKIT_CHECK_ARG(std::isfinite(chunk.at(i, j)),
+                            "features: non-finite value {} at row {}, column {}", chunk.at(i, j),
+                            row + i, j);
       if (a.regression)
         acc.update(chunk, TargetView{targets.data() + row * k, chunk.rows, k, k, 1});
       else

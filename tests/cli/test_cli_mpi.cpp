@@ -184,23 +184,29 @@ TEST(Mpi, LogmeWithNAtMostDIsRefused) {
   EXPECT_NE(r.err.find("run it with one process"), std::string::npos) << r.err;
 }
 
-// Only the last rank reads the last row: its error ends the job with the one-process exit code.
+// Only the last rank reads the last row: its error ends the job with the one-process exit code,
+// naming the row in the file also when the rank streams its rows (--chunk-rows, LogME's
+// accumulator counts from the rank's first row).
 TEST(Mpi, AFailingRankEndsTheJob) {
   const Fixture fx(300, 4, 2, /*nan_in_last_row=*/true);
   const CliRun one = test::run_cli(fx.args("--metric logme"));
   EXPECT_EQ(one.code, 2);
   EXPECT_NE(one.err.find("non-finite value nan at row 299, column 1"), std::string::npos)
       << one.err;
-  for (int p : {2, 3}) {
-    const CliRun r = run_mpi(p, fx.args("--metric logme"));
-    EXPECT_EQ(r.code, 2) << r.err;
-    EXPECT_EQ(r.out, "");
-    EXPECT_NE(r.err.find("tlkit: error (rank " + std::to_string(p - 1) + " of " +
-                         std::to_string(p) + "): "),
-              std::string::npos)
-        << r.err;
-    EXPECT_NE(r.err.find("non-finite value nan at row 299, column 1"), std::string::npos) << r.err;
-  }
+  for (const std::string extra :
+       {"--metric logme", "--metric logme --chunk-rows 7", "--metric hscore,logme --chunk-rows 7"})
+    for (int p : {2, 3}) {
+      const CliRun r = run_mpi(p, fx.args(extra));
+      EXPECT_EQ(r.code, 2) << r.err;
+      EXPECT_EQ(r.out, "");
+      EXPECT_NE(r.err.find("tlkit: error (rank " + std::to_string(p - 1) + " of " +
+                           std::to_string(p) + "): "),
+                std::string::npos)
+          << r.err;
+      EXPECT_NE(r.err.find("non-finite value nan at row 299, column 1"), std::string::npos)
+          << extra << "\n"
+          << r.err;
+    }
 }
 
 #ifdef TLKIT_TEST_RANK
