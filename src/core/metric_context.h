@@ -142,18 +142,21 @@ class MetricContext {
   /// process): rows of a fixed width concatenate into all the rows in row order.
   std::string all_gather(const std::string& mine);
 
-  /// Calls fn(rows, first, count, y) once for each process's rows, in rank order, on every
-  /// process: float64 rows (count x d, row-major) that are rows [first, first + count) of all
-  /// the rows, with their class indices. The owner sends its rows to the others (a broadcast
-  /// per process), so each process sees every block once and holds one block at a time.
+  /// Calls fn(rows, first, count, y) for each process's rows, in rank order, on every process:
+  /// float64 rows (count x d, row-major) that are rows [first, first + count) of all the rows,
+  /// with their class indices (in one process, its rows in for_blocks()'s blocks). The owner sends
+  /// its rows to the others (a broadcast per process), so each process sees every block once and
+  /// holds one block at a time.
   template <typename Fn>
   void for_every_process_rows(Fn&& fn) {
-    std::vector<double> mine;
-    detail::copy_rows(inputs_.features, mine);
-    if (!comm_) {
-      fn(mine.data(), std::int64_t{0}, rows(), y_.data());
+    if (!comm_) {  // this process's rows, block by block
+      for_blocks([&](const double* block, std::int64_t b, std::int64_t cnt) {
+        fn(block, b, cnt, y_.data() + b);
+      });
       return;
     }
+    std::vector<double> mine;
+    detail::copy_rows(inputs_.features, mine);
     const std::int64_t first = options_.first_row;
     for (int r = 0; r < comm_->size(); ++r) {
       std::string block;
