@@ -196,6 +196,22 @@ TEST(LogmeAccumulatorBytes, ShardsThroughBytesEqualOnePass) {
   const LogmeAccumulator reg_back = LogmeAccumulator::from_bytes(reg.to_bytes());
   EXPECT_EQ(reg_back.result().score, reg.result().score);
   EXPECT_EQ(LogmeAccumulator::from_bytes(LogmeAccumulator().to_bytes()).rows(), 0);
+
+  // Regression shards through bytes, merged in order with an empty one (a process without rows
+  // under `mpirun -n P tlkit score --regression` when P > N), equal the whole accumulator.
+  LogmeAccumulator reg_merged;
+  for (const auto& [b, e] :
+       {std::pair<std::int64_t, std::int64_t>{0, 0}, {0, 170}, {170, 333}, {333, 500}}) {
+    LogmeAccumulator part;
+    if (e > b) part.update(x.rows(b, e), TargetView{y.data() + b * 2, e - b, 2, 2, 1});
+    reg_merged.merge(LogmeAccumulator::from_bytes(part.to_bytes()));
+  }
+  EXPECT_EQ(reg_merged.rows(), x.n);
+  const LogmeResult ra = reg.result(), rb = reg_merged.result();
+  EXPECT_TRUE(near_rel(rb.score, ra.score, 1e-12));
+  ASSERT_EQ(rb.per_target.size(), 2u);
+  for (std::size_t t = 0; t < 2; ++t)
+    EXPECT_TRUE(near_rel(rb.per_target[t], ra.per_target[t], 1e-12));
 }
 
 TEST(LogmeAccumulatorBytes, RefusesBadBytes) {
