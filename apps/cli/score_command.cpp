@@ -50,8 +50,36 @@ struct Outcome {
   bool has_logme = false;
 };
 
-Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& opt,
-                                        const NpyArray& label_file) {
+// This process's rows [begin, end) of a .npy read `chunk` rows at a time, from the first row
+// again on every pass (score()'s streamed features).
+class NpyRangeSource final : public RowSource {
+ public:
+  NpyRangeSource(const std::string& spec, RowRange range, std::int64_t chunk)
+      : reader_(spec), range_(range), chunk_(chunk) {}
+  NpyRowReader& reader() { return reader_; }
+  void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) override {
+    if (range_.count() == 0) return;
+    reader_.seek(range_.begin);
+    for (std::int64_t done = 0; done < range_.count();) {
+      const FeatureView chunk = reader_.next(std::min(chunk_, range_.count() - done));
+      fn(chunk, done);
+      done += chunk.rows;
+    }
+  }
+
+ private:
+  NpyRowReader reader_;
+  RowRange range_;
+  std::int64_t chunk_;
+};
+
+// LogME alone by its accumulator: regression targets, or --chunk-rows with logme alone. Each
+// process adds its rows (all of them in one process; in chunks with --chunk-rows), and with
+// several processes the accumulators' images are exchanged and merged in rank order on every
+// process (LogmeAccumulator::to_bytes / merge).
+Outcome compute_logme_accumulated(const ScoreArgs& a, const LogmeOptions& opt,
+                                  const NpyArray& label_file) {
+  Communicator& comm = world();
   Outcome out;
   out.regression = a.regression;
   out.has_logme = true;
@@ -65,55 +93,114 @@ Outcome compute_streaming_or_regression(const ScoreArgs& a, const LogmeOptions& 
   const std::int64_t n_labels = label_file.rows();
   const auto t0 = std::chrono::steady_clock::now();
   LogmeResult r;
-  if (a.chunk_rows > 0) {
-    NpyRowReader reader(a.features);
-    TLKIT_CHECK_ARG(reader.rows() == n_labels, "{} has {} rows but {} has {} entries", a.features,
-                    reader.rows(), a.labels, n_labels);
-    LogmeAccumulator acc;
-    for (std::int64_t done = 0; done < reader.rows();) {
-      const FeatureView chunk = reader.next(a.chunk_rows);
-      if (a.regression)
-        acc.update(chunk, TargetView{targets.data() + done * k, chunk.rows, k, k, 1});
-      else
-        acc.update(chunk, LabelView{labels.data() + done, chunk.rows});
-      done += chunk.rows;
-    }
-    r = acc.result(opt);
-  } else {
+  if (comm.size() == 1 && a.chunk_rows == 0) {
     const NpyArray features = load_npy(a.features);
     const FeatureView f = features.features();
     TLKIT_CHECK_ARG(f.rows == n_labels, "{} has {} rows but {} has {} entries", a.features, f.rows,
                     a.labels, n_labels);
     r = a.regression ? logme(f, TargetView{targets.data(), n_labels, k, k, 1}, opt)
                      : logme(f, LabelView{labels.data(), n_labels}, opt);
+  } else {
+    const RowRange range = row_range(n_labels, comm.rank(), comm.size());
+    NpyRangeSource source(
+        a.features, range,
+        a.chunk_rows > 0 ? a.chunk_rows : std::max<std::int64_t>(range.count(), 1));
+    TLKIT_CHECK_ARG(source.reader().rows() == n_labels, "{} has {} rows but {} has {} entries",
+                    a.features, source.reader().rows(), a.labels, n_labels);
+    LogmeAccumulator acc;
+    source.for_chunks([&](const FeatureView& chunk, std::int64_t begin) {
+      const std::int64_t row = range.begin + begin;
+      // The accumulator counts rows from this process's first: name a bad value by its row in
+      // the file before it sees the chunk.
+      if (comm.size() > 1)
+        for (std::int64_t i = 0; i < chunk.rows; ++i)
+          for (std::int64_t j = 0; j < chunk.cols; ++j)
+            TLKIT_CHECK_ARG(std::isfinite(chunk.at(i, j)),
+                            "features: non-finite value {} at row {}, column {}", chunk.at(i, j),
+                            row + i, j);
+      if (a.regression)
+        acc.update(chunk, TargetView{targets.data() + row * k, chunk.rows, k, k, 1});
+      else
+        acc.update(chunk, LabelView{labels.data() + row, chunk.rows});
+    });
+    if (comm.size() > 1) {
+      // Every process's statistics, merged in rank order on every process.
+      std::string all_images;
+      std::vector<std::string> parts = comm.gather(acc.to_bytes());
+      if (comm.is_root()) {
+        LogmeAccumulator merged;
+        for (const std::string& part : parts)
+          merged.merge(LogmeAccumulator::from_bytes(part, "LogME statistics of a process"));
+        all_images = merged.to_bytes();
+      }
+      comm.broadcast(all_images, 0);
+      acc = LogmeAccumulator::from_bytes(all_images, "merged LogME statistics");
+    }
+    r = acc.result(opt);
   }
   out.report = logme_report(
       std::move(r), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return out;
 }
 
-// Rows split over the processes of an MPI job: each reads only its range of the features (from
-// its offset after the .npy header), score() sums the statistics over the processes, and every
-// process holds the report of all the rows.
+// score() on this process's rows: rows split over the processes of an MPI job, or streamed
+// (--chunk-rows) in one process or many. Each process reads only its range of the features and
+// of the probabilities or logits (from its offset after the .npy header; with --chunk-rows the
+// features chunk by chunk on every pass), score() reduces what the metrics need over the
+// processes, and every process holds the report of all the rows.
 Outcome compute_split(const ScoreArgs& a, ScoreOptions options,
                       const std::vector<std::string>& metrics, const NpyArray& label_file) {
   Communicator& comm = world();
   const std::vector<std::int64_t> labels = label_file.labels();
   const std::int64_t n = static_cast<std::int64_t>(labels.size());
-  NpyRowReader reader(a.features);
-  TLKIT_CHECK_ARG(reader.rows() == n, "{} has {} rows but {} has {} entries", a.features,
-                  reader.rows(), a.labels, n);
   const RowRange range = row_range(n, comm.rank(), comm.size());
+  // This process's rows of a row-per-sample .npy (features, probabilities or logits).
+  auto read_range = [&](const std::string& spec, std::optional<NpyRowReader>& reader) {
+    reader.emplace(spec);
+    TLKIT_CHECK_ARG(reader->rows() == n, "{} has {} rows but {} has {} entries", spec,
+                    reader->rows(), a.labels, n);
+    if (range.count() > 0) {
+      reader->seek(range.begin);
+      return reader->next(range.count());
+    }
+    FeatureView none;  // more processes than rows: this one has none, but the width
+    none.cols = reader->cols();
+    none.row_stride = reader->cols();
+    return none;
+  };
   ScoreInputs in;
-  if (range.count() > 0) {
-    reader.seek(range.begin);
-    in.features = reader.next(range.count());
-  } else {  // more processes than rows: this one has none, but the width
-    in.features.cols = reader.cols();
-    in.features.row_stride = reader.cols();
+  std::optional<NpyRowReader> features, probs;
+  std::optional<NpyRangeSource> streamed;
+  std::vector<double> softmaxed;
+  if (!a.features.empty() && a.chunk_rows > 0) {
+    // --chunk-rows: only the shape here; the rows are read chunk by chunk on every pass.
+    streamed.emplace(a.features, range, a.chunk_rows);
+    TLKIT_CHECK_ARG(streamed->reader().rows() == n, "{} has {} rows but {} has {} entries",
+                    a.features, streamed->reader().rows(), a.labels, n);
+    in.features.rows = range.count();
+    in.features.cols = streamed->reader().cols();
+    in.features.row_stride = in.features.cols;
+    in.feature_rows = &*streamed;
+  } else if (!a.features.empty()) {
+    in.features = read_range(a.features, features);
+  }
+  if (!a.probs.empty()) in.probs = read_range(a.probs, probs);
+  if (!a.logits.empty()) {
+    const FeatureView z = read_range(a.logits, probs);
+    const NpyHeader& h = probs->header();
+    TLKIT_CHECK_ARG(
+        h.shape.size() == 2 && (h.type == NpyType::kFloat32 || h.type == NpyType::kFloat64),
+        "{}: logits must be a 2-D float32 or float64 array (N, Cs), got shape {} {}", a.logits,
+        h.shape_string(), to_string(h.type));
+    for (std::int64_t i = 0; i < z.rows; ++i)
+      for (std::int64_t j = 0; j < z.cols; ++j)
+        TLKIT_CHECK_ARG(std::isfinite(z.at(i, j)), "{}: non-finite value {} at row {}, column {}",
+                        a.logits, z.at(i, j), range.begin + i, j);
+    softmaxed = softmax_rows(z);
+    in.probs = FeatureView::row_major(softmaxed.data(), z.rows, z.cols);
   }
   in.labels = LabelView{labels.data() + range.begin, range.count()};
-  options.comm = &comm;
+  options.comm = comm.size() > 1 ? &comm : nullptr;
   options.first_row = range.begin;
   Outcome out;
   out.report = score(in, metrics, options);
@@ -288,9 +375,10 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       "Example: tlkit score --features feats.npy --labels labels.npy --metric logme,hscore\n"
       "Features are an N x D float32/float64 .npy (C or Fortran order) or an .npz member\n"
       "(file.npz:name); labels are N integers (any width; need not be contiguous).\n"
-      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows and the\n"
-      "statistics are summed over them: logme (N > D), hscore, hscore_shrink, sfda, etran_lda\n"
-      "and gbc run this way, the others need one process (docs/scaling.md).");
+      "Under mpirun -n P (or srun --mpi=pmix) each process reads 1/P of the rows (features,\n"
+      "probabilities, logits) and every metric runs on them: statistics are summed over the\n"
+      "processes, and the metrics that need more exchange projected rows, energies or row\n"
+      "blocks; logme with N <= D needs one process (docs/scaling.md).");
   cmd->add_option("--features", a.features, "Features: N x D .npy, or file.npz:member");
   cmd->add_option("--labels", a.labels,
                   "Labels: N integers (.npy or file.npz:member); with --regression an N or N x K "
@@ -316,8 +404,9 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       ->check(CLI::IsMember({"table", "json", "csv"}))
       ->capture_default_str();
   cmd->add_option("--chunk-rows", a.chunk_rows,
-                  "Stream the features in chunks of this many rows (memory independent of N; "
-                  "logme only); 0 reads them whole")
+                  "Stream the features in chunks of this many rows, each process its own rows "
+                  "(memory independent of N; logme, hscore, hscore_shrink, sfda, etran_lda, "
+                  "etran_energy, gbc without PCA, leep, nce); 0 reads them whole")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option(
@@ -345,14 +434,6 @@ static std::vector<std::string> split_metrics(const ScoreArgs& a, const ScoreOpt
   const Communicator& comm = world();
   if (comm.size() == 1) return metrics;
   const int p = comm.size();
-  TLKIT_CHECK_ARG(!a.regression,
-                  "--regression: not available with the rows split over {} processes; run it "
-                  "with one process",
-                  p);
-  TLKIT_CHECK_ARG(a.chunk_rows == 0,
-                  "--chunk-rows: with the rows split over {} processes each reads only its own "
-                  "rows; drop --chunk-rows",
-                  p);
   const bool from_all = ("," + a.metric + ",").find(",all,") != std::string::npos;
   std::vector<std::string> kept, refused;
   for (const auto& name : metrics) {
@@ -398,8 +479,9 @@ int run_score(const ScoreArgs& a) {
     const MetricInfo& info = find_metric(name);
     TLKIT_CHECK_ARG(!a.regression || info.supports_regression,
                     "{} {} does not support --regression", a.metric_flag, name);
-    TLKIT_CHECK_ARG(a.chunk_rows == 0 || info.streaming, "{} {} cannot stream (--chunk-rows)",
-                    a.metric_flag, name);
+    TLKIT_CHECK_ARG(a.chunk_rows == 0 || stream_limitation(name, options.params).empty(),
+                    "{} {} cannot stream (--chunk-rows): it needs {}", a.metric_flag, name,
+                    stream_limitation(name, options.params));
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsFeatures) || !a.features.empty(),
                     "{} {} needs --features", a.metric_flag, name);
     TLKIT_CHECK_ARG(!(info.inputs & kNeedsProbs) || has_probs,
@@ -421,13 +503,14 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
   TLKIT_CHECK_ARG(label_file.rows() >= 2, "{}: need at least 2 samples, got N = {}", a.labels,
                   label_file.rows());
   Outcome out;
-  if (world().size() > 1) {
-    out = compute_split(a, options, metrics, label_file);
-  } else if (a.regression || a.chunk_rows > 0) {
+  const bool logme_alone = metrics.size() == 1 && metrics.front() == "logme";
+  if (a.regression || (a.chunk_rows > 0 && logme_alone)) {
     LogmeOptions opt;
     opt.mode = parse_logme_mode(options.params.text("logme", "mode"));
     opt.threads = a.threads;
-    out = compute_streaming_or_regression(a, opt, label_file);
+    out = compute_logme_accumulated(a, opt, label_file);
+  } else if (world().size() > 1 || a.chunk_rows > 0) {
+    out = compute_split(a, options, metrics, label_file);
   } else {
     const std::vector<std::int64_t> labels = label_file.labels();
     const std::int64_t n = static_cast<std::int64_t>(labels.size());

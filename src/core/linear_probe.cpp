@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "linalg.h"
 #include "tlkit/core/error.h"
@@ -25,6 +27,7 @@ struct Problem {
   std::int64_t classes;
   double c;
   int iterations = 0;
+  const std::function<void(double*, std::size_t)>* reduce_sum = nullptr;  // split rows
 };
 
 // The two products of each L-BFGS step go to BLAS: Eigen's own GEMM was slow for this skinny
@@ -56,9 +59,10 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   const Eigen::Map<const Eigen::MatrixXd> w(theta, d, c);
   const Eigen::Map<const Eigen::VectorXd> b(theta + d * c, c);
   Eigen::MatrixXd logits(p.x.rows(), c);
-  times_w(p, theta, logits.data());
+  if (p.x.rows() > 0) times_w(p, theta, logits.data());
   logits.rowwise() += b.transpose();
-  double loss = 0.5 * w.squaredNorm();
+  // Split rows: the data part first, summed over the processes, then the penalty.
+  double loss = p.reduce_sum ? 0.0 : 0.5 * w.squaredNorm();
   for (Eigen::Index i = 0; i < logits.rows(); ++i) {
     const double mx = logits.row(i).maxCoeff();
     logits.row(i) = (logits.row(i).array() - mx).exp();
@@ -70,7 +74,20 @@ lbfgsfloatval_t objective(void* inst, const lbfgsfloatval_t* theta, lbfgsfloatva
   logits *= p.c;
   Eigen::Map<Eigen::MatrixXd> gw(grad, d, c);
   Eigen::Map<Eigen::VectorXd> gb(grad + d * c, c);
-  transpose_times(p, logits.data(), grad);
+  if (p.x.rows() > 0)
+    transpose_times(p, logits.data(), grad);
+  else
+    gw.setZero();
+  if (p.reduce_sum) {
+    gb = logits.colwise().sum().transpose();
+    std::vector<double> sums(static_cast<std::size_t>(d * c + c + 1));
+    std::copy(grad, grad + d * c + c, sums.begin());
+    sums.back() = loss;
+    (*p.reduce_sum)(sums.data(), sums.size());
+    std::copy(sums.begin(), sums.end() - 1, grad);
+    gw += w;
+    return sums.back() + 0.5 * w.squaredNorm();
+  }
   gw += w;
   gb = logits.colwise().sum().transpose();
   return loss;
@@ -92,7 +109,8 @@ struct LbfgsFree {
 
 LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, const std::int64_t* y,
                            std::int64_t classes, const LogisticOptions& options) {
-  TLKIT_CHECK_ARG(n > 0 && d > 0, "logistic regression on an empty input ({} x {})", n, d);
+  TLKIT_CHECK_ARG((n > 0 || options.reduce_sum) && d > 0,
+                  "logistic regression on an empty input ({} x {})", n, d);
   TLKIT_CHECK_ARG(classes >= 2, "logistic regression needs at least 2 classes, got {}", classes);
   TLKIT_CHECK_ARG(options.c > 0 && std::isfinite(options.c),
                   "logistic regression: C must be a positive number, got {}", options.c);
@@ -100,6 +118,7 @@ LogisticModel fit_logistic(const double* x, std::int64_t n, std::int64_t d, cons
     TLKIT_CHECK_ARG(y[i] >= 0 && y[i] < classes, "label {} of row {} is outside [0, {})", y[i], i,
                     classes);
   Problem prob{Eigen::Map<const RowMatrix>(x, n, d), y, classes, options.c};
+  if (options.reduce_sum) prob.reduce_sum = &options.reduce_sum;
   const detail::SingleThreadScope single(n * d * classes <= (std::int64_t{1} << 22));
   const int dim = static_cast<int>(d * classes + classes);
   std::unique_ptr<lbfgsfloatval_t, LbfgsFree> theta(lbfgs_malloc(dim));

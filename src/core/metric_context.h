@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -103,7 +104,9 @@ class MetricContext {
   /// eigenvalues, largest first), D x k.
   Eigen::MatrixXd principal_directions(std::int64_t k);
 
-  /// Centred features projected on `directions` (D x k): (F - mu) V, N x k.
+  /// Centred features projected on `directions` (D x k): (F - mu) V, N x k. With the rows split
+  /// over processes, each projects its rows and the N x k result is gathered on every process
+  /// (k doubles per row are exchanged, not the D features).
   Eigen::MatrixXd project_centred(const Eigen::MatrixXd& directions);
 
   /// LogME as in logme(), with the mode from params ("logme.mode").
@@ -113,7 +116,66 @@ class MetricContext {
   /// counts from its first row, and indexes y()).
   template <typename Fn>
   void for_blocks(Fn&& fn) {
+    if (inputs_.feature_rows) {
+      // Streamed rows: each chunk is checked as it is read and passed on in the same blocks.
+      inputs_.feature_rows->for_chunks([&](const FeatureView& chunk, std::int64_t begin) {
+        detail::check_finite(chunk, options_.first_row + begin, "features");
+        detail::for_row_blocks(chunk, buffer_,
+                               [&](const double* rows, std::int64_t b, std::int64_t cnt) {
+                                 fn(rows, begin + b, cnt);
+                               });
+      });
+      return;
+    }
     detail::for_row_blocks(inputs_.features, buffer_, fn);
+  }
+
+  /// Class index of every row, all processes' rows in row order (y() in one process): for the
+  /// metrics that work on gathered projected rows (project_centred()).
+  const std::vector<int>& all_y();
+
+  /// Rows of each class held by the processes before this one (zeros in one process): this
+  /// process's rows are rows class_offsets()[c] + 0, 1, ... of their class in row order.
+  std::vector<std::int64_t> class_offsets();
+
+  /// Every process's `mine`, concatenated in rank order, on every process (`mine` in one
+  /// process): rows of a fixed width concatenate into all the rows in row order.
+  std::string all_gather(const std::string& mine);
+
+  /// Calls fn(rows, first, count, y) for each process's rows, in rank order, on every process:
+  /// float64 rows (count x d, row-major) that are rows [first, first + count) of all the rows,
+  /// with their class indices (in one process, its rows in for_blocks()'s blocks). The owner sends
+  /// its rows to the others (a broadcast per process), so each process sees every block once and
+  /// holds one block at a time.
+  template <typename Fn>
+  void for_every_process_rows(Fn&& fn) {
+    if (!comm_) {  // this process's rows, block by block
+      for_blocks([&](const double* block, std::int64_t b, std::int64_t cnt) {
+        fn(block, b, cnt, y_.data() + b);
+      });
+      return;
+    }
+    std::vector<double> mine;
+    detail::copy_rows(inputs_.features, mine);
+    const std::int64_t first = options_.first_row;
+    for (int r = 0; r < comm_->size(); ++r) {
+      std::string block;
+      if (r == comm_->rank()) {
+        const std::int64_t head[2] = {first, rows()};
+        block.append(reinterpret_cast<const char*>(head), sizeof head);
+        block.append(reinterpret_cast<const char*>(y_.data()), y_.size() * sizeof(int));
+        block.append(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double));
+      }
+      communicate([&] { comm_->broadcast(block, r); });
+      std::int64_t head[2];
+      std::memcpy(head, block.data(), sizeof head);
+      const std::size_t off = sizeof head + static_cast<std::size_t>(head[1]) * sizeof(int);
+      std::vector<int> y(static_cast<std::size_t>(head[1]));
+      std::memcpy(y.data(), block.data() + sizeof head, y.size() * sizeof(int));
+      std::vector<double> rows_of(static_cast<std::size_t>(head[1] * d()));
+      std::memcpy(rows_of.data(), block.data() + off, rows_of.size() * sizeof(double));
+      fn(rows_of.data(), head[0], head[1], y.data());
+    }
   }
 
   /// Storage for NCTI's components, computed once for its three registry entries.
@@ -143,6 +205,7 @@ class MetricContext {
   std::optional<GramEigen> gram_eigen_;
   std::optional<LogmeResult> logme_;
   std::optional<metrics_ncti_parts> ncti_;
+  std::optional<std::vector<int>> all_y_;
   std::vector<double> buffer_;
   double shared_seconds_ = 0.0;
   double communication_seconds_ = 0.0;
@@ -185,6 +248,9 @@ void note_if_saturated(MetricValue& out, double top, const MetricContext& ctx);
 
 /// LEEP of probabilities `p` (N x Cs) for class indices y; log = false: without the log.
 double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log);
+/// The same for this process's rows of split rows: the joint table and the final sum are
+/// reduced through `ctx` (N = ctx.n()); in one process, leep_value() itself.
+double leep_value(MetricContext& ctx, const FeatureView& p, const std::vector<int>& y, bool log);
 }  // namespace metrics
 
 }  // namespace tlkit

@@ -25,14 +25,14 @@ const std::vector<MetricInfo>& metric_registry() {
       {"leep", "LEEP: log expected empirical prediction from source-class probabilities",
        "Nguyen et al., LEEP: A New Measure to Evaluate Transferability of Learned "
        "Representations, ICML 2020",
-       true, kNeedsProbs | kNeedsLabels, false, false, {}, &metrics::leep},
+       true, kNeedsProbs | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::leep},
       {"nce", "NCE: negative conditional entropy of target labels given source argmax labels",
        "Tran et al., Transferability and Hardness of Supervised Classification Tasks, ICCV 2019",
-       true, kNeedsProbs | kNeedsLabels, false, false, {}, &metrics::nce},
+       true, kNeedsProbs | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::nce},
       {"hscore", "H-score: tr(pinv(cov f) cov E[f|y])",
        "Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer "
        "Learning, ICIP 2019",
-       true, kNeedsFeatures | kNeedsLabels, false, false,
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true,
        {{"variant", "paper",
          "paper: tr(pinv(cov f) cov g) (TLlib); google: google-research's element-wise "
          "sum of pinv(cov f, rcond 1e-5) * cov g, which only equals it for diagonal covariances",
@@ -41,7 +41,7 @@ const std::vector<MetricInfo>& metric_registry() {
       {"hscore_shrink", "H-score with a Ledoit-Wolf shrunk feature covariance",
        "Ibrahim, Ponomareva, Mazumder, Newer is not always better: Rethinking transferability "
        "metrics, their peculiarities, stability and performance, ECML-PKDD 2022",
-       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::hscore_shrink},
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::hscore_shrink},
       {"transrate", "TransRate: coding rate of the features minus that within each class",
        "Huang et al., Frustratingly Easy Transferability Estimation, ICML 2022",
        true, kNeedsFeatures | kNeedsLabels, false, false,
@@ -64,7 +64,7 @@ const std::vector<MetricInfo>& metric_registry() {
        &metrics::nleep},
       {"gbc", "GBC: Gaussian Bhattacharyya coefficient between classes (negated overlap)",
        "Pandy et al., Transferability Estimation using Bhattacharyya Class Separability, CVPR 2022",
-       true, kNeedsFeatures | kNeedsLabels, false, false,
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true,
        {{"gaussian", "spherical", "per-class covariance: spherical or diagonal",
          {"spherical", "diagonal"}},
         {"pca_dims", "0",
@@ -80,16 +80,16 @@ const std::vector<MetricInfo>& metric_registry() {
       {"sfda", "SFDA: self-challenging Fisher discriminant analysis (mean p(y|x) after ConfMix)",
        "Shao et al., Not All Models Are Equal: Predicting Model Transferability in a "
        "Self-challenging Fisher Space, ECCV 2022",
-       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::sfda},
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::sfda},
       {"etran_lda",
        "ETran component: mean p(y|x) of the reference's LDA (a nearest-class-mean softmax); "
        "tlkit evaluate combines it with etran_energy across the zoo",
        "Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
-       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::etran_lda},
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::etran_lda},
       {"etran_energy",
        "ETran component: mean of the lowest 0.5 % of logsumexp over each feature row (N >= 200)",
        "Gholami et al., ETran: Energy-Based Transferability Estimation, ICCV 2023",
-       true, kNeedsFeatures | kNeedsLabels, false, false, {}, &metrics::etran_energy},
+       true, kNeedsFeatures | kNeedsLabels, false, /*streaming=*/true, {}, &metrics::etran_energy},
       {"ncti_seli",
        "NCTI component: nuclear norm of the centred LDA projection of the 64-d PCA features "
        "(tlkit evaluate combines the three NCTI components across the zoo)",

@@ -11,12 +11,14 @@
 namespace tlkit::metrics {
 namespace {
 
-// Source-class statistics for LEEP and NCE: joint[c][z] = sum_{i in c} theta_iz / N.
+// Source-class statistics for LEEP and NCE: joint[c][z] = sum_{i in c} theta_iz / N, over this
+// process's rows (N: all the rows); `ctx`, when given, sums the table over the processes.
 Eigen::MatrixXd empirical_joint(const FeatureView& p, const std::vector<int>& y,
-                                std::int64_t classes, bool hard) {
+                                std::int64_t classes, bool hard, std::int64_t n,
+                                MetricContext* ctx) {
   // Accumulated transposed (Cs x C) so that each sample adds to one contiguous column.
   Eigen::MatrixXd joint_t = Eigen::MatrixXd::Zero(p.cols, classes);
-  const double inv_n = 1.0 / static_cast<double>(p.rows);
+  const double inv_n = 1.0 / static_cast<double>(n);
   std::vector<double> buffer;
   detail::for_row_blocks(p, buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
     for (std::int64_t r = 0; r < cnt; ++r) {
@@ -30,17 +32,13 @@ Eigen::MatrixXd empirical_joint(const FeatureView& p, const std::vector<int>& y,
       }
     }
   });
+  if (ctx) ctx->reduce_sum(joint_t);
   return joint_t.transpose();
 }
 
-}  // namespace
-
-// LEEP = mean_i ln sum_z theta_iz P(y_i | z), P(y | z) = joint(y, z) / sum_y joint(y, z).
-// A source class z that no sample puts any mass on has no P(. | z); its theta_iz are all 0, so
-// the term is 0 (the reference code would divide 0 by 0). log = false gives the mean of the
-// expected empirical prediction itself (TencentARC/SFDA's NLEEP variant).
-double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log) {
-  const Eigen::MatrixXd joint = empirical_joint(p, y, classes, /*hard=*/false);
+double leep_impl(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log,
+                 std::int64_t n, MetricContext* ctx) {
+  const Eigen::MatrixXd joint = empirical_joint(p, y, classes, /*hard=*/false, n, ctx);
   const Eigen::RowVectorXd pz = joint.colwise().sum();
   Eigen::MatrixXd cond = joint;
   for (Eigen::Index z = 0; z < cond.cols(); ++z)
@@ -56,7 +54,22 @@ double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t 
       total += log ? std::log(eep) : eep;
     }
   });
-  return total / static_cast<double>(p.rows);
+  if (ctx) ctx->reduce_sum(total);
+  return total / static_cast<double>(n);
+}
+
+}  // namespace
+
+// LEEP = mean_i ln sum_z theta_iz P(y_i | z), P(y | z) = joint(y, z) / sum_y joint(y, z).
+// A source class z that no sample puts any mass on has no P(. | z); its theta_iz are all 0, so
+// the term is 0 (the reference code would divide 0 by 0). log = false gives the mean of the
+// expected empirical prediction itself (TencentARC/SFDA's NLEEP variant).
+double leep_value(const FeatureView& p, const std::vector<int>& y, std::int64_t classes, bool log) {
+  return leep_impl(p, y, classes, log, p.rows, nullptr);
+}
+
+double leep_value(MetricContext& ctx, const FeatureView& p, const std::vector<int>& y, bool log) {
+  return leep_impl(p, y, ctx.num_classes(), log, ctx.n(), ctx.sharded() ? &ctx : nullptr);
 }
 
 void logme(MetricContext& ctx, MetricValue& out) {
@@ -67,13 +80,14 @@ void logme(MetricContext& ctx, MetricValue& out) {
 }
 
 void leep(MetricContext& ctx, MetricValue& out) {
-  out.score = leep_value(ctx.inputs().probs, ctx.y(), ctx.num_classes(), /*log=*/true);
+  out.score = leep_value(ctx, ctx.inputs().probs, ctx.y(), /*log=*/true);
 }
 
 // NCE = -H(Y | Z) = sum_z P(z) sum_y P(y | z) ln P(y | z), Z = argmax of the source probabilities.
 void nce(MetricContext& ctx, MetricValue& out) {
   const Eigen::MatrixXd joint =
-      empirical_joint(ctx.inputs().probs, ctx.y(), ctx.num_classes(), /*hard=*/true);
+      empirical_joint(ctx.inputs().probs, ctx.y(), ctx.num_classes(), /*hard=*/true, ctx.n(),
+                      ctx.sharded() ? &ctx : nullptr);
   double neg_h = 0.0;
   for (Eigen::Index z = 0; z < joint.cols(); ++z) {
     const double pz = joint.col(z).sum();
@@ -260,8 +274,50 @@ void transrate(MetricContext& ctx, MetricValue& out) {
     mean = sc.mean;
   }
 
-  // Gather each class's centred rows (row-major), one class at a time to bound memory.
   const std::int64_t classes = ctx.num_classes();
+  auto weight = [&](std::int64_t nc) {
+    return weighting == "tllib" ? 1.0 / static_cast<double>(classes)
+                                : static_cast<double>(nc) / static_cast<double>(n_all);
+  };
+  if (ctx.sharded()) {
+    // Rows split over processes: each class's Z_c^T Z_c (D x D) is a sum over rows, so every
+    // process adds its rows of the class and the sum is reduced, one class at a time.
+    // logdet(I + s Z_c^T Z_c) = logdet(I + s Z_c Z_c^T): the value of the one-process path.
+    std::vector<std::vector<std::int64_t>> mine(static_cast<std::size_t>(classes));
+    for (std::int64_t i = 0; i < ctx.rows(); ++i) mine[ctx.y()[i]].push_back(i);
+    double class_term = 0.0;
+    std::vector<double> zc;
+    Eigen::MatrixXd a(d, d);
+    for (std::int64_t c = 0; c < classes; ++c) {
+      const auto& rows = mine[c];
+      const std::int64_t nc_local = static_cast<std::int64_t>(rows.size());
+      zc.resize(static_cast<std::size_t>(nc_local * d));
+      for (std::int64_t r = 0; r < nc_local; ++r) {
+        double* z = zc.data() + r * d;
+        detail::copy_row(ctx.inputs().features, rows[r], z);
+        Eigen::Map<Eigen::VectorXd>(z, d) -= mean;
+      }
+      a.setZero();
+      if (nc_local > 0) detail::syrk_accumulate_rows(zc.data(), nc_local, d, a.data());
+      ctx.reduce_sum(a);
+      const std::int64_t nc = ctx.counts()[c];
+      a *= 1.0 / (static_cast<double>(nc) * eps);
+      a.diagonal().array() += 1.0;
+      const lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', static_cast<lapack_int>(d),
+                                             a.data(), static_cast<lapack_int>(d));
+      TLKIT_CHECK_ARG(info == 0,
+                      "transrate: the scatter of class {} is not finite (features too "
+                      "large?)",
+                      ctx.labels()[c]);
+      class_term += weight(nc) * a.diagonal().array().log().sum();
+    }
+    out.score = r_all - class_term;
+    out.details["rate_all"] = r_all;
+    out.details["rate_classes"] = class_term;
+    return;
+  }
+
+  // Gather each class's centred rows (row-major), one class at a time to bound memory.
   std::vector<std::vector<std::int64_t>> members(static_cast<std::size_t>(classes));
   for (std::int64_t i = 0; i < n_all; ++i) members[ctx.y()[i]].push_back(i);
   double class_term = 0.0;
@@ -331,12 +387,14 @@ void gbc(MetricContext& ctx, MetricValue& out) {
     // Beyond rank N - 1 the centred data has only rounding-level components.
     const Eigen::MatrixXd z =
         ctx.project_centred(ctx.principal_directions(std::min({pca, ctx.n() - 1, ctx.d()})));
+    // Split rows: z holds all the rows, gathered, with their classes in all_y().
+    const std::vector<int>& y = ctx.all_y();
     mean = Eigen::MatrixXd::Zero(z.cols(), classes);
     var = Eigen::MatrixXd::Zero(z.cols(), classes);
-    for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(ctx.y()[i]) += z.row(i).transpose();
+    for (std::int64_t i = 0; i < ctx.n(); ++i) mean.col(y[i]) += z.row(i).transpose();
     finish_means();
     for (std::int64_t i = 0; i < ctx.n(); ++i)
-      var.col(ctx.y()[i]) += (z.row(i).transpose() - mean.col(ctx.y()[i])).cwiseAbs2();
+      var.col(y[i]) += (z.row(i).transpose() - mean.col(y[i])).cwiseAbs2();
   } else {
     const std::int64_t d = ctx.d();
     mean = ctx.moments().class_sums;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -54,8 +55,10 @@ void fit_lda(Eigen::MatrixXd& sw, const Eigen::MatrixXd& means /* D x C */,
   Eigen::MatrixXd& l = sw;
   const lapack_int d = static_cast<lapack_int>(l.rows());
   lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', d, l.data(), d);
-  TLKIT_CHECK_ARG(info == 0, "sfda: the shrunk within-class covariance is not positive definite "
-                  "(shrinkage too small for {}-dimensional features; reduce them with PCA)", d);
+  TLKIT_CHECK_ARG(info == 0,
+                  "sfda: the shrunk within-class covariance is not positive definite "
+                  "(shrinkage too small for {}-dimensional features; reduce them with PCA)",
+                  d);
   coef_t = means;
   info = LAPACKE_dpotrs(LAPACK_COL_MAJOR, 'U', d, static_cast<lapack_int>(coef_t.cols()), l.data(),
                         d, coef_t.data(), d);
@@ -225,7 +228,7 @@ void etran_energy(MetricContext& ctx, MetricValue& out) {
     out.notes.push_back(fmt::format("undefined for N = {} < 200 (its bottom 0.5 % is empty)", n));
     return;
   }
-  std::vector<double> e(static_cast<std::size_t>(n));
+  std::vector<double> e(static_cast<std::size_t>(ctx.rows()));
   ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     for (std::int64_t i = 0; i < cnt; ++i) {
       const Eigen::Map<const Eigen::ArrayXd> x(rows + i * d, d);
@@ -233,6 +236,16 @@ void etran_energy(MetricContext& ctx, MetricValue& out) {
       e[b + i] = mx + std::log((x - mx).exp().sum());
     }
   });
+  if (ctx.sharded()) {
+    // The m lowest of all the rows are among the union of each process's m lowest: those
+    // candidates (at most m per process) are exchanged, and every process selects from them.
+    const std::size_t mine = std::min(e.size(), static_cast<std::size_t>(m));
+    std::partial_sort(e.begin(), e.begin() + static_cast<std::ptrdiff_t>(mine), e.end());
+    const std::string all =
+        ctx.all_gather(std::string(reinterpret_cast<const char*>(e.data()), mine * sizeof(double)));
+    e.resize(all.size() / sizeof(double));
+    std::memcpy(e.data(), all.data(), e.size() * sizeof(double));
+  }
   std::partial_sort(e.begin(), e.begin() + m, e.end());
   out.score = std::accumulate(e.begin(), e.begin() + m, 0.0) / static_cast<double>(m);
 }

@@ -116,8 +116,7 @@ Lda lda_svd(const Eigen::MatrixXd& x, const std::vector<int>& y, const Eigen::Ve
   while (rank2 < s2.size() && s2[rank2] > tol * s2[0]) ++rank2;
   scalings = scalings * svd2.matrixV().leftCols(rank2);
   Eigen::MatrixXd coef = (means.rowwise() - xbar) * scalings;  // C x rank2
-  Eigen::VectorXd intercept =
-      -0.5 * coef.rowwise().squaredNorm() + priors.array().log().matrix();
+  Eigen::VectorXd intercept = -0.5 * coef.rowwise().squaredNorm() + priors.array().log().matrix();
   coef = coef * scalings.transpose();  // C x k
   intercept -= coef * xbar.transpose();
   Eigen::MatrixXd dec = x * coef.transpose();
@@ -148,25 +147,28 @@ const NctiParts& ncti_parts(MetricContext& ctx) {
   const auto& sc = ctx.scatter();
   const std::int64_t n = ctx.n(), classes = ctx.num_classes();
   const std::int64_t k = std::min<std::int64_t>({64, n - 1, ctx.d()});
+  // Split rows: x is every row's projection (k <= 64 values per row, gathered), and the LDA
+  // below runs on all of them on every process.
   Eigen::MatrixXd x = ctx.project_centred(ctx.principal_directions(k));
+  const std::vector<int>& y = ctx.all_y();
   // Explained variances of the PCA: eigenvalues of T / (N - 1), largest first.
   const Eigen::VectorXd ev = sc.eigenvalues.reverse().head(k) / static_cast<double>(n - 1);
   const double a = std::max(std::exp(-ev.head(std::min<std::int64_t>(32, k)).sum()), 1e-10);
   Eigen::VectorXd counts(classes);
   for (std::int64_t c = 0; c < classes; ++c) counts[c] = static_cast<double>(ctx.counts()[c]);
-  const Lda lda = a == 1e-10 ? lda_svd(x, ctx.y(), counts) : lda_eigen(x, ctx.y(), counts, a);
+  const Lda lda = a == 1e-10 ? lda_svd(x, y, counts) : lda_eigen(x, y, counts, a);
   NctiParts p;
   p.shrinkage = a;
   p.seli = nuclear_norm(lda.transform.rowwise() - lda.transform.colwise().mean());
   double ncc = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) ncc += lda.prob(i, ctx.y()[i]);
+  for (std::int64_t i = 0; i < n; ++i) ncc += lda.prob(i, y[i]);
   p.ncc = ncc / static_cast<double>(n);
   double vc = 0.0;
   for (std::int64_t c = 0; c < classes; ++c) {
     Eigen::MatrixXd rows(ctx.counts()[c], classes);
     Eigen::Index r = 0;
     for (std::int64_t i = 0; i < n; ++i)
-      if (ctx.y()[i] == c) rows.row(r++) = lda.prob.row(i);
+      if (y[i] == c) rows.row(r++) = lda.prob.row(i);
     vc += nuclear_norm(rows);
   }
   p.vc = std::log(vc);

@@ -227,6 +227,8 @@ NleepFit nleep_fit(MetricContext& ctx, const std::vector<Eigen::Index>* centre_r
                   variance);
   TLKIT_CHECK_ARG(per_class >= 1, "--nleep-components-per-class must be >= 1, got {}", per_class);
   NleepFit fit;
+  // Split rows: x is every row's projection (gathered), and the mixture is fitted to all of
+  // them on every process, from the same seed.
   const RowMatrix x = pca_reduce(ctx, variance);
   fit.pca_dims = x.cols();
   fit.components = static_cast<int>(per_class * ctx.num_classes());
@@ -256,7 +258,7 @@ NleepFit nleep_fit(MetricContext& ctx, const std::vector<Eigen::Index>* centre_r
   fit.gmm = fit_gmm(x, fit.kmeans_labels, fit.components);
   const Eigen::MatrixXd& p = fit.gmm.posteriors;
   const bool log = ctx.params().text("nleep", "log") == "yes";
-  fit.score = leep_value(FeatureView::col_major(p.data(), p.rows(), p.cols()), ctx.y(),
+  fit.score = leep_value(FeatureView::col_major(p.data(), p.rows(), p.cols()), ctx.all_y(),
                          ctx.num_classes(), log);
   return fit;
 }

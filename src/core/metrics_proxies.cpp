@@ -17,7 +17,66 @@ namespace tlkit::metrics {
 // (ScoreInputs::sample_ids) are left out with the row itself: a duplicate at distance 0 would
 // otherwise always be the nearest neighbour with the right label. Distances ||a||^2 + ||b||^2 - 2
 // a.b come from a blocked float64 GEMM, so the cost is O(N^2 D) time and O(block N) extra memory.
+namespace {
+
+// knn with the rows split over processes: every process's rows pass by every process once
+// (MetricContext::for_every_process_rows, in row order), and each process keeps, for each of its
+// own rows, the nearest row seen so far; the lowest row index wins ties as in one process, since
+// the blocks come in row order and only a strictly nearer row replaces the kept one.
+void knn_split(MetricContext& ctx, MetricValue& out) {
+  const std::int64_t m = ctx.rows(), d = ctx.d(), first = ctx.options().first_row;
+  std::vector<double> f;
+  detail::copy_rows(ctx.inputs().features, f);
+  std::vector<double> sq(static_cast<std::size_t>(m), 0.0);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < d; ++j) sq[i] += f[i * d + j] * f[i * d + j];
+  std::vector<double> best(static_cast<std::size_t>(m), std::numeric_limits<double>::infinity());
+  std::vector<int> best_y(static_cast<std::size_t>(m), -1);
+  std::vector<double> dots, other_sq;
+  ctx.for_every_process_rows(
+      [&](const double* rows, std::int64_t begin, std::int64_t cnt, const int* y) {
+        if (cnt == 0 || m == 0) return;
+        other_sq.assign(static_cast<std::size_t>(cnt), 0.0);
+        for (std::int64_t j = 0; j < cnt; ++j)
+          for (std::int64_t k = 0; k < d; ++k) other_sq[j] += rows[j * d + k] * rows[j * d + k];
+        // In blocks of this process's rows, so the m x cnt products stay bounded.
+        const std::int64_t block =
+            std::max<std::int64_t>(1, std::min<std::int64_t>(m, (1 << 22) / cnt));
+        dots.resize(static_cast<std::size_t>(block * cnt));
+        for (std::int64_t b = 0; b < m; b += block) {
+          const std::int64_t nb = std::min(block, m - b);
+          cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nb),
+                      static_cast<int>(cnt), static_cast<int>(d), 1.0, f.data() + b * d,
+                      static_cast<int>(d), rows, static_cast<int>(d), 0.0, dots.data(),
+                      static_cast<int>(cnt));
+          for (std::int64_t r = 0; r < nb; ++r) {
+            const std::int64_t i = b + r;
+            for (std::int64_t j = 0; j < cnt; ++j) {
+              if (begin + j == first + i) continue;
+              const double dist = sq[i] + other_sq[j] - 2.0 * dots[r * cnt + j];
+              if (dist < best[i]) {
+                best[i] = dist;
+                best_y[i] = y[j];
+              }
+            }
+          }
+        }
+      });
+  double counts[2] = {0.0, 0.0};  // correct, asked
+  for (std::int64_t i = 0; i < m; ++i) {
+    if (best_y[i] < 0) continue;
+    counts[1] += 1.0;
+    counts[0] += best_y[i] == ctx.y()[i] ? 1.0 : 0.0;
+  }
+  ctx.reduce_sum(counts, 2);
+  TLKIT_CHECK_ARG(counts[1] > 0, "knn: no row has a neighbour to compare");
+  out.score = 100.0 * counts[0] / counts[1];
+}
+
+}  // namespace
+
 void knn(MetricContext& ctx, MetricValue& out) {
+  if (ctx.sharded()) return knn_split(ctx, out);
   const std::int64_t n = ctx.n(), d = ctx.d();
   std::vector<double> f;
   detail::copy_rows(ctx.inputs().features, f);
@@ -109,11 +168,15 @@ void parc(MetricContext& ctx, MetricValue& out) {
       if (z(arg, j) < 0) z.col(j) *= -1.0;
     }
   } else {
+    // Split rows: every process's rows pass to every process (within the pair limit above, at
+    // most ~16000 rows).
     z.resize(n, ctx.d());
-    ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
-      z.middleRows(b, cnt) = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, ctx.d());
-    });
+    ctx.for_every_process_rows(
+        [&](const double* rows, std::int64_t begin, std::int64_t cnt, const int*) {
+          z.middleRows(begin, cnt) = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, ctx.d());
+        });
   }
+  const std::vector<int>& y = ctx.all_y();
   // StandardScaler: columns to mean 0, std 1 (1/N; a constant column keeps scale 1).
   for (Eigen::Index j = 0; j < z.cols(); ++j) {
     z.col(j).array() -= z.col(j).mean();
@@ -135,7 +198,7 @@ void parc(MetricContext& ctx, MetricValue& out) {
     for (std::int64_t j = i + 1; j < n; ++j) {
       if (ctx.sample_id(i) == ctx.sample_id(j)) continue;  // two copies of one sample
       rdm_f.push_back(1.0 - corr(i, j));
-      same.push_back(ctx.y()[i] == ctx.y()[j]);
+      same.push_back(y[i] == y[j]);
     }
   const std::vector<double> rf = average_ranks(rdm_f);
   // Ranks of the two-valued label RDM: same-class pairs (value 0) share the lowest rank block.
@@ -168,10 +231,12 @@ namespace tlkit::metrics {
 // unpenalised intercept, minimising 0.5 ||W||^2 + C sum cross-entropy (C = 1, sklearn's
 // objective) on the raw features, by L-BFGS (liblbfgs) to convergence.
 void logistic(MetricContext& ctx, MetricValue& out) {
-  const std::int64_t n = ctx.n(), d = ctx.d(), classes = ctx.num_classes();
+  // Split rows: this process's rows, whose positions within their classes continue those of
+  // the processes before it (class_offsets()), so the split is that of one process.
+  const std::int64_t n = ctx.rows(), d = ctx.d(), classes = ctx.num_classes();
   const int parity = static_cast<int>(ctx.options().seed % 2);
   std::vector<char> train(static_cast<std::size_t>(n), 0);
-  std::vector<std::int64_t> seen(static_cast<std::size_t>(classes), 0);
+  std::vector<std::int64_t> seen = ctx.class_offsets();
   if (!ctx.inputs().sample_ids) {
     for (std::int64_t i = 0; i < n; ++i) {
       const int c = ctx.y()[i];
@@ -190,11 +255,15 @@ void logistic(MetricContext& ctx, MetricValue& out) {
       train[i] = it->second;
     }
   }
-  const std::int64_t n_train = std::count(train.begin(), train.end(), 1);
-  TLKIT_CHECK_ARG(n_train < n, "logistic: the split leaves no test samples (N = {})", n);
+  const std::int64_t n_train_local = std::count(train.begin(), train.end(), 1);
+  double split_sizes[2] = {static_cast<double>(n_train_local), static_cast<double>(n)};
+  ctx.reduce_sum(split_sizes, 2);
+  const std::int64_t n_train = static_cast<std::int64_t>(split_sizes[0]);
+  const std::int64_t n_all = static_cast<std::int64_t>(split_sizes[1]);
+  TLKIT_CHECK_ARG(n_train < n_all, "logistic: the split leaves no test samples (N = {})", n_all);
   std::vector<double> xtr, xte;
-  xtr.reserve(static_cast<std::size_t>(n_train * d));
-  xte.reserve(static_cast<std::size_t>((n - n_train) * d));
+  xtr.reserve(static_cast<std::size_t>(n_train_local * d));
+  xte.reserve(static_cast<std::size_t>((n - n_train_local) * d));
   std::vector<std::int64_t> ytr, yte;
   ctx.for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     for (std::int64_t i = 0; i < cnt; ++i) {
@@ -211,7 +280,9 @@ void logistic(MetricContext& ctx, MetricValue& out) {
   LogisticOptions lo;
   lo.c = ctx.params().number("logistic", "c");
   lo.max_iterations = static_cast<int>(ctx.params().number("logistic", "max_iterations"));
-  const LogisticModel m = fit_logistic(xtr.data(), n_train, d, ytr.data(), classes, lo);
+  if (ctx.sharded())
+    lo.reduce_sum = [&ctx](double* data, std::size_t count) { ctx.reduce_sum(data, count); };
+  const LogisticModel m = fit_logistic(xtr.data(), n_train_local, d, ytr.data(), classes, lo);
   out.converged = m.converged;
   if (!out.converged) {
     // A note, not an error: the accuracy of the fit so far is reported.
@@ -227,9 +298,15 @@ void logistic(MetricContext& ctx, MetricValue& out) {
           m.status, m.iterations, m.gradient_norm));
   }
   out.details["iterations"] = static_cast<double>(m.iterations);
-  out.score = logistic_accuracy(m, xte.data(), n - n_train, yte.data());
+  // Correct test predictions counted on each process and summed (exact: integers).
+  const std::int64_t n_test_local = n - n_train_local;
+  const std::vector<std::int64_t> predicted = predict_logistic(m, xte.data(), n_test_local);
+  double correct = 0.0;
+  for (std::int64_t i = 0; i < n_test_local; ++i) correct += predicted[i] == yte[i] ? 1.0 : 0.0;
+  ctx.reduce_sum(correct);
+  out.score = 100.0 * correct / static_cast<double>(n_all - n_train);
   out.details["train_samples"] = static_cast<double>(n_train);
-  out.details["test_samples"] = static_cast<double>(n - n_train);
+  out.details["test_samples"] = static_cast<double>(n_all - n_train);
 }
 
 }  // namespace tlkit::metrics

@@ -71,13 +71,54 @@ void MetricContext::reduce_sum(double* data, std::size_t count) {
   if (comm_) communicate([&] { comm_->allreduce_sum(data, count); });
 }
 
+std::string MetricContext::all_gather(const std::string& mine) {
+  if (!comm_) return mine;
+  std::string all;
+  communicate([&] {
+    for (const std::string& part : comm_->gather(mine)) all += part;
+    comm_->broadcast(all, 0);
+  });
+  return all;
+}
+
+const std::vector<int>& MetricContext::all_y() {
+  if (!comm_) return y_;
+  if (!all_y_) {
+    const std::string all =
+        all_gather(std::string(reinterpret_cast<const char*>(y_.data()), y_.size() * sizeof(int)));
+    std::vector<int> y(all.size() / sizeof(int));
+    std::memcpy(y.data(), all.data(), y.size() * sizeof(int));
+    TLKIT_ASSERT(static_cast<std::int64_t>(y.size()) == n_);
+    all_y_ = std::move(y);
+  }
+  return *all_y_;
+}
+
+std::vector<std::int64_t> MetricContext::class_offsets() {
+  const std::size_t c = labels_.size();
+  std::vector<std::int64_t> offsets(c, 0);
+  if (!comm_) return offsets;
+  std::vector<std::int64_t> mine(c, 0);
+  for (const int yi : y_) ++mine[static_cast<std::size_t>(yi)];
+  const std::string all =
+      all_gather(std::string(reinterpret_cast<const char*>(mine.data()), c * sizeof(std::int64_t)));
+  for (int r = 0; r < comm_->rank(); ++r)
+    for (std::size_t k = 0; k < c; ++k) {
+      std::int64_t v;
+      std::memcpy(&v, all.data() + (static_cast<std::size_t>(r) * c + k) * sizeof v, sizeof v);
+      offsets[k] += v;
+    }
+  return offsets;
+}
+
 void MetricContext::require(unsigned needed, std::string_view metric) const {
   // A process whose share of split rows is empty still has the features' width.
   TLKIT_CHECK_ARG(!(needed & kNeedsFeatures) || inputs_.features.rows > 0 ||
                       (comm_ && inputs_.features.cols > 0),
                   "--metric {} needs features (--features)", metric);
-  TLKIT_CHECK_ARG(!(needed & kNeedsProbs) || inputs_.probs.rows > 0,
-                  "--metric {} needs source-class probabilities (--probs)", metric);
+  TLKIT_CHECK_ARG(
+      !(needed & kNeedsProbs) || inputs_.probs.rows > 0 || (comm_ && inputs_.probs.cols > 0),
+      "--metric {} needs source-class probabilities (--probs)", metric);
 }
 
 void MetricContext::add_class_sums(const double* rows, std::int64_t begin, std::int64_t count,
@@ -106,7 +147,7 @@ const MetricContext::Stats& MetricContext::stats() {
   SharedTimer timer(*this);
   const std::int64_t d = this->d();
   Stats s;
-  if (comm_) {
+  if (comm_ && !inputs_.feature_rows) {
     // This process's rows, then the sums over every process.
     ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
     communicate([&] { part.allreduce(*comm_); });
@@ -132,6 +173,9 @@ const MetricContext::Stats& MetricContext::stats() {
     detail::syrk_accumulate_rows(rows, cnt, d, s.gram.data());
     if (!have_moments) add_class_sums(rows, b, cnt, class_sums);
   });
+  // Streamed rows split over processes: this process's sums, then those of all of them.
+  reduce_sum(s.gram);
+  if (!have_moments) reduce_sum(class_sums);
   if (!have_moments) {
     Moments m;
     m.sum = class_sums.rowwise().sum();
@@ -190,19 +234,26 @@ Eigen::MatrixXd MetricContext::principal_directions(std::int64_t k) {
 }
 
 Eigen::MatrixXd MetricContext::project_centred(const Eigen::MatrixXd& directions) {
-  TLKIT_ASSERT(!comm_);  // N x k rows: the metrics that need them do not run split
   const Scatter& sc = scatter();
-  const std::int64_t d = this->d(), k = directions.cols();
-  Eigen::MatrixXd z(n_, k);
+  const std::int64_t d = this->d(), k = directions.cols(), m = rows();
+  Eigen::MatrixXd z(m, k);
   detail::RowMatrixXd block;
   for_blocks([&](const double* rows, std::int64_t b, std::int64_t cnt) {
     block = Eigen::Map<const detail::RowMatrixXd>(rows, cnt, d).rowwise() - sc.mean.transpose();
     // z rows [b, b + cnt) = block directions by BLAS: Eigen's own product ran ~10x slower here.
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(cnt), static_cast<int>(k),
                 static_cast<int>(d), 1.0, block.data(), static_cast<int>(d), directions.data(),
-                static_cast<int>(d), 0.0, z.data() + b, static_cast<int>(n_));
+                static_cast<int>(d), 0.0, z.data() + b, static_cast<int>(m));
   });
-  return z;
+  if (!comm_) return z;
+  // Split rows: every process's projected rows (k doubles each), in row order, on every process.
+  const detail::RowMatrixXd mine = z;
+  const std::string all = all_gather(std::string(reinterpret_cast<const char*>(mine.data()),
+                                                 static_cast<std::size_t>(mine.size()) * 8));
+  TLKIT_ASSERT(static_cast<std::int64_t>(all.size()) == n_ * k * 8);
+  detail::RowMatrixXd gathered(n_, k);
+  if (n_ * k > 0) std::memcpy(gathered.data(), all.data(), all.size());
+  return gathered;
 }
 
 const LogmeResult& MetricContext::logme() {
@@ -235,19 +286,20 @@ void validate(const ScoreInputs& in, bool sharded, std::int64_t first_row) {
                     in.features.rows, n);
     TLKIT_CHECK_ARG(in.features.cols >= 1, "features: need at least 1 feature column, got D = {}",
                     in.features.cols);
-    detail::check_finite(in.features, first_row, "features");
+    // Streamed rows are checked chunk by chunk as they are read (MetricContext::for_blocks).
+    if (!in.feature_rows) detail::check_finite(in.features, first_row, "features");
   }
   if (in.probs.rows > 0 || in.probs.cols > 0) {
     TLKIT_CHECK_ARG(in.probs.rows == n, "probs have {} rows but labels has {} entries",
                     in.probs.rows, n);
     TLKIT_CHECK_ARG(in.probs.cols >= 1, "probs: need at least 1 column, got {}", in.probs.cols);
-    detail::check_finite(in.probs, 0, "probs");
+    detail::check_finite(in.probs, first_row, "probs");
     std::vector<double> buffer;
     detail::for_row_blocks(
         in.probs, buffer, [&](const double* rows, std::int64_t b, std::int64_t cnt) {
           const Eigen::Map<const detail::RowMatrixXd> block(rows, cnt, in.probs.cols);
           for (std::int64_t r = 0; r < cnt; ++r) {
-            const std::int64_t i = b + r;
+            const std::int64_t i = first_row + b + r;
             if (block.row(r).minCoeff() < 0.0) {  // name the first negative value of the row
               Eigen::Index j = 0;
               while (block(r, j) >= 0.0) ++j;
@@ -286,23 +338,27 @@ ScoreReport logme_report(LogmeResult r, double seconds) {
 }
 
 std::string distributed_limitation(std::string_view metric, const MetricParams& params) {
-  static const std::map<std::string_view, std::string_view> kNeeds = {
-      {"leep", "a pass over the source-class probabilities per row"},
-      {"nce", "the source-class probabilities (split runs read only features and labels)"},
-      {"transrate", "each class's centred rows (a per-class coding rate)"},
-      {"nleep", "the rows (PCA projection and a Gaussian mixture fitted to them)"},
-      {"etran_energy", "every row's energy (the lowest 0.5 % of all rows)"},
-      {"ncti_seli", "the rows (PCA projection and an LDA of the projected rows)"},
-      {"ncti_ncc", "the rows (PCA projection and an LDA of the projected rows)"},
-      {"ncti_vc", "the rows (PCA projection and an LDA of the projected rows)"},
-      {"parc", "all pairs of rows (N x N dissimilarities)"},
-      {"knn", "all pairs of rows (nearest neighbours)"},
-      {"logistic", "the rows (a classifier fitted to a stratified half)"},
-  };
-  if (metric == "gbc" && params.number("gbc", "pca_dims") != 0.0)
-    return "the rows projected on the principal directions (--gbc-pca-dims > 0; 0 runs split)";
+  // Every metric runs split: the one-pass statistics are reduced, and the per-row work either
+  // reduces its own sums, exchanges a few values per row (projected rows, energies) or passes
+  // each process's rows to the others once (knn); docs/scaling.md lists what each exchanges.
+  // Left as the one place to name a metric that cannot.
+  static const std::map<std::string_view, std::string_view> kNeeds = {};
+  (void)params;
   const auto it = kNeeds.find(metric);
   return it == kNeeds.end() ? std::string() : std::string(it->second);
+}
+
+std::string stream_limitation(std::string_view metric, const MetricParams& params) {
+  static const std::map<std::string_view, std::string_view> kPasses =
+      {
+          {"logme", ""}, {"hscore", ""},    {"hscore_shrink", ""},
+          {"sfda", ""},  {"etran_lda", ""}, {"etran_energy", ""},
+          {"gbc", ""},   {"leep", ""},      {"nce", ""},  // the probabilities, held whole (N x Cs)
+      };
+  if (metric == "gbc" && params.number("gbc", "pca_dims") != 0.0)
+    return "the rows projected on the principal directions (--gbc-pca-dims > 0)";
+  if (kPasses.count(metric)) return std::string();
+  return "the feature rows held whole (it compares, projects or fits individual rows)";
 }
 
 ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& metrics,
@@ -318,12 +374,28 @@ ScoreReport score(const ScoreInputs& inputs, const std::vector<std::string>& met
                       name, needs, options.comm->size());
     }
   }
+  // Sample ids (bootstrap resamples) name copies across all the rows: one process only.
+  TLKIT_CHECK_ARG(!sharded || inputs.sample_ids == nullptr,
+                  "score: sample ids are not supported with the rows split over processes");
+  if (inputs.feature_rows) {
+    for (const auto& name : metrics) {
+      const std::string needs = stream_limitation(name, options.params);
+      TLKIT_CHECK_ARG(needs.empty(), "--metric {} cannot stream (--chunk-rows): it needs {}", name,
+                      needs);
+    }
+  }
   validate(inputs, sharded, options.first_row);
   MetricContext ctx(inputs, options);
   TLKIT_CHECK_ARG(ctx.n() >= 2, "labels: need at least 2 samples, got N = {}", ctx.n());
   TLKIT_CHECK_ARG(ctx.num_classes() >= 2,
                   "labels: transferability metrics need at least 2 classes, found only label {}",
                   ctx.labels().front());
+  TLKIT_CHECK_ARG(
+      !inputs.feature_rows || ctx.n() > ctx.d() ||
+          std::find(metrics.begin(), metrics.end(), "logme") == metrics.end(),
+      "--metric logme: N = {} <= D = {} with the features streamed (--chunk-rows) along with "
+      "other metrics needs the rows held whole; stream logme alone, or drop --chunk-rows",
+      ctx.n(), ctx.d());
   TLKIT_CHECK_ARG(
       !sharded || ctx.n() > ctx.d() ||
           std::find(metrics.begin(), metrics.end(), "logme") == metrics.end(),

@@ -247,8 +247,20 @@ TEST(CliScoreMetrics, ProbabilityMetricsWithoutFeatures) {
                          mfx("tall_labels.npy") + " --metric leep",
                      "--metric leep needs --probs");
   expect_usage_error("score --features " + mfx("tall_features.npy") + " --labels " +
-                         mfx("tall_labels.npy") + " --metric hscore --chunk-rows 10",
-                     "--metric hscore cannot stream");
+                         mfx("tall_labels.npy") + " --metric knn --chunk-rows 10",
+                     "--metric knn cannot stream");
+  // hscore passes over the rows in blocks: streamed in chunks of 10 it gives the whole-array
+  // score.
+  const std::string hs = "score --features " + mfx("tall_features.npy") + " --labels " +
+                         mfx("tall_labels.npy") + " --metric hscore,sfda --format json";
+  const CliRun whole = run_cli(hs), chunked = run_cli(hs + " --chunk-rows 10");
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  ASSERT_EQ(chunked.code, 0) << chunked.err;
+  const auto jw = nlohmann::json::parse(whole.out), jc = nlohmann::json::parse(chunked.out);
+  for (const char* m : {"hscore", "sfda"})
+    EXPECT_TRUE(test::near_rel(jc["metrics"][m]["score"].get<double>(),
+                               jw["metrics"][m]["score"].get<double>(), 1e-9))
+        << m;
 }
 
 // --logits: log(p) plus any per-row constant has softmax p, so the reference LEEP and NCE of the

@@ -9,7 +9,9 @@
 // constant added to all classes only when the data allow it, which changes no prediction.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,11 @@ struct LogisticOptions {
   double c = 1.0;             ///< inverse regularisation strength (> 0)
   int max_iterations = 1000;  ///< L-BFGS iterations (0: until convergence)
   double epsilon = 1e-9;      ///< liblbfgs' relative gradient tolerance
+  /// Rows split over processes: sums `count` doubles over all of them in place (every process
+  /// gets the sum). When set, each process passes its own rows (n may be 0), the data part of
+  /// the loss and gradient is summed through it at every evaluation, and every process runs the
+  /// same L-BFGS steps on the same sums. Empty: one process.
+  std::function<void(double*, std::size_t)> reduce_sum;
 };
 
 struct LogisticModel {

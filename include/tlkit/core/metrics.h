@@ -38,7 +38,7 @@ struct MetricInfo {
   bool higher_is_better = true;
   unsigned inputs = 0;           ///< MetricInput bits
   bool supports_regression = false;
-  bool streaming = false;        ///< computable from row chunks (--chunk-rows)
+  bool streaming = false;        ///< computable from row chunks (--chunk-rows; gbc: pca_dims 0)
   std::vector<MetricParam> params;
   MetricFn compute = nullptr;
 };

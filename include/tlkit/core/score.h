@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -19,6 +20,17 @@
 
 namespace tlkit {
 
+/// This process's feature rows read chunk by chunk (`tlkit score --chunk-rows`), so that only
+/// one chunk is in memory: the metrics that pass over the rows in blocks (stream_limitation())
+/// run on it, passing over the chunks once per pass.
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  /// Calls fn(chunk, begin) for consecutive chunks from the first row; `begin` counts from it,
+  /// and the chunk's data is valid during the call only.
+  virtual void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) = 0;
+};
+
 struct ScoreInputs {
   FeatureView features;  ///< N x D; may be empty (rows = 0) if only probability metrics are asked
   LabelView labels;      ///< N class labels (any integers; the distinct values are the classes)
@@ -29,6 +41,9 @@ struct ScoreInputs {
   /// an unseen sample: knn excludes a row's copies from its neighbours, logistic puts all copies of
   /// a sample on the same side of its train/test split, parc leaves out the pairs of copies.
   const std::int64_t* sample_ids = nullptr;
+  /// Optional: the feature rows streamed from here instead of held in `features`, which then
+  /// gives only their shape (rows, cols; data nullptr).
+  RowSource* feature_rows = nullptr;
 };
 
 class Communicator;
@@ -76,6 +91,10 @@ ScoreReport logme_report(LogmeResult r, double seconds);
 /// Otherwise what it needs that a split run does not have (its per-row or pairwise work), for a
 /// message that names it. `params` matters for gbc (only pca_dims 0 runs split).
 std::string distributed_limitation(std::string_view metric, const MetricParams& params);
+
+/// Empty when `metric` runs on streamed rows (ScoreInputs::feature_rows): it reads the features
+/// only in blocks. Otherwise why not (it holds or revisits individual rows), for a message.
+std::string stream_limitation(std::string_view metric, const MetricParams& params);
 
 /// Computes `metrics` (registered names) on `inputs`. Throws InputError for invalid input or a
 /// metric whose inputs are missing.
