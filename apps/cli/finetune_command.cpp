@@ -213,7 +213,9 @@ int run_finetune_command(FinetuneArgs& a) {
     throw;
   }
   bar.finish();
-  if (a.zoo_settings) model::record_zoo_model(*a.zoo_settings, a.zoo.zoo, a.o.out);
+  // Rank 0 alone writes metrics.json (under mpirun the others would rewrite it at the same time).
+  if (a.zoo_settings && world().is_root())
+    model::record_zoo_model(*a.zoo_settings, a.zoo.zoo, a.o.out);
   // The linear probe's non-converged fits: one warning naming the model and every C.
   const std::string lbfgs = "L-BFGS did not converge for C = ";
   std::vector<std::string> lbfgs_c;

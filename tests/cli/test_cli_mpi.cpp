@@ -394,19 +394,28 @@ TEST(Mpi, FinetuneDataParallelEqualsOneProcess) {
   EXPECT_EQ(resumed["test_acc"], whole["test_acc"]);
 }
 
-// Data-parallel training of a model with BatchNorm in train mode (trainable.pt, top:2) runs and
-// writes one run's files; its numbers differ from one process (each share normalises with its
-// own statistics), so only their shape is checked.
+// Data-parallel training of a model with BatchNorm in train mode (trainable.pt, top:2, named by a
+// zoo entry) runs and writes one run's files, the zoo entry recorded once in metrics.json by rank
+// 0; its numbers differ from one process (each share normalises with its own statistics), so only
+// their shape is checked.
 TEST(Mpi, FinetuneDataParallelWithBatchNormRuns) {
   test::TempDir t;
-  const CliRun r =
-      run_mpi(2, toy_finetune("trainable.pt", t.file("dp"),
-                              "--mode top:2 --epochs 2 --batch 8 --data-parallel --quiet"));
+  const std::string zoo = t.file("zoo.json");
+  test::write_bytes(zoo, R"({"models": [{"name": "toy", "file": ")" +
+                             test::data_path("model/models/trainable.pt") +
+                             R"(", "kind": "image", "input_size": 8}]})");
+  const CliRun r = run_mpi(
+      2, "finetune --zoo " + zoo + " --model-name toy --data " + test::data_path("model/toy") +
+             " --split-train train --split-test test --threads 1 --mode top:2 --epochs 2 "
+             "--batch 8 --data-parallel --quiet --out " +
+             t.file("dp"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "");
   const auto m = nlohmann::json::parse(test::read_bytes(t.file("dp/metrics.json")));
   EXPECT_EQ(m["history"].size(), 2u);
   EXPECT_TRUE(m["finished"].get<bool>());
+  EXPECT_EQ(m["zoo_model"]["name"], "toy");
+  EXPECT_EQ(m["data"]["trainable_blocks"], nlohmann::json({"blocks.0", "blocks.1"}));
 }
 
 TEST(Mpi, FinetuneRefusesWhatItCannotShare) {
