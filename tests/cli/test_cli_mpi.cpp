@@ -465,6 +465,28 @@ TEST(Mpi, ProbeEqualsOneProcess) {
   }
 }
 
+// A grid point that fails on the rank that took it (--resume without that point's checkpoint)
+// ends the job with the one-process exit code and that rank's one-line error, and no grid
+// metrics.json.
+TEST(Mpi, AFailingGridPointEndsTheJobWithItsRanksError) {
+  test::TempDir t;
+  const std::string out = t.file("grid");
+  const std::string args = "--mode top:2 --epochs 1 --batch 8";
+  ASSERT_EQ(test::run_cli(toy_finetune("trainable.pt", out, args + " --grid lr=0.05")).code, 0);
+  ASSERT_TRUE(fs::remove(out + "/metrics.json"));
+  const CliRun r =
+      run_mpi(2, toy_finetune("trainable.pt", out, args + " --grid lr=0.05,0.2 --resume"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::size_t errors = 0;
+  for (std::size_t at = 0; (at = r.err.find("tlkit: error", at)) != std::string::npos; ++at)
+    ++errors;
+  EXPECT_EQ(errors, 1u) << r.err;
+  EXPECT_NE(r.err.find("tlkit: error (rank "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lr=0.2 has no checkpoint.pt to resume from"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/metrics.json"));
+}
+
 // A rank killed (SIGKILL) while a grid runs ends the job with a non-zero exit code and no grid
 // metrics.json; the points finished before stay valid: a rerun resumes them from their
 // checkpoints (and runs the others), then writes the grid's metrics.json.
