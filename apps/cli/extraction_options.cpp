@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "tlkit/core/error.h"
+#include "world.h"
 
 namespace tlkit::cli {
 
@@ -16,7 +17,8 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
       ->capture_default_str();
   cmd->add_option(
          "--threads", a.threads,
-         "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1)")
+         "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1; "
+         "under mpirun: the cores divided by the processes on the machine)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads,
@@ -52,7 +54,7 @@ model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
   model::ExtractOptions o;
   o.split = a.split;
   o.batch = a.batch;
-  o.threads = a.threads;
+  o.threads = threads_per_process(a.threads);  // under mpirun: the ranks share the cores
   o.decode_threads = a.decode_threads;
   o.sample.per_class = a.per_class;
   o.sample.limit = a.limit;

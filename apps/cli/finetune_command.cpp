@@ -16,6 +16,7 @@
 #include "tlkit/model/finetune.h"
 #include "tlkit/model/zoo_handoff.h"
 #include "training_options.h"
+#include "world.h"
 
 namespace tlkit::cli {
 namespace {
@@ -50,7 +51,9 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
       "head, --mean/--std inside) for tlkit predict and\ntorch.jit.load. Resumes from a checkpoint "
       "of the same "
       "configuration (docs/finetune.md). Ctrl-C keeps the last epoch's checkpoint; rerun to "
-      "resume.");
+      "resume.\n"
+      "Under mpirun -n P (or srun --mpi=pmix): the points of --grid are shared among the P "
+      "processes, or\nwith --data-parallel each batch of one run is (docs/scaling.md).");
   cmd->add_option("--model", o.model,
                   "TorchScript model: forward(x [N,3,S,S] RGB in [0,1]) or forward(List[str]) "
                   "-> (features, ...) or features (or --zoo with --model-name)");
@@ -140,6 +143,10 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "A permutation of the block indices: block i takes the weights of block "
                   "ORDER[i] (equal parameter shapes), e.g. 0,1,3,2,...")
       ->delimiter(',');
+  cmd->add_flag("--data-parallel", o.data_parallel,
+                "Under mpirun -n P or srun (P >= 2): train each run on all P processes, each "
+                "taking its share of every batch, gradients summed after backward (same global "
+                "--batch and --seed as one process; BatchNorm uses each share's statistics)");
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
   return cmd;
 }
@@ -177,7 +184,10 @@ int run_finetune_command(FinetuneArgs& a) {
     return 0;
   }
   a.o.mode = model::parse_mode(a.mode);
-  ProgressBar bar(progress_wanted(a.quiet), "item");
+  a.o.comm = &world();
+  a.o.threads = threads_per_process(a.o.threads);
+  // Under several processes the bar is off: each would draw its own runs or shares.
+  ProgressBar bar(world().size() == 1 && progress_wanted(a.quiet), "item");
   a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,
                                               std::int64_t total,
                                               const std::string& suffix) mutable {
@@ -203,7 +213,9 @@ int run_finetune_command(FinetuneArgs& a) {
     throw;
   }
   bar.finish();
-  if (a.zoo_settings) model::record_zoo_model(*a.zoo_settings, a.zoo.zoo, a.o.out);
+  // Rank 0 alone writes metrics.json (under mpirun the others would rewrite it at the same time).
+  if (a.zoo_settings && world().is_root())
+    model::record_zoo_model(*a.zoo_settings, a.zoo.zoo, a.o.out);
   // The linear probe's non-converged fits: one warning naming the model and every C.
   const std::string lbfgs = "L-BFGS did not converge for C = ";
   std::vector<std::string> lbfgs_c;

@@ -147,12 +147,14 @@ int run_cli(int argc, char** argv) {
   try {
     for (const auto& c : commands) {
       if (!c.app->parsed()) continue;
-      // Only score and rank divide their work over an MPI job's processes; P copies of another
-      // command would write the same outputs.
+      // Only score, rank, finetune and probe divide their work over an MPI job's processes; P
+      // copies of another command would write the same outputs.
       const std::string name = c.app->get_name();
-      TLKIT_CHECK_ARG(tlkit::cli::world().size() == 1 || name == "score" || name == "rank",
-                      "tlkit {} runs in one process (under mpirun or srun only score and rank are "
-                      "divided over the processes); run it without the MPI launcher",
+      TLKIT_CHECK_ARG(tlkit::cli::world().size() == 1 || name == "score" || name == "rank" ||
+                          name == "finetune" || name == "probe",
+                      "tlkit {} runs in one process (under mpirun or srun only score, rank, "
+                      "finetune and probe are divided over the processes); run it without the MPI "
+                      "launcher",
                       name);
       const int code = c.run();
       // Output goes through stdio's buffer: a full disk shows only when it is flushed.

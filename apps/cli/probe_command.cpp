@@ -17,6 +17,7 @@
 #include "tlkit/model/probe.h"
 #include "tlkit/model/zoo_handoff.h"
 #include "training_options.h"
+#include "world.h"
 
 namespace tlkit::cli {
 namespace {
@@ -57,7 +58,9 @@ CLI::App* add_probe_options(CLI::App& app, ProbeArgs& a) {
       "Blocks: as `tlkit finetune --list-blocks` lists them. layers needs a model that can be "
       "run block by block\n(a scripted model whose forward calls a Sequential of blocks, like the "
       "kit's cifar10_resnet*) or whose\nforward returns a list of per-layer features "
-      "(docs/probe.md).");
+      "(docs/probe.md).\nUnder mpirun -n P (or srun --mpi=pmix) the fine-tuning runs are shared "
+      "among the P processes,\neach run trained by one; rank 0 runs layers and writes the results "
+      "(docs/scaling.md).");
   cmd->add_option("--model", o.model,
                   "TorchScript image model: forward(x [N,3,S,S] RGB in [0,1]) -> (features, ...) "
                   "(or --zoo with --model-name)");
@@ -146,7 +149,9 @@ int run_probe_command(ProbeArgs& a) {
   a.o.finetune.cancelled = interrupted;
   a.o.analyses = model::parse_analyses(a.analysis);
   a.o.sizes = model::parse_sizes(a.sizes);
-  ProgressBar bar(progress_wanted(a.quiet), "img");
+  a.o.finetune.comm = &world();  // under mpirun: the fine-tuning runs shared among the processes
+  a.o.finetune.threads = threads_per_process(a.o.finetune.threads);
+  ProgressBar bar(world().size() == 1 && progress_wanted(a.quiet), "img");
   a.o.progress = [&bar, last = std::string()](const std::string& phase, std::int64_t done,
                                               std::int64_t total,
                                               const std::string& suffix) mutable {

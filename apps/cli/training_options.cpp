@@ -42,7 +42,8 @@ void add_device_options(CLI::App* cmd, model::FinetuneOptions& o) {
   cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
   cmd->add_option(
          "--threads", o.threads,
-         "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1)")
+         "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1; "
+         "under mpirun: the cores divided by the processes on the machine)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--decode-threads", o.decode_threads,

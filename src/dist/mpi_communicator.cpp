@@ -147,6 +147,24 @@ class MpiCommunicator final : public Communicator {
     std::_Exit(code);  // MPI_Abort does not return; in case it does
   }
 
+  void allreduce_sum(float* data, std::size_t count) override {
+    for (std::size_t k = 0; k < count; k += kPiece)
+      check(MPI_Allreduce(MPI_IN_PLACE, data + k, static_cast<int>(std::min(kPiece, count - k)),
+                          MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+            "MPI_Allreduce");
+  }
+  // The processes sharing this machine's memory (MPI_COMM_TYPE_SHARED). Collective the first
+  // time: main() asks on every process right after start_mpi (cli::set_world).
+  int local_size() override {
+    if (local_size_ > 0) return local_size_;
+    MPI_Comm node = MPI_COMM_NULL;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+          "MPI_Comm_split_type");
+    check(MPI_Comm_size(node, &local_size_), "MPI_Comm_size");
+    MPI_Comm_free(&node);
+    return local_size_;
+  }
+
  private:
   void reduce_int64(std::int64_t* data, std::size_t count, MPI_Op op) {
     for (std::size_t k = 0; k < count; k += kPiece)
@@ -157,6 +175,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank_ = 0;
   int size_ = 1;
+  int local_size_ = 0;  // 0: not asked yet
 };
 
 bool env_set(const char* name) {

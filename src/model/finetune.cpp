@@ -166,6 +166,26 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   if (text && !o.augment.empty() && o.augment != "none" && o.augment != FinetuneOptions().augment)
     res.notes.push_back(
         fmt::format("--augment {} does not apply to text data: no augmentation", o.augment));
+  Communicator& comm = o.comm ? *o.comm : single_process();
+  if (comm.size() > 1) {
+    TLKIT_CHECK_ARG(o.mode.mode != FinetuneMode::kLinear,
+                    "--mode linear runs in one process (one L-BFGS fit per C on features "
+                    "extracted once); run it without mpirun or srun");
+    TLKIT_CHECK_ARG(o.data_parallel || !o.grid.empty(),
+                    "tlkit finetune under mpirun or srun shares the points of --grid among the {} "
+                    "processes, or with --data-parallel the batches of one run; give one of them, "
+                    "or run it without the launcher",
+                    comm.size());
+    if (o.data_parallel)
+      TLKIT_CHECK_ARG(o.batch >= comm.size(),
+                      "--batch {}: --data-parallel gives each of the {} processes a share of "
+                      "every batch; use --batch {} or more",
+                      o.batch, comm.size(), comm.size());
+  } else {
+    TLKIT_CHECK_ARG(!o.data_parallel,
+                    "--data-parallel trains one run on the processes of an MPI job: run it under "
+                    "mpirun -n P or srun --mpi=pmix -n P (P >= 2), or leave it out");
+  }
   std::vector<GridAxis> axes;
   if (!o.grid.empty()) axes = parse_grid(o.grid, o.mode.mode);
   set_torch_threads(o.threads);

@@ -1,6 +1,8 @@
 // Hyper-parameter grids of tlkit finetune (finetune_grid.h).
 #include "finetune_grid.h"
 
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -31,10 +33,66 @@ std::string point_dir_name(const std::vector<GridAxis>& axes, const GridPoint& p
   return s;
 }
 
+namespace {
+
+// A double as its 64-bit pattern (JSON numbers lose NaN and infinities).
+std::uint64_t bits(double v) {
+  std::uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+double from_bits(const json& j) {
+  const auto u = j.get<std::uint64_t>();
+  double v = 0;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+std::string run_to_bytes(const FinetuneRun& r) {
+  json j;
+  j["out"] = r.out;
+  json point = json::object();
+  for (const auto& [k, v] : r.point) point[k] = bits(v);
+  j["point"] = point;
+  json history = json::array();
+  for (const auto& e : r.history)
+    history.push_back({e.epoch, bits(e.lr), bits(e.train_loss), bits(e.train_acc), bits(e.val_acc),
+                       bits(e.seconds)});
+  j["history"] = history;
+  j["best_epoch"] = r.best_epoch;
+  j["best_val_acc"] = bits(r.best_val_acc);
+  j["test_acc"] = bits(r.test_acc);
+  j["flags"] = {r.finished, r.early_stopped, r.diverged, r.resumed};
+  j["resumed_from_epoch"] = r.resumed_from_epoch;
+  return j.dump();
+}
+
+FinetuneRun run_from_bytes(const std::string& bytes) {
+  const json j = json::parse(bytes);
+  FinetuneRun r;
+  r.out = j["out"].get<std::string>();
+  for (const auto& [k, v] : j["point"].items()) r.point[k] = from_bits(v);
+  for (const auto& e : j["history"])
+    r.history.push_back({e[0].get<int>(), from_bits(e[1]), from_bits(e[2]), from_bits(e[3]),
+                         from_bits(e[4]), from_bits(e[5])});
+  r.best_epoch = j["best_epoch"].get<int>();
+  r.best_val_acc = from_bits(j["best_val_acc"]);
+  r.test_acc = from_bits(j["test_acc"]);
+  r.finished = j["flags"][0].get<bool>();
+  r.early_stopped = j["flags"][1].get<bool>();
+  r.diverged = j["flags"][2].get<bool>();
+  r.resumed = j["flags"][3].get<bool>();
+  r.resumed_from_epoch = j["resumed_from_epoch"].get<int>();
+  return r;
+}
+
 std::vector<FinetuneRun> run_grid(const FinetuneOptions& o, const std::vector<GridAxis>& axes,
-                                  const Hyper& h0, const RunOne& run_one) {
-  std::vector<FinetuneRun> runs;
-  for (const auto& p : grid_points(axes)) {
+                                  const Hyper& h0, Communicator& comm, const RunOne& run_one) {
+  const std::vector<GridPoint> points = grid_points(axes);
+  std::vector<Hyper> hypers;
+  for (const auto& p : points) {
     Hyper h = h0;
     for (const auto& [k, v] : p) {
       if (k == "lr") h.lr = v;
@@ -46,8 +104,41 @@ std::vector<FinetuneRun> run_grid(const FinetuneOptions& o, const std::vector<Gr
         h.label_smoothing = v;
       }
     }
-    runs.push_back(run_one(h, p, o.out + "/" + point_dir_name(axes, p)));
+    hypers.push_back(h);
   }
+  auto run_point = [&](std::size_t i) {
+    return run_one(hypers[i], points[i], o.out + "/" + point_dir_name(axes, points[i]));
+  };
+  std::vector<FinetuneRun> runs;
+  if (comm.size() == 1) {
+    for (std::size_t i = 0; i < points.size(); ++i) runs.push_back(run_point(i));
+    return runs;
+  }
+  // The queue: this process's runs, each after its point's index.
+  json mine = json::array();
+  {
+    const auto next = comm.make_counter();
+    for (;;) {
+      const std::int64_t i = next->fetch_add(1);
+      if (i >= static_cast<std::int64_t>(points.size())) break;
+      mine.push_back({i, run_to_bytes(run_point(static_cast<std::size_t>(i)))});
+    }
+    comm.barrier();  // a process done early sleeps here instead of spinning in the collective
+  }
+  // Rank 0 puts them in point order and sends them to every process.
+  std::string all;
+  const std::vector<std::string> gathered = comm.gather(mine.dump());
+  if (comm.is_root()) {
+    std::vector<std::string> ordered(points.size());
+    for (const auto& bytes : gathered)
+      for (const auto& e : json::parse(bytes))
+        ordered[e[0].get<std::size_t>()] = e[1].get<std::string>();
+    json a = json::array();
+    for (auto& bytes : ordered) a.push_back(std::move(bytes));
+    all = a.dump();
+  }
+  comm.broadcast(all, 0);
+  for (const auto& e : json::parse(all)) runs.push_back(run_from_bytes(e.get<std::string>()));
   return runs;
 }
 

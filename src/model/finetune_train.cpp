@@ -38,7 +38,52 @@ struct Context {
   torch::Device device;
   json base_config;  // the configuration of the whole command (hashed per run with the point)
   json info;         // splits, classes, blocks: written to each run's metrics.json
+  Communicator* dp;  // data-parallel training over these processes (null: this process alone)
 };
+
+// Data-parallel training: each process's gradients, of the mean loss over its `share` of a batch
+// of `batch` samples, become those of the whole batch's mean loss (weighted by share / batch and
+// summed over the processes; float32, one message). A process with no share adds zeros.
+void average_gradients(const std::vector<at::Tensor>& params, std::int64_t share,
+                       std::int64_t batch, Communicator& comm) {
+  std::vector<at::Tensor> parts;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    parts.push_back(p.grad().reshape({-1}).to(torch::kCPU, torch::kFloat32));
+  }
+  at::Tensor flat =
+      torch::cat(parts).mul_(static_cast<double>(share) / static_cast<double>(batch)).contiguous();
+  comm.allreduce_sum(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+  std::int64_t at = 0;
+  for (const auto& p : params) {
+    const std::int64_t n = p.numel();
+    p.mutable_grad().copy_(flat.slice(0, at, at + n).view(p.sizes()));
+    at += n;
+  }
+}
+
+// Data-parallel training: every process takes rank 0's floating-point buffers (BatchNorm running
+// statistics, which each process updated from its own share), as PyTorch's
+// DistributedDataParallel does; the others add zeros, so the sum is rank 0's values exactly.
+void take_root_buffers(torch::jit::Module& module, Communicator& comm) {
+  std::vector<at::Tensor> buffers, parts;
+  for (const auto& b : module.named_buffers(true))
+    if (b.value.is_floating_point()) {
+      buffers.push_back(b.value);
+      at::Tensor v = b.value.reshape({-1}).to(torch::kCPU, torch::kFloat32);
+      parts.push_back(comm.is_root() ? v : torch::zeros_like(v));
+    }
+  if (buffers.empty()) return;
+  at::Tensor flat = torch::cat(parts).contiguous();
+  comm.allreduce_sum(flat.data_ptr<float>(), static_cast<std::size_t>(flat.numel()));
+  std::int64_t at = 0;
+  torch::NoGradGuard ng;
+  for (auto& b : buffers) {
+    const std::int64_t n = b.numel();
+    b.copy_(flat.slice(0, at, at + n).view(b.sizes()));
+    at += n;
+  }
+}
 
 FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Tensor>& initial,
                       const Hyper& h, const std::map<std::string, double>& point,
@@ -66,6 +111,10 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   head->to(ctx.device);
   const int k = o.mode.mode == FinetuneMode::kFull ? -1 : o.mode.top_k;
   std::vector<at::Tensor> body = backbone.set_trainable(k);
+  std::vector<at::Tensor> trained = body;  // whose gradients data-parallel training averages
+  for (const auto& p : head->parameters()) trained.push_back(p);
+  // Data-parallel training: rank 0 alone writes the run's files.
+  const bool writer = ctx.dp == nullptr || ctx.dp->is_root();
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(body);
   groups.emplace_back(head->parameters());
@@ -93,10 +142,12 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   int start = 0, bad_epochs = 0;
   CheckpointTensors tensors{state, head_state, best_body, best_head};
 
-  fs::create_directories(dir);
   const std::string ckpt = dir + "/checkpoint.pt";
   std::error_code ec;
-  fs::remove(dir + "/model.pt", ec);  // written again when this run finishes
+  if (writer) {
+    fs::create_directories(dir);
+    fs::remove(dir + "/model.pt", ec);  // written again when this run finishes
+  }
   if (fs::exists(ckpt, ec)) {
     start = load_checkpoint(ckpt, hash, hashed, tensors, *opt, bad_epochs, run);
   } else {
@@ -115,8 +166,11 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     head->eval();
     torch::NoGradGuard ng;
     std::int64_t correct = 0;
-    for (std::int64_t b = 0; b < split.n(); b += o.batch) {
-      const std::int64_t cnt = std::min<std::int64_t>(o.batch, split.n() - b);
+    // Data-parallel: each process evaluates its block of rows.
+    const RowRange rows =
+        ctx.dp ? row_range(split.n(), ctx.dp->rank(), ctx.dp->size()) : RowRange{0, split.n()};
+    for (std::int64_t b = rows.begin; b < rows.end; b += o.batch) {
+      const std::int64_t cnt = std::min<std::int64_t>(o.batch, rows.end - b);
       at::Tensor f;
       if (text) {
         std::vector<std::string> texts;
@@ -131,6 +185,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       for (std::int64_t i = 0; i < cnt; ++i)
         correct += pred[i].item<std::int64_t>() == split.samples[b + i].label;
     }
+    if (ctx.dp) ctx.dp->allreduce_sum(&correct, 1);
     return 100.0 * static_cast<double>(correct) /
            static_cast<double>(std::max<std::int64_t>(1, split.n()));
   };
@@ -172,22 +227,40 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
         }
         yb[static_cast<std::size_t>(i)] = train.samples[static_cast<std::size_t>(src)].label;
       }
-      at::Tensor y = torch::from_blob(yb.data(), {cnt}, torch::kInt64).to(ctx.device);
+      // This process's rows of the batch: all of it, or its share in data-parallel training.
+      const RowRange part =
+          ctx.dp ? row_range(cnt, ctx.dp->rank(), ctx.dp->size()) : RowRange{0, cnt};
+      if (part.count() < cnt && text)
+        tb = std::vector<std::string>(tb.begin() + part.begin, tb.begin() + part.end);
+      const std::int64_t n = part.count();
       opt->zero_grad();
-      at::Tensor logits = head->forward(
-          text ? backbone.features(tb)
-               : backbone.features(
-                     torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device)));
-      at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
-      loss.backward();
+      if (n > 0) {
+        at::Tensor y = torch::from_blob(yb.data() + part.begin, {n}, torch::kInt64).to(ctx.device);
+        at::Tensor logits =
+            head->forward(text ? backbone.features(tb)
+                               : backbone.features(torch::from_blob(xb.data() + part.begin * item,
+                                                                    {n, 3, s, s}, torch::kFloat32)
+                                                       .to(ctx.device)));
+        at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
+        loss.backward();
+        loss_sum += loss.item<double>() * static_cast<double>(n);
+        correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
+      }
+      if (ctx.dp) average_gradients(trained, n, cnt, *ctx.dp);
       opt->step();
-      loss_sum += loss.item<double>() * static_cast<double>(cnt);
-      correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
-      seen += cnt;
+      seen += n;
       if (o.progress)
         o.progress(fmt::format("{}epoch {}/{}", label, epoch + 1, o.epochs), seen, train.n(),
                    fmt::format("loss {:.4f} acc {:.1f}%", loss_sum / static_cast<double>(seen),
                                100.0 * static_cast<double>(correct) / static_cast<double>(seen)));
+    }
+    if (ctx.dp) {  // the epoch's sums over the processes; rank 0's BatchNorm statistics
+      ctx.dp->allreduce_sum(&loss_sum, 1);
+      std::int64_t counts[2] = {correct, seen};
+      ctx.dp->allreduce_sum(counts, 2);
+      correct = counts[0];
+      seen = counts[1];
+      take_root_buffers(backbone.module(), *ctx.dp);
     }
     EpochRecord r;
     r.epoch = epoch + 1;
@@ -212,8 +285,9 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       run.early_stopped = true;
     }
     ++ran;
-    save_checkpoint(ckpt, hash, hashed, tensors, backbone.state_names(), *opt, epoch + 1,
-                    bad_epochs, run);
+    if (writer)
+      save_checkpoint(ckpt, hash, hashed, tensors, backbone.state_names(), *opt, epoch + 1,
+                      bad_epochs, run);
   }
   const int done = run.history.empty() ? 0 : run.history.back().epoch;
   for (const auto& r : run.history) run.diverged = run.diverged || !std::isfinite(r.train_loss);
@@ -225,8 +299,10 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     run.test_acc = evaluate(ctx.splits.test);
     const ExportSpec spec{o.features_output,      text, o.mean, o.std, ctx.splits.classes,
                           text ? 0 : o.input_size};
-    save_finetuned_model(backbone.module(), head->weight, head->bias, spec, dir + "/model.pt");
+    if (writer)
+      save_finetuned_model(backbone.module(), head->weight, head->bias, spec, dir + "/model.pt");
   }
+  if (!writer) return run;
   json m;
   m["config"] = config;
   m["config_hash"] = hash;
@@ -335,16 +411,19 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   info["blocks"] = bl;
   info["trainable_blocks"] = res.trainable;
   info["trainable_parameters"] = res.trainable_parameters;
-  Context ctx{o, sp, res.classes, device, base, info};
+  Communicator& comm = o.comm ? *o.comm : single_process();
+  Context ctx{
+      o, sp, res.classes, device, base, info, o.data_parallel && comm.size() > 1 ? &comm : nullptr};
 
   const Hyper h0{o.lr, o.weight_decay, o.momentum, o.head_lr_mult, o.label_smoothing};
   if (axes.empty()) {
     res.runs.push_back(train_run(ctx, backbone, initial, h0, {}, o.out));
   } else {
-    res.runs =
-        run_grid(o, axes, h0, [&](const Hyper& h, const GridPoint& p, const std::string& dir) {
-          return train_run(ctx, backbone, initial, h, p, dir);
-        });
+    // Several processes share the points, unless they train each point together.
+    res.runs = run_grid(o, axes, h0, ctx.dp ? single_process() : comm,
+                        [&](const Hyper& h, const GridPoint& p, const std::string& dir) {
+                          return train_run(ctx, backbone, initial, h, p, dir);
+                        });
   }
   for (std::size_t i = 0; i < res.runs.size(); ++i) {
     if (res.runs[i].best_val_acc > res.runs[res.best_run].best_val_acc) res.best_run = i;
@@ -358,6 +437,11 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
           r.best_epoch > 0 ? std::to_string(r.best_epoch) : "none"));
   }
   const FinetuneRun& best = res.runs[res.best_run];
+  res.seconds = seconds_since(t_start);
+  if (!comm.is_root()) {  // rank 0 writes the grid's files
+    if (best.finished) res.model_file = o.out + "/model.pt";
+    return;
+  }
   if (best.finished) {
     res.model_file = o.out + "/model.pt";
     if (!axes.empty()) {  // the best point's model, also at the top of the output folder

@@ -486,6 +486,10 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
   if (has("layers") && !o.metrics.empty() && o.metrics != "none")
     metrics = parse_metric_list(o.metrics, kNeedsFeatures | kNeedsLabels);
   set_torch_threads(o.finetune.threads);
+  Communicator& comm = o.finetune.comm ? *o.finetune.comm : single_process();
+  TLKIT_CHECK_ARG(!o.finetune.data_parallel,
+                  "--data-parallel: tlkit probe shares its fine-tuning runs among the processes, "
+                  "each run trained by one");
 
   // Splits: the pool, val and test once; the training subsets per (size, seed).
   ImageListing pool = list_images(o.data, o.split_train);
@@ -544,11 +548,14 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
     for (int seed = 0; seed < o.seeds; ++seed) {
       Subset s{n, seed, fs::absolute(fmt::format("{}/data/n{}-s{}", o.out, size_name(n), seed)),
                balanced(pool.samples, n, classes, static_cast<std::uint64_t>(seed), res.notes)};
-      link_split(s.dir + "/train", s.train, class_dirs);
-      link_split(s.dir + "/val", val, class_dirs);
-      link_split(s.dir + "/test", test, class_dirs);
+      if (comm.is_root()) {  // under several processes, one makes the links
+        link_split(s.dir + "/train", s.train, class_dirs);
+        link_split(s.dir + "/val", val, class_dirs);
+        link_split(s.dir + "/test", test, class_dirs);
+      }
       subsets.push_back(std::move(s));
     }
+  comm.barrier();
 
   json out;
   out["tool"] = "tlkit probe";
@@ -584,8 +591,8 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
     if (o.progress) o.progress(phase, done, total, detail);
   };
 
-  // --- layers
-  if (has("layers")) {
+  // --- layers (rank 0 alone, while the others start their share of the fine-tuning runs)
+  if (has("layers") && comm.is_root()) {
     LayerRunner runner(o.model, o.features_output);
     const int s = o.input_size;
     const std::vector<float> val_img = decode(val, s), test_img = decode(test, s);
@@ -661,9 +668,16 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
   }
 
   // --- fine-tuning analyses
+  // Under several processes the runs are first dealt out round robin, in the order below (dealing):
+  // each process trains its runs whole, leaving their finished checkpoints; then rank 0 walks the
+  // analyses as one process does, each run resuming from its finished checkpoint (the test split
+  // evaluated again), and writes the results.
+  bool dealing = false;
+  std::int64_t dealt = 0;
   auto finetune = [&](const Subset& sub, const std::string& name, std::vector<int> reinit,
                       std::vector<int> order) {
     FinetuneOptions f = o.finetune;
+    f.comm = nullptr;  // each run in one process
     f.model = o.model;
     f.data = sub.dir;
     f.split_train = "train";
@@ -684,6 +698,10 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
     f.progress = [&](const std::string& p, std::int64_t d, std::int64_t t, const std::string& x) {
       progress(phase + " " + p, d, t, x);
     };
+    if (dealing) {
+      if (dealt++ % comm.size() == comm.rank()) run_finetune(f);
+      return json{{"test_acc", nullptr}};
+    }
     const FinetuneResult r = run_finetune(f);
     ++res.finetune_runs;
     for (const auto& n : r.notes) res.notes.push_back(n);
@@ -703,84 +721,100 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
     for (int i = a; i < b; ++i) v.push_back(i);
     return v;
   };
-  if (has("reinit")) {
-    json runs = json::array();
-    for (const auto& sub : subsets)
-      for (int k = B; k >= 0; --k) {  // the pretrained model first
-        json r = finetune(sub, k == B ? "pretrained" : fmt::format("reinit-keep{:02d}", k),
-                          range(k, B), {});
-        r["kept"] = k;
-        agg[{"reinit", sub.size}][k].push_back(
-            r["test_acc"].is_null() ? NAN : r["test_acc"].get<double>());
-        runs.push_back(r);
+  auto finetune_analyses = [&] {
+    if (has("reinit")) {
+      json runs = json::array();
+      for (const auto& sub : subsets)
+        for (int k = B; k >= 0; --k) {  // the pretrained model first
+          json r = finetune(sub, k == B ? "pretrained" : fmt::format("reinit-keep{:02d}", k),
+                            range(k, B), {});
+          r["kept"] = k;
+          agg[{"reinit", sub.size}][k].push_back(
+              r["test_acc"].is_null() ? NAN : r["test_acc"].get<double>());
+          runs.push_back(r);
+        }
+      out["reinit"] = runs;
+    }
+    if (has("block-reinit")) {
+      json runs = json::array();
+      for (const auto& sub : subsets)
+        for (int w = 0; w + o.block <= B; ++w) {
+          const std::vector<int> window = range(w, w + o.block);
+          std::vector<int> rest = range(0, w);
+          for (int i = w + o.block; i < B; ++i) rest.push_back(i);
+          json a = finetune(sub, fmt::format("window{:02d}-reinit", w), window, {});
+          json b = finetune(sub, fmt::format("window{:02d}-only-pretrained", w), rest, {});
+          a["window_start"] = w;
+          a["kind"] = "window re-initialised";
+          b["window_start"] = w;
+          b["kind"] = "only the window pretrained";
+          agg[{"window-reinit", sub.size}][w].push_back(
+              a["test_acc"].is_null() ? NAN : a["test_acc"].get<double>());
+          agg[{"window-keep", sub.size}][w].push_back(
+              b["test_acc"].is_null() ? NAN : b["test_acc"].get<double>());
+          runs.push_back(a);
+          runs.push_back(b);
+        }
+      out["block_reinit"] = runs;
+      out["block"] = o.block;
+    }
+    if (has("reorder")) {
+      const auto shapes = block_parameter_shapes(o.model, o.input_size, o.features_output);
+      json classes_json = json::array();
+      {
+        // The classes of blocks with equal parameter shapes, in order of their first block.
+        std::vector<std::vector<std::string>> cl;
+        std::vector<std::vector<std::vector<std::int64_t>>> keys;
+        for (std::size_t i = 0; i < shapes.size(); ++i) {
+          const auto it = std::find(keys.begin(), keys.end(), shapes[i]);
+          if (it == keys.end()) {
+            keys.push_back(shapes[i]);
+            cl.push_back({res.blocks[i]});
+          } else {
+            cl[static_cast<std::size_t>(it - keys.begin())].push_back(res.blocks[i]);
+          }
+        }
+        for (const auto& names : cl)
+          if (names.size() > 1) classes_json.push_back(names);
       }
-    out["reinit"] = runs;
-  }
-  if (has("block-reinit")) {
-    json runs = json::array();
-    for (const auto& sub : subsets)
-      for (int w = 0; w + o.block <= B; ++w) {
-        const std::vector<int> window = range(w, w + o.block);
-        std::vector<int> rest = range(0, w);
-        for (int i = w + o.block; i < B; ++i) rest.push_back(i);
-        json a = finetune(sub, fmt::format("window{:02d}-reinit", w), window, {});
-        json b = finetune(sub, fmt::format("window{:02d}-only-pretrained", w), rest, {});
-        a["window_start"] = w;
-        a["kind"] = "window re-initialised";
-        b["window_start"] = w;
-        b["kind"] = "only the window pretrained";
-        agg[{"window-reinit", sub.size}][w].push_back(
-            a["test_acc"].is_null() ? NAN : a["test_acc"].get<double>());
-        agg[{"window-keep", sub.size}][w].push_back(
-            b["test_acc"].is_null() ? NAN : b["test_acc"].get<double>());
-        runs.push_back(a);
-        runs.push_back(b);
-      }
-    out["block_reinit"] = runs;
-    out["block"] = o.block;
-  }
-  if (has("reorder")) {
-    const auto shapes = block_parameter_shapes(o.model, o.input_size, o.features_output);
-    json classes_json = json::array();
-    {
-      // The classes of blocks with equal parameter shapes, in order of their first block.
-      std::vector<std::vector<std::string>> cl;
-      std::vector<std::vector<std::vector<std::int64_t>>> keys;
-      for (std::size_t i = 0; i < shapes.size(); ++i) {
-        const auto it = std::find(keys.begin(), keys.end(), shapes[i]);
-        if (it == keys.end()) {
-          keys.push_back(shapes[i]);
-          cl.push_back({res.blocks[i]});
-        } else {
-          cl[static_cast<std::size_t>(it - keys.begin())].push_back(res.blocks[i]);
+      out["reorder_shape_classes"] = classes_json;
+      if (classes_json.empty())
+        res.notes.push_back(
+            "reorder: no two blocks have the same parameter shapes; nothing to permute");
+      json runs = json::array();
+      for (const auto& sub : subsets) {
+        json r0 = finetune(sub, "pretrained", {}, {});
+        r0["permutation"] = 0;
+        agg[{"reorder", sub.size}][0].push_back(
+            r0["test_acc"].is_null() ? NAN : r0["test_acc"].get<double>());
+        runs.push_back(r0);
+        if (classes_json.empty()) continue;
+        for (int p = 1; p <= o.seeds; ++p) {
+          const std::vector<int> order = random_block_order(shapes, static_cast<std::uint64_t>(p));
+          json r = finetune(sub, fmt::format("reorder{:02d}", p), {}, order);
+          r["permutation"] = p;
+          agg[{"reorder", sub.size}][p].push_back(
+              r["test_acc"].is_null() ? NAN : r["test_acc"].get<double>());
+          runs.push_back(r);
         }
       }
-      for (const auto& names : cl)
-        if (names.size() > 1) classes_json.push_back(names);
+      out["reorder"] = runs;
     }
-    out["reorder_shape_classes"] = classes_json;
-    if (classes_json.empty())
-      res.notes.push_back(
-          "reorder: no two blocks have the same parameter shapes; nothing to permute");
-    json runs = json::array();
-    for (const auto& sub : subsets) {
-      json r0 = finetune(sub, "pretrained", {}, {});
-      r0["permutation"] = 0;
-      agg[{"reorder", sub.size}][0].push_back(
-          r0["test_acc"].is_null() ? NAN : r0["test_acc"].get<double>());
-      runs.push_back(r0);
-      if (classes_json.empty()) continue;
-      for (int p = 1; p <= o.seeds; ++p) {
-        const std::vector<int> order = random_block_order(shapes, static_cast<std::uint64_t>(p));
-        json r = finetune(sub, fmt::format("reorder{:02d}", p), {}, order);
-        r["permutation"] = p;
-        agg[{"reorder", sub.size}][p].push_back(
-            r["test_acc"].is_null() ? NAN : r["test_acc"].get<double>());
-        runs.push_back(r);
-      }
-    }
-    out["reorder"] = runs;
+  };
+  if (comm.size() > 1) {
+    const auto agg_before = agg;
+    const json out_before = out;
+    const std::vector<std::string> notes_before = res.notes;
+    dealing = true;
+    finetune_analyses();
+    dealing = false;
+    agg = agg_before;
+    out = out_before;
+    res.notes = notes_before;
+    comm.barrier();
+    if (!comm.is_root()) return res;  // rank 0 writes the results
   }
+  finetune_analyses();
 
   // Summary (means over seeds, min and max) and plots.
   json summary = json::object();

@@ -6,12 +6,15 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "cli_support.h"
 #include "tlkit/core/npy.h"
@@ -277,26 +280,13 @@ TEST(Mpi, RankEqualsOneProcess) {
   EXPECT_EQ(j_got, j_ref);
 }
 
-// A rank killed while the job runs (SIGKILL, as an out-of-memory kill would) ends the whole job
-// with a non-zero exit code and no --out file.
-TEST(Mpi, AKilledRankEndsTheJobWithoutOutput) {
-  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
-    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+// `mpirun -n p tlkit <args>` started in the background, its output discarded.
+pid_t spawn_mpi(int p, const std::vector<std::string>& tlkit_args) {
   set_mpi_environment();
-  test::TempDir t;
-  const std::string out = t.file("scores.csv");
-  const std::string kit = TLKIT_KIT_DIR;
-  std::vector<std::string> args = {"--timeout", "120", "--bind-to", "none", "-n", "2", TLKIT_CLI};
-  for (const char* a : {"rank", "--zoo"}) args.push_back(a);
-  args.push_back(kit + "/models/zoo.json");
-  for (const char* a : {"--models", "cifar10_resnet20,cifar10_resnet32", "--data"})
-    args.push_back(a);
-  args.push_back(kit + "/data/cifar10-test");
-  for (const char* a : {"--threads", "1", "--quiet", "--no-cache", "--out"}) args.push_back(a);
-  args.push_back(out);
+  std::vector<std::string> args = {TLKIT_MPIEXEC, "--timeout",       "120",    "--bind-to", "none",
+                                   "-n",          std::to_string(p), TLKIT_CLI};
+  args.insert(args.end(), tlkit_args.begin(), tlkit_args.end());
   std::vector<char*> argv;
-  std::string exe = TLKIT_MPIEXEC;
-  argv.push_back(exe.data());
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const pid_t mpirun = ::fork();
@@ -306,19 +296,40 @@ TEST(Mpi, AKilledRankEndsTheJobWithoutOutput) {
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
-  // The ranks are mpirun's children running tlkit: kill the first one found once both run.
+  return mpirun;
+}
+
+// A rank of `mpirun`: one of its children running tlkit (-1 while there is none yet).
+pid_t find_rank(pid_t mpirun) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = test::read_bytes(e.path().string() + "/stat");
+    const std::size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(tlkit)") == std::string::npos) continue;
+    const long ppid = std::strtol(stat.c_str() + close + 4, nullptr, 10);
+    if (ppid == mpirun) return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+// A rank killed while the job runs (SIGKILL, as an out-of-memory kill would) ends the whole job
+// with a non-zero exit code and no --out file.
+TEST(Mpi, AKilledRankEndsTheJobWithoutOutput) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const std::string out = t.file("scores.csv");
+  const std::string kit = TLKIT_KIT_DIR;
+  const pid_t mpirun =
+      spawn_mpi(2, {"rank", "--zoo", kit + "/models/zoo.json", "--models",
+                    "cifar10_resnet20,cifar10_resnet32", "--data", kit + "/data/cifar10-test",
+                    "--threads", "1", "--quiet", "--no-cache", "--out", out});
+  // Kill the first rank found once one runs.
   pid_t victim = -1;
   for (int tries = 0; tries < 200 && victim < 0; ++tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    for (const auto& e : fs::directory_iterator("/proc")) {
-      const std::string name = e.path().filename();
-      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      const std::string stat = test::read_bytes(e.path().string() + "/stat");
-      const std::size_t close = stat.rfind(')');
-      if (close == std::string::npos || stat.find("(tlkit)") == std::string::npos) continue;
-      const long ppid = std::strtol(stat.c_str() + close + 4, nullptr, 10);
-      if (ppid == mpirun) victim = static_cast<pid_t>(std::stol(name));
-    }
+    victim = find_rank(mpirun);
   }
   ASSERT_GT(victim, 0) << "no rank of mpirun " << mpirun << " found";
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // mid-run: the listing is done
@@ -327,6 +338,301 @@ TEST(Mpi, AKilledRankEndsTheJobWithoutOutput) {
   ASSERT_EQ(::waitpid(mpirun, &status, 0), mpirun);
   EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0) << "status " << status;
   EXPECT_FALSE(fs::exists(out));
+}
+
+// ---- finetune: grids shared among the processes, data-parallel training ----
+
+// A JSON document without its timings ("seconds" keys), read from a file.
+nlohmann::json json_file_without_timings(const std::string& path) {
+  return without_timings(nlohmann::json::parse(test::read_bytes(path)));
+}
+
+// Fine-tuning on the toy fixture (tests/data/model/toy: 2 classes of 8 x 8 images) with one thread.
+std::string toy_finetune(const std::string& model, const std::string& out,
+                         const std::string& extra) {
+  return "finetune --model " + test::data_path("model/models/" + model) + " --data " +
+         test::data_path("model/toy") +
+         " --split-train train --split-test test --input-size 8 --threads 1 --out " + out + " " +
+         extra;
+}
+
+// The summary with `out` replaced by OUT and the total time dropped.
+std::string summary(std::string text, const std::string& out) {
+  for (std::size_t at; (at = text.find(out)) != std::string::npos;)
+    text.replace(at, out.size(), "OUT");
+  const std::size_t time = text.rfind(" (");
+  return time == std::string::npos ? text : text.substr(0, time);
+}
+
+// A 2-point grid on 2 and 3 processes (3: one process without a point) prints and writes what
+// one process does, apart from timings: the grid's metrics.json, each point's metrics.json and
+// the summary with the same best point. Run again, every point resumes from its checkpoint.
+TEST(Mpi, FinetuneGridEqualsOneProcess) {
+  test::TempDir t;
+  const std::string grid = "--mode top:2 --epochs 2 --batch 8 --grid 'lr=0.05,0.2'";
+  const std::string points[] = {"lr=0.05", "lr=0.2"};
+  const CliRun one = test::run_cli(toy_finetune("trainable.pt", t.file("one"), grid));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = json_file_without_timings(t.file("one/metrics.json"));
+  ASSERT_EQ(ref["points"].size(), 2u);
+  for (int p : {2, 3}) {
+    const std::string out = t.file("p" + std::to_string(p));
+    const CliRun r = run_mpi(p, toy_finetune("trainable.pt", out, grid));
+    ASSERT_EQ(r.code, 0) << "P = " << p << "\n" << r.err;
+    EXPECT_EQ(r.err, "") << "P = " << p;
+    EXPECT_EQ(summary(r.out, out), summary(one.out, t.file("one"))) << "P = " << p;
+    EXPECT_EQ(json_file_without_timings(out + "/metrics.json"), ref) << "P = " << p;
+    for (const auto& point : points)
+      EXPECT_EQ(json_file_without_timings(out + "/" + point + "/metrics.json"),
+                json_file_without_timings(t.file("one/" + point + "/metrics.json")))
+          << "P = " << p << ", " << point;
+    EXPECT_TRUE(fs::exists(out + "/model.pt"));
+  }
+  const CliRun again = run_mpi(2, toy_finetune("trainable.pt", t.file("p2"), grid));
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(test::count_lines(again.out) - test::count_lines(one.out), 0) << again.out;
+  for (const auto& point : points)
+    EXPECT_NE(again.out.find(point + ": best epoch"), std::string::npos) << again.out;
+  std::size_t resumed = 0;
+  for (std::size_t at = 0;
+       (at = again.out.find("(resumed after epoch 2)", at)) != std::string::npos; ++at)
+    ++resumed;
+  EXPECT_EQ(resumed, 2u) << again.out;
+  EXPECT_EQ(json_file_without_timings(t.file("p2/metrics.json")), ref);
+}
+
+// Data-parallel training of a model without BatchNorm (tests/data/model/models/no_batchnorm.pt),
+// --mode full, no augmentation, against one process with the same global batch and seed. The
+// shares' gradients, weighted and summed, are the whole batch's gradient up to float32 rounding:
+// each epoch's training loss within 1e-5 relative of one process (epoch 1 checks the loss summed
+// over the shares; later epochs the steps taken), the accuracies equal (counts of the same
+// predictions). --batch 64 is one step per epoch over the 21 training images; --batch 5 on 3
+// processes takes 5 steps an epoch, shares of 2, 2 and 1, and a last batch of 1 image that two
+// processes have no share of.
+TEST(Mpi, FinetuneDataParallelEqualsOneProcess) {
+  test::TempDir t;
+  struct Setting {
+    int p;
+    std::string args;
+  };
+  for (const Setting& s :
+       {Setting{2, "--batch 64 --epochs 3"}, Setting{3, "--batch 5 --epochs 2"}}) {
+    const std::string args = "--mode full --augment none --lr 0.05 --patience 0 " + s.args;
+    const std::string one_out = t.file("one" + std::to_string(s.p));
+    const std::string dp_out = t.file("dp" + std::to_string(s.p));
+    const CliRun one = test::run_cli(toy_finetune("no_batchnorm.pt", one_out, args));
+    ASSERT_EQ(one.code, 0) << one.err;
+    const CliRun dp =
+        run_mpi(s.p, toy_finetune("no_batchnorm.pt", dp_out, args + " --data-parallel"));
+    ASSERT_EQ(dp.code, 0) << "P = " << s.p << "\n" << dp.err;
+    EXPECT_EQ(dp.err, "");
+    const auto want = nlohmann::json::parse(test::read_bytes(one_out + "/metrics.json"));
+    const auto got = nlohmann::json::parse(test::read_bytes(dp_out + "/metrics.json"));
+    ASSERT_EQ(got["history"].size(), want["history"].size());
+    for (std::size_t e = 0; e < want["history"].size(); ++e) {
+      const auto& w = want["history"][e];
+      const auto& g = got["history"][e];
+      EXPECT_TRUE(
+          test::near_rel(g["train_loss"].get<double>(), w["train_loss"].get<double>(), 1e-5))
+          << "P = " << s.p << ", epoch " << e + 1;
+      EXPECT_EQ(g["train_acc"], w["train_acc"]) << "P = " << s.p << ", epoch " << e + 1;
+      EXPECT_EQ(g["val_acc"], w["val_acc"]) << "P = " << s.p << ", epoch " << e + 1;
+    }
+    EXPECT_GT(want["history"][0]["train_loss"].get<double>(),
+              want["history"].back()["train_loss"].get<double>())
+        << "the steps change the model";
+    EXPECT_EQ(got["best_epoch"], want["best_epoch"]);
+    EXPECT_EQ(got["test_acc"], want["test_acc"]);
+    EXPECT_EQ(got["config_hash"], want["config_hash"]);
+    EXPECT_TRUE(fs::exists(dp_out + "/model.pt"));
+    EXPECT_TRUE(fs::exists(dp_out + "/checkpoint.pt"));
+  }
+  // Stopped after one epoch and resumed, data-parallel: the uninterrupted data-parallel run's
+  // numbers bit for bit (the checkpoint holds the state every process starts from).
+  const std::string args = toy_finetune("no_batchnorm.pt", t.file("dp-resumed"),
+                                        "--mode full --augment none --lr 0.05 --patience 0 "
+                                        "--batch 64 --epochs 3 --data-parallel");
+  const CliRun first = run_mpi(2, args + " --stop-after 1");
+  ASSERT_EQ(first.code, 0) << first.err;
+  const CliRun rest = run_mpi(2, args);
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_NE(rest.out.find("(resumed after epoch 1)"), std::string::npos) << rest.out;
+  const auto whole = json_file_without_timings(t.file("dp2/metrics.json"));
+  auto resumed = json_file_without_timings(t.file("dp-resumed/metrics.json"));
+  EXPECT_EQ(resumed["history"], whole["history"]);
+  EXPECT_EQ(resumed["test_acc"], whole["test_acc"]);
+}
+
+// Data-parallel training of a model with BatchNorm in train mode (trainable.pt, top:2, named by a
+// zoo entry) runs and writes one run's files, the zoo entry recorded once in metrics.json by rank
+// 0; its numbers differ from one process (each share normalises with its own statistics), so only
+// their shape is checked.
+TEST(Mpi, FinetuneDataParallelWithBatchNormRuns) {
+  test::TempDir t;
+  const std::string zoo = t.file("zoo.json");
+  test::write_bytes(zoo, R"({"models": [{"name": "toy", "file": ")" +
+                             test::data_path("model/models/trainable.pt") +
+                             R"(", "kind": "image", "input_size": 8}]})");
+  const CliRun r = run_mpi(
+      2, "finetune --zoo " + zoo + " --model-name toy --data " + test::data_path("model/toy") +
+             " --split-train train --split-test test --threads 1 --mode top:2 --epochs 2 "
+             "--batch 8 --data-parallel --quiet --out " +
+             t.file("dp"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  const auto m = nlohmann::json::parse(test::read_bytes(t.file("dp/metrics.json")));
+  EXPECT_EQ(m["history"].size(), 2u);
+  EXPECT_TRUE(m["finished"].get<bool>());
+  EXPECT_EQ(m["zoo_model"]["name"], "toy");
+  EXPECT_EQ(m["data"]["trainable_blocks"], nlohmann::json({"blocks.0", "blocks.1"}));
+}
+
+TEST(Mpi, FinetuneRefusesWhatItCannotShare) {
+  test::TempDir t;
+  const CliRun single = run_mpi(2, toy_finetune("trainable.pt", t.file("a"), "--epochs 1"));
+  EXPECT_EQ(single.code, 2);
+  EXPECT_NE(single.err.find("give one of them"), std::string::npos) << single.err;
+  const CliRun batch =
+      run_mpi(3, toy_finetune("trainable.pt", t.file("b"), "--epochs 1 --batch 2 --data-parallel"));
+  EXPECT_EQ(batch.code, 2);
+  EXPECT_NE(batch.err.find("--batch 2: --data-parallel gives each of the 3 processes"),
+            std::string::npos)
+      << batch.err;
+  const CliRun linear =
+      run_mpi(2, toy_finetune("trainable.pt", t.file("c"), "--mode linear --grid c=1,10"));
+  EXPECT_EQ(linear.code, 2);
+  EXPECT_NE(linear.err.find("--mode linear runs in one process"), std::string::npos) << linear.err;
+  for (const char* out : {"a", "b", "c"}) EXPECT_FALSE(fs::exists(t.file(out))) << out;
+}
+
+// tlkit probe's fine-tuning runs shared among 2 and 3 processes (tests/data/probe/probe_gap.pt on
+// the toy fixture, 12 runs): the same summary, results.json apart from timings and the same SVG
+// plots, byte for byte, as one process.
+TEST(Mpi, ProbeEqualsOneProcess) {
+  test::TempDir t;
+  auto args = [&](const std::string& out) {
+    return "probe --model " + test::data_path("probe/probe_gap.pt") + " --data " +
+           test::data_path("model/toy") +
+           " --split-train train --split-test test --val-fraction 0.25 --input-size 8 --batch 4 "
+           "--epochs 1 --threads 1 --seeds 1 --analysis layers,reinit,block-reinit --sizes 6 "
+           "--metrics logme --out " +
+           out;
+  };
+  const CliRun one = test::run_cli(args(t.file("one")));
+  ASSERT_EQ(one.code, 0) << one.err;
+  EXPECT_NE(one.out.find("12 fine-tuning runs"), std::string::npos) << one.out;
+  const auto ref = json_file_without_timings(t.file("one/results.json"));
+  for (int p : {2, 3}) {
+    const std::string out = t.file("p" + std::to_string(p));
+    const CliRun r = run_mpi(p, args(out));
+    ASSERT_EQ(r.code, 0) << "P = " << p << "\n" << r.err;
+    EXPECT_EQ(summary(r.out, out), summary(one.out, t.file("one"))) << "P = " << p;
+    EXPECT_EQ(json_file_without_timings(out + "/results.json"), ref) << "P = " << p;
+    for (const char* svg : {"reinit.svg", "layers-logme.svg", "block-reinit.svg"})
+      EXPECT_EQ(test::read_bytes(out + "/" + svg), test::read_bytes(t.file("one/") + svg))
+          << "P = " << p << ", " << svg;
+  }
+}
+
+// A grid point that fails on the rank that took it (--resume without that point's checkpoint)
+// ends the job with the one-process exit code and that rank's one-line error, and no grid
+// metrics.json.
+TEST(Mpi, AFailingGridPointEndsTheJobWithItsRanksError) {
+  test::TempDir t;
+  const std::string out = t.file("grid");
+  const std::string args = "--mode top:2 --epochs 1 --batch 8";
+  ASSERT_EQ(test::run_cli(toy_finetune("trainable.pt", out, args + " --grid lr=0.05")).code, 0);
+  ASSERT_TRUE(fs::remove(out + "/metrics.json"));
+  const CliRun r =
+      run_mpi(2, toy_finetune("trainable.pt", out, args + " --grid lr=0.05,0.2 --resume"));
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  std::size_t errors = 0;
+  for (std::size_t at = 0; (at = r.err.find("tlkit: error", at)) != std::string::npos; ++at)
+    ++errors;
+  EXPECT_EQ(errors, 1u) << r.err;
+  EXPECT_NE(r.err.find("tlkit: error (rank "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("lr=0.2 has no checkpoint.pt to resume from"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out + "/metrics.json"));
+}
+
+// A rank killed (SIGKILL) while a grid runs ends the job with a non-zero exit code and no grid
+// metrics.json; the points finished before stay valid: a rerun resumes them from their
+// checkpoints (and runs the others), then writes the grid's metrics.json.
+TEST(Mpi, AKilledRankLeavesFinishedGridPointsToResume) {
+  test::TempDir t;
+  const std::string out = t.file("grid");
+  const std::vector<std::string> args = {"finetune",
+                                         "--model",
+                                         test::data_path("model/models/trainable.pt"),
+                                         "--data",
+                                         test::data_path("model/toy"),
+                                         "--split-train",
+                                         "train",
+                                         "--split-test",
+                                         "test",
+                                         "--input-size",
+                                         "8",
+                                         "--threads",
+                                         "1",
+                                         "--mode",
+                                         "top:2",
+                                         "--batch",
+                                         "4",
+                                         "--patience",
+                                         "0",
+                                         "--epochs",
+                                         "40",
+                                         "--grid",
+                                         "lr=0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08",
+                                         "--out",
+                                         out};
+  const pid_t mpirun = spawn_mpi(2, args);
+  // Kill a rank once a point has finished (its metrics.json, written last, says so).
+  auto finished_points = [&] {
+    std::vector<std::string> done;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec)) {
+      const std::string m = e.path().string() + "/metrics.json";
+      if (!fs::exists(m)) continue;
+      const auto j = nlohmann::json::parse(test::read_bytes(m), nullptr, false);
+      if (!j.is_discarded() && j.value("finished", false))
+        done.push_back(e.path().filename().string());
+    }
+    return done;
+  };
+  pid_t victim = -1;
+  for (int tries = 0; tries < 1200 && (victim < 0 || finished_points().empty()); ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (victim < 0) victim = find_rank(mpirun);
+  }
+  ASSERT_GT(victim, 0) << "no rank of mpirun " << mpirun << " found";
+  ::kill(victim, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(mpirun, &status, 0), mpirun);
+  EXPECT_TRUE(!WIFEXITED(status) || WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_FALSE(fs::exists(out + "/metrics.json"));
+  const std::vector<std::string> done = finished_points();
+  ASSERT_FALSE(done.empty());
+  ASSERT_LT(done.size(), 8u) << "the grid finished before the kill";
+  const CliRun again =
+      run_mpi(2, toy_finetune("trainable.pt", out,
+                              "--mode top:2 --batch 4 --patience 0 --epochs 40 "
+                              "--grid lr=0.01,0.02,0.03,0.04,0.05,0.06,0.07,0.08"));
+  ASSERT_EQ(again.code, 0) << again.err;
+  for (const auto& point : done)
+    EXPECT_NE(again.out.find(point + ": best epoch"), std::string::npos) << point;
+  for (const auto& point : done) {
+    const std::size_t line = again.out.find(point + ": best epoch");
+    EXPECT_NE(
+        again.out.substr(line, again.out.find('\n', line) - line).find("(resumed after epoch 40)"),
+        std::string::npos)
+        << point << " in\n"
+        << again.out;
+  }
+  const auto m = nlohmann::json::parse(test::read_bytes(out + "/metrics.json"));
+  EXPECT_EQ(m["points"].size(), 8u);
+  for (const auto& p : m["points"]) EXPECT_TRUE(p["finished"].get<bool>()) << p;
 }
 #endif
 

@@ -962,6 +962,8 @@ std::vector<Case> finetune_cases() {
        [](Inputs& in) { return finetune(in) + " --grid depth=1,2"; }, "ft"},
       {"finetune-bad-grid-value", 2, "--grid", "not a number",
        [](Inputs& in) { return finetune(in) + " --grid lr=0.1,abc"; }, "ft"},
+      {"finetune-data-parallel-one-process", 2, "--data-parallel", "mpirun -n P",
+       [](Inputs& in) { return finetune(in) + " --data-parallel"; }, "ft"},
       {"finetune-out-is-a-file", 2, "--out", "exists and is not a folder",
        [](Inputs& in) {
          test::write_bytes(in.p("ft"), "a file");

@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 
+#include "model/finetune_grid.h"
 #include "model_test_support.h"
 #include "test_support.h"
 #include "tlkit/core/error.h"
@@ -654,6 +657,57 @@ TEST(FinetuneKit, BlocksOfTheCharRnns) {
   EXPECT_EQ(b[1].name, "lstm");
   EXPECT_EQ(b[1].type, "LSTM");
   EXPECT_EQ(b[1].parameters, 2 * (4 * 128 * 128 * 2 + 2 * 4 * 128));
+}
+
+// The runs of a grid shared among MPI processes travel as bytes (finetune_grid.h): every number
+// comes back bit for bit, also a diverged run's NaN and infinite losses and a negative zero, which
+// JSON numbers would lose.
+TEST(FinetuneGrid, RunsTravelAsBytesBitForBit) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  FinetuneRun r;
+  r.out = "out/lr=0.1,momentum=0";
+  r.point = {{"lr", 0.1}, {"momentum", -0.0}};
+  r.history = {{1, 0.1, 1.0 / 3.0, 55.5, 60.25, 1e-300},
+               {2, 0.05, nan, 50.0, 40.0, 2.5},
+               {3, 0.0, inf, 0.0, -inf, 0.0}};
+  r.best_epoch = 1;
+  r.best_val_acc = 60.25;
+  r.test_acc = 100.0 / 7.0;
+  r.finished = r.early_stopped = r.diverged = r.resumed = true;
+  r.resumed_from_epoch = 2;
+  const FinetuneRun b = finetune_detail::run_from_bytes(finetune_detail::run_to_bytes(r));
+  auto same = [](double x, double y) { return std::memcmp(&x, &y, sizeof x) == 0; };
+  EXPECT_EQ(b.out, r.out);
+  ASSERT_EQ(b.point.size(), 2u);
+  EXPECT_TRUE(same(b.point.at("lr"), 0.1));
+  EXPECT_TRUE(same(b.point.at("momentum"), -0.0));
+  ASSERT_EQ(b.history.size(), r.history.size());
+  for (std::size_t i = 0; i < r.history.size(); ++i) {
+    EXPECT_EQ(b.history[i].epoch, r.history[i].epoch);
+    for (auto f : {&EpochRecord::lr, &EpochRecord::train_loss, &EpochRecord::train_acc,
+                   &EpochRecord::val_acc, &EpochRecord::seconds})
+      EXPECT_TRUE(same(b.history[i].*f, r.history[i].*f)) << "epoch " << i + 1;
+  }
+  EXPECT_EQ(b.best_epoch, 1);
+  EXPECT_TRUE(same(b.best_val_acc, r.best_val_acc));
+  EXPECT_TRUE(same(b.test_acc, r.test_acc));
+  EXPECT_TRUE(b.finished && b.early_stopped && b.diverged && b.resumed);
+  EXPECT_EQ(b.resumed_from_epoch, 2);
+  FinetuneRun fresh;
+  const FinetuneRun c = finetune_detail::run_from_bytes(finetune_detail::run_to_bytes(fresh));
+  EXPECT_FALSE(c.finished || c.early_stopped || c.diverged || c.resumed);
+  EXPECT_TRUE(same(c.test_acc, -1.0));
+}
+
+// Every point's values are checked before the first point trains: a bad label smoothing in the
+// last point leaves no point folder behind.
+TEST(FinetuneGrid, EveryPointIsCheckedBeforeTheFirstRuns) {
+  test::TempDir t;
+  FinetuneOptions o = toy(t.file("g"));
+  o.grid = "label-smoothing=0,1";
+  EXPECT_THROW(run_finetune(o), InputError);
+  EXPECT_FALSE(fs::exists(t.file("g/label-smoothing=0")));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,13 @@ class Communicator {
   /// Ends every process of the job with exit status `code`, after printing `message` (one line,
   /// may be empty) on standard error. Never returns.
   [[noreturn]] virtual void abort(int code, const std::string& message) = 0;
+  /// data[i] = sum over all processes of data[i], on every process, in float32 (the gradients of
+  /// data-parallel fine-tuning). The default serves one process (a no-op).
+  virtual void allreduce_sum(float* data, std::size_t count) {
+    if (size() > 1) throw std::logic_error("Communicator: no float32 allreduce");
+  }
+  /// The number of processes of this job on this machine, this one included (1: one process).
+  virtual int local_size() { return 1; }
 
   bool is_root() const { return rank() == 0; }
 };

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "tlkit/core/communicator.h"
 #include "tlkit/model/image_dataset.h"
 
 namespace tlkit::model {
@@ -132,6 +133,20 @@ struct FinetuneOptions {
   /// Empty, or a permutation of 0..B-1: block i takes the parameters (and the buffers of its
   /// modules) of block block_order[i]; the two must have the same list of parameter shapes.
   std::vector<int> block_order;
+  /// The processes of this command (docs/scaling.md); null: one process (single_process()).
+  /// With several, the points of `grid` are shared among them (each point trained whole by one
+  /// process, in its own sub-folder; every process gets all the runs, and rank 0 writes the
+  /// grid's metrics.json and model.pt), or, with data_parallel, every run is trained by all of
+  /// them together. --mode linear and a run without a grid or data_parallel are refused there.
+  Communicator* comm = nullptr;
+  /// Each process takes its share of every batch (rows row_range(batch, rank, size): the same
+  /// global batch, order, augmentation and seed as one process) and the gradients are summed
+  /// over the processes with weights share / batch after the backward pass, so the step is the
+  /// one-process step up to rounding, except that BatchNorm layers in train mode normalise with
+  /// each process's share (no synchronised batch norm; their running statistics are averaged over
+  /// the processes at each epoch's end). Validation and test rows are split too. Rank 0 alone
+  /// writes checkpoints, metrics.json and model.pt. Requires batch >= the processes.
+  bool data_parallel = false;
 };
 
 struct EpochRecord {
