@@ -62,6 +62,18 @@ TEST(CliScore, ModesAndChunkedStreaming) {
                                whole, 1e-9))
         << mode;
   }
+  // N <= D: each mode's own N <= D formula, whole or "chunked" (the thuml reference's differs
+  // from its D-space evidence: 4.44 against 0.193 here, which chunks used to give).
+  const auto wide_of = [](const std::string& extra) {
+    const CliRun r = run_cli(score_args("wide") + " --format json " + extra);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out)["metrics"]["logme"]["score"].get<double>();
+  };
+  for (const char* mode : {"exact", "thuml", "icml"}) {
+    const double whole = wide_of(std::string("--logme-mode ") + mode);
+    EXPECT_TRUE(test::near_rel(whole, refs["wide"][mode]["score"].get<double>(), 1e-8)) << mode;
+    EXPECT_EQ(wide_of(std::string("--logme-mode ") + mode + " --chunk-rows 4"), whole) << mode;
+  }
 }
 
 TEST(CliScore, NonContiguousLabelsAreSaidInTheOutput) {
