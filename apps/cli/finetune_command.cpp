@@ -140,6 +140,24 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                   "A permutation of the block indices: block i takes the weights of block "
                   "ORDER[i] (equal parameter shapes), e.g. 0,1,3,2,...")
       ->delimiter(',');
+  // B-Tuning (docs/btuning.md).
+  cmd->add_option("--teachers", o.teachers_zoo,
+                  "B-Tuning: a zoo.json of teacher models; adds tradeoff x MSE between the "
+                  "student's and the LogME-weighted teachers' LogME projections (docs/btuning.md)");
+  cmd->add_option("--teachers-top", o.teachers_top,
+                  "B-Tuning: the K image models of --teachers with the best LogME on the training "
+                  "split (default 3; the student's own file is left out)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--teacher", o.teacher_names,
+                  "B-Tuning: a teacher by its name in --teachers (repeat, or a comma list; "
+                  "instead of --teachers-top)")
+      ->delimiter(',');
+  cmd->add_option("--btuning-tradeoff", o.btuning_tradeoff,
+                  "B-Tuning: weight of the distillation term")
+      ->capture_default_str();
+  cmd->add_option("--btuning-temperature", o.btuning_temperature,
+                  "B-Tuning: pi = softmax(LogME / temperature) over the teachers")
+      ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
   return cmd;
 }

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "btuning.h"
 #include "finetune_blocks.h"
 #include "finetune_checkpoint.h"
 #include "finetune_data.h"
@@ -38,6 +39,10 @@ struct Context {
   torch::Device device;
   json base_config;  // the configuration of the whole command (hashed per run with the point)
   json info;         // splits, classes, blocks: written to each run's metrics.json
+  // B-Tuning (btuning.h): the distillation term (or none), and its teachers, scores and pi for
+  // each run's metrics.json.
+  BTuning* bt = nullptr;
+  json btuning;
 };
 
 FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Tensor>& initial,
@@ -174,11 +179,13 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       }
       at::Tensor y = torch::from_blob(yb.data(), {cnt}, torch::kInt64).to(ctx.device);
       opt->zero_grad();
-      at::Tensor logits = head->forward(
-          text ? backbone.features(tb)
-               : backbone.features(
-                     torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device)));
+      const at::Tensor x =
+          text ? at::Tensor()
+               : torch::from_blob(xb.data(), {cnt, 3, s, s}, torch::kFloat32).to(ctx.device);
+      const at::Tensor feats = text ? backbone.features(tb) : backbone.features(x);
+      at::Tensor logits = head->forward(feats);
       at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
+      if (ctx.bt) loss = loss + ctx.bt->loss(feats, x, order.data() + b, cnt);
       loss.backward();
       opt->step();
       loss_sum += loss.item<double>() * static_cast<double>(cnt);
@@ -231,6 +238,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   m["config"] = config;
   m["config_hash"] = hash;
   m["data"] = ctx.info;
+  if (ctx.bt) m["btuning"] = ctx.btuning;
   m["history"] = history_json(run.history);
   m["best_epoch"] = run.best_epoch;
   m["best_val_acc"] = run.best_val_acc;
@@ -266,6 +274,7 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
                         json base, std::chrono::steady_clock::time_point t_start,
                         FinetuneResult& res) {
   const torch::Device device = o.device == "cuda" ? torch::Device(torch::kCUDA) : torch::kCPU;
+  const std::vector<ZooModel> teachers = btuning_candidates(o, text);  // checked before the data
   Splits sp = make_splits(o);
   res.class_names = sp.classes;
   res.classes = std::max<std::int64_t>(2, num_classes(sp));
@@ -300,6 +309,17 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   apply_block_edits(backbone, o);  // tlkit probe's re-initialisation and permutation
   backbone.module().to(device);
   const std::vector<at::Tensor> initial = clone_state(backbone.state());
+  BTuningSetup bts;
+  if (!o.teachers_zoo.empty()) {  // LogME of the initial student and the teachers
+    backbone.eval_mode();
+    bts = prepare_btuning(
+        o, teachers, sp.train, res.classes,
+        [&](const at::Tensor& x) { return backbone.features(x); }, device);
+    if (o.augment.find("flip") == std::string::npos && o.augment.find("crop") == std::string::npos)
+      bts.bt->cache_targets(sp.train.images, sp.train.n(), o.input_size, o.batch, device);
+    bts.info["cached_targets"] = bts.bt->cached();
+    base["btuning"] = bts.config;
+  }
 
   base["features_output"] = o.features_output;
   base["model_sha256"] = file_sha256(o.model);
@@ -335,7 +355,7 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   info["blocks"] = bl;
   info["trainable_blocks"] = res.trainable;
   info["trainable_parameters"] = res.trainable_parameters;
-  Context ctx{o, sp, res.classes, device, base, info};
+  Context ctx{o, sp, res.classes, device, base, info, bts.bt.get(), bts.info};
 
   const Hyper h0{o.lr, o.weight_decay, o.momentum, o.head_lr_mult, o.label_smoothing};
   if (axes.empty()) {

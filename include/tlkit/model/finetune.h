@@ -132,6 +132,12 @@ struct FinetuneOptions {
   /// Empty, or a permutation of 0..B-1: block i takes the parameters (and the buffers of its
   /// modules) of block block_order[i]; the two must have the same list of parameter shapes.
   std::vector<int> block_order;
+  // B-Tuning (tlkit/model/btuning.h, docs/btuning.md): image models, top:K or full only.
+  std::string teachers_zoo;                ///< zoo manifest of the teachers (empty: plain)
+  std::vector<std::string> teacher_names;  ///< the teachers by name (empty: the top teachers_top)
+  int teachers_top = 0;                    ///< K best teachers by LogME (0: 3, or teacher_names)
+  double btuning_tradeoff = 100.0;         ///< weight of the distillation term
+  double btuning_temperature = 0.1;        ///< pi = softmax(LogME / temperature)
 };
 
 struct EpochRecord {
