@@ -1,7 +1,7 @@
 // B-Tuning (src/model/btuning.h, tlkit/model/btuning.h): pi against a hand-worked softmax, one
 // SGD step of the B-Tuning loss against PyTorch (tests/data/btuning/step, made by
 // tools/make_btuning_fixture.py), a student taught by itself (distillation loss exactly 0), the
-// teacher checks, and a run_finetune run with teachers that is interrupted and resumed.
+// teacher checks, a run_finetune run with teachers that is interrupted and resumed, and --grid.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -332,6 +332,39 @@ TEST(BTuning, FinetuneWithTeachersResumes) {
   EXPECT_EQ(checkpoint_parameters(dir.file("whole/checkpoint.pt")),
             checkpoint_parameters(dir.file("part/checkpoint.pt")));
   EXPECT_EQ(a.runs[0].test_acc, b.runs[0].test_acc);
+}
+
+// --grid: every point trains with the same teachers (one <out>/btuning/ for the command) and
+// records them; a checkpoint of plain fine-tuning is not resumed with teachers.
+TEST(BTuning, GridSharesTheTeachersAndPlainCheckpointsAreRefused) {
+  test::TempDir dir;
+  FinetuneOptions o = test::toy_finetune_options(dir.file("grid"), "top:1", 1);
+  o.teachers_zoo = data_path("btuning/zoo.json");
+  o.teacher_names = {"teacher_b"};
+  o.grid = "lr=0.05,0.01";
+  const FinetuneResult r = run_finetune(o);
+  ASSERT_EQ(r.runs.size(), 2u);
+  for (const auto& run : r.runs) {
+    const auto m = test::load_json(run.out + "/metrics.json");
+    ASSERT_TRUE(m.contains("btuning")) << run.out;
+    ASSERT_EQ(m["btuning"]["teachers"].size(), 1u);
+    EXPECT_EQ(m["btuning"]["teachers"][0]["name"], "teacher_b");
+    EXPECT_EQ(m["btuning"]["teachers"][0]["pi"].get<double>(), 1.0);
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.file("grid/btuning/teacher_teacher_b.npy")));
+
+  FinetuneOptions plain = test::toy_finetune_options(dir.file("plain"), "top:1", 2);
+  plain.stop_after = 1;
+  run_finetune(plain);
+  FinetuneOptions taught = test::toy_finetune_options(dir.file("plain"), "top:1", 2);
+  taught.teachers_zoo = data_path("btuning/zoo.json");
+  taught.teacher_names = {"teacher_b"};
+  try {
+    run_finetune(taught);
+    ADD_FAILURE() << "a plain checkpoint was resumed with teachers";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("differs in: btuning"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
