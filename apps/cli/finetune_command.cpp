@@ -147,6 +147,24 @@ CLI::App* add_finetune_options(CLI::App& app, FinetuneArgs& a) {
                 "Under mpirun -n P or srun (P >= 2): train each run on all P processes, each "
                 "taking its share of every batch, gradients summed after backward (same global "
                 "--batch and --seed as one process; BatchNorm uses each share's statistics)");
+  // B-Tuning (docs/btuning.md).
+  cmd->add_option("--teachers", o.teachers_zoo,
+                  "B-Tuning: a zoo.json of teacher models; adds tradeoff x MSE between the "
+                  "student's and the LogME-weighted teachers' LogME projections (docs/btuning.md)");
+  cmd->add_option("--teachers-top", o.teachers_top,
+                  "B-Tuning: the K image models of --teachers with the best LogME on the training "
+                  "split (default 3; the student's own file is left out)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--teacher", o.teacher_names,
+                  "B-Tuning: a teacher by its name in --teachers (repeat, or a comma list; "
+                  "instead of --teachers-top)")
+      ->delimiter(',');
+  cmd->add_option("--btuning-tradeoff", o.btuning_tradeoff,
+                  "B-Tuning: weight of the distillation term")
+      ->capture_default_str();
+  cmd->add_option("--btuning-temperature", o.btuning_temperature,
+                  "B-Tuning: pi = softmax(LogME / temperature) over the teachers")
+      ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
   return cmd;
 }

@@ -108,6 +108,8 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
       st = en + 1;
     }
   }
+  TLKIT_CHECK_ARG(o.teachers_zoo.empty() || o.mode.mode != FinetuneMode::kLinear,
+                  "--teachers: B-Tuning trains the backbone (--mode top:K or full, not linear)");
   TLKIT_CHECK_ARG(o.epochs >= 1, "--epochs {}: must be >= 1", o.epochs);
   TLKIT_CHECK_ARG(o.batch >= 1, "--batch {}: must be >= 1", o.batch);
   TLKIT_CHECK_ARG(o.lr > 0, "--lr {}: must be > 0", o.lr);

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "btuning.h"
 #include "finetune_blocks.h"
 #include "finetune_checkpoint.h"
 #include "finetune_data.h"
@@ -39,6 +40,10 @@ struct Context {
   json base_config;  // the configuration of the whole command (hashed per run with the point)
   json info;         // splits, classes, blocks: written to each run's metrics.json
   Communicator* dp;  // data-parallel training over these processes (null: this process alone)
+  // B-Tuning (btuning.h): the distillation term (or none), and its teachers, scores and pi for
+  // each run's metrics.json.
+  BTuning* bt = nullptr;
+  json btuning;
 };
 
 // Data-parallel training: each process's gradients, of the mean loss over its `share` of a batch
@@ -236,12 +241,15 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       opt->zero_grad();
       if (n > 0) {
         at::Tensor y = torch::from_blob(yb.data() + part.begin, {n}, torch::kInt64).to(ctx.device);
-        at::Tensor logits =
-            head->forward(text ? backbone.features(tb)
-                               : backbone.features(torch::from_blob(xb.data() + part.begin * item,
-                                                                    {n, 3, s, s}, torch::kFloat32)
-                                                       .to(ctx.device)));
+        const at::Tensor x = text ? at::Tensor()
+                                  : torch::from_blob(xb.data() + part.begin * item, {n, 3, s, s},
+                                                     torch::kFloat32)
+                                        .to(ctx.device);
+        const at::Tensor feats = text ? backbone.features(tb) : backbone.features(x);
+        at::Tensor logits = head->forward(feats);
         at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
+        // B-Tuning's distillation term, on this process's rows (their training-set indices).
+        if (ctx.bt) loss = loss + ctx.bt->loss(feats, x, order.data() + b + part.begin, n);
         loss.backward();
         loss_sum += loss.item<double>() * static_cast<double>(n);
         correct += logits.argmax(1).eq(y).sum().item<std::int64_t>();
@@ -307,6 +315,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   m["config"] = config;
   m["config_hash"] = hash;
   m["data"] = ctx.info;
+  if (ctx.bt) m["btuning"] = ctx.btuning;
   m["history"] = history_json(run.history);
   m["best_epoch"] = run.best_epoch;
   m["best_val_acc"] = run.best_val_acc;
@@ -342,6 +351,7 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
                         json base, std::chrono::steady_clock::time_point t_start,
                         FinetuneResult& res) {
   const torch::Device device = o.device == "cuda" ? torch::Device(torch::kCUDA) : torch::kCPU;
+  const std::vector<ZooModel> teachers = btuning_candidates(o, text);  // checked before the data
   Splits sp = make_splits(o);
   res.class_names = sp.classes;
   res.classes = std::max<std::int64_t>(2, num_classes(sp));
@@ -376,6 +386,17 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   apply_block_edits(backbone, o);  // tlkit probe's re-initialisation and permutation
   backbone.module().to(device);
   const std::vector<at::Tensor> initial = clone_state(backbone.state());
+  BTuningSetup bts;
+  if (!o.teachers_zoo.empty()) {  // LogME of the initial student and the teachers
+    backbone.eval_mode();
+    bts = prepare_btuning(
+        o, teachers, sp.train, res.classes,
+        [&](const at::Tensor& x) { return backbone.features(x); }, device);
+    if (o.augment.find("flip") == std::string::npos && o.augment.find("crop") == std::string::npos)
+      bts.bt->cache_targets(sp.train.images, sp.train.n(), o.input_size, o.batch, device);
+    bts.info["cached_targets"] = bts.bt->cached();
+    base["btuning"] = bts.config;
+  }
 
   base["features_output"] = o.features_output;
   base["model_sha256"] = file_sha256(o.model);
@@ -412,8 +433,10 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   info["trainable_blocks"] = res.trainable;
   info["trainable_parameters"] = res.trainable_parameters;
   Communicator& comm = o.comm ? *o.comm : single_process();
-  Context ctx{
-      o, sp, res.classes, device, base, info, o.data_parallel && comm.size() > 1 ? &comm : nullptr};
+  Context ctx{o,    sp,   res.classes,
+              device, base, info,
+              o.data_parallel && comm.size() > 1 ? &comm : nullptr,
+              bts.bt.get(), bts.info};
 
   const Hyper h0{o.lr, o.weight_decay, o.momentum, o.head_lr_mult, o.label_smoothing};
   if (axes.empty()) {

@@ -1008,6 +1008,31 @@ std::vector<Case> finetune_cases() {
        }},
       {"finetune-bad-augment", 2, "--augment rotate", "is not flip or crop",
        [](Inputs& in) { return finetune(in) + " --augment rotate"; }, "ft"},
+      // B-Tuning: the fixture zoo holds three image models (none of them trainable.pt).
+      {"finetune-teacher-unknown", 2, "--teacher teacher_c", "has no model of that name",
+       [](Inputs& in) {
+         return finetune(in) + " --teachers " + test::data_path("btuning/zoo.json") +
+                " --teacher teacher_c";
+       },
+       "ft"},
+      {"finetune-teacher-text-model", 2, "--teacher words", "a text model cannot teach",
+       [](Inputs& in) {
+         test::write_bytes(in.p("zoo.json"), "{\"models\": [{\"name\": \"words\", \"file\": \"" +
+                                                 model("text_bag") + "\", \"kind\": \"text\"}]}");
+         return finetune(in) + " --teachers " + in.p("zoo.json") + " --teacher words";
+       },
+       "ft"},
+      {"finetune-teachers-top-too-many", 2, "--teachers-top 5", "image models besides the student",
+       [](Inputs& in) {
+         return finetune(in) + " --teachers " + test::data_path("btuning/zoo.json") +
+                " --teachers-top 5";
+       },
+       "ft"},
+      {"finetune-teachers-linear", 2, "--teachers", "not linear",
+       [](Inputs& in) {
+         return finetune(in) + " --mode linear --teachers " + test::data_path("btuning/zoo.json");
+       },
+       "ft"},
   };
 }
 
@@ -1146,8 +1171,9 @@ bool matches(const std::string& text, const std::string& pattern) {
 // stderr as docs/errors.md shows it: the temporary folder and the fixture folders cut, the final
 // newline dropped.
 std::string as_documented(std::string err, const Inputs& in) {
-  for (const std::string& dir : {in.dir.path(), test::data_path("npy"),
-                                 test::data_path("model/models"), test::data_path("model")}) {
+  for (const std::string& dir :
+       {in.dir.path(), test::data_path("npy"), test::data_path("model/models"),
+        test::data_path("model"), test::data_path("btuning")}) {
     for (std::size_t at; (at = err.find(dir + "/")) != std::string::npos;)
       err.erase(at, dir.size() + 1);
   }

@@ -147,6 +147,12 @@ struct FinetuneOptions {
   /// the processes at each epoch's end). Validation and test rows are split too. Rank 0 alone
   /// writes checkpoints, metrics.json and model.pt. Requires batch >= the processes.
   bool data_parallel = false;
+  // B-Tuning (tlkit/model/btuning.h, docs/btuning.md): image models, top:K or full only.
+  std::string teachers_zoo;                ///< zoo manifest of the teachers (empty: plain)
+  std::vector<std::string> teacher_names;  ///< the teachers by name (empty: the top teachers_top)
+  int teachers_top = 0;                    ///< K best teachers by LogME (0: 3, or teacher_names)
+  double btuning_tradeoff = 100.0;         ///< weight of the distillation term
+  double btuning_temperature = 0.1;        ///< pi = softmax(LogME / temperature)
 };
 
 struct EpochRecord {
