@@ -354,7 +354,12 @@ TEST(Mpi, RankShardDataEqualsOneProcess) {
     const CliRun r = run_mpi(
         p, kit_rank_args("--shard-data --batch 8 --no-cache --format json --out " + csv, 7));
     ASSERT_EQ(r.code, 0) << "P = " << p << "\n" << r.err;
-    expect_same_rank(nlohmann::json::parse(r.out), ref, 1e-9, "P = " + std::to_string(p));
+    const auto got = nlohmann::json::parse(r.out);
+    expect_same_rank(got, ref, 1e-9, "P = " + std::to_string(p));
+    // Split samples: each image decoded once in the whole job (on the process whose block holds
+    // it) and answered from memory for the second model; models spread would decode 140.
+    EXPECT_EQ(got["decode_cache"]["files_decoded"], 70) << got["decode_cache"];
+    EXPECT_EQ(got["decode_cache"]["answered_from_memory"], 70) << got["decode_cache"];
     expect_same_scores_csv(test::read_bytes(csv), ref_csv, 1e-9, "P = " + std::to_string(p));
   }
   const std::string cache = t.file("cache");
@@ -397,6 +402,34 @@ TEST(Mpi, RankOneModelSplitsItsSamples) {
             std::string::npos)
       << r.err;
   expect_same_rank(nlohmann::json::parse(r.out), nlohmann::json::parse(one.out), 1e-9, "P = 2");
+}
+
+// Regression targets are not split (LogME on real-valued targets takes all the rows at once):
+// --shard-data refuses them with exit 2 naming the flag, and one model on 2 processes without
+// the flag is ranked whole by one process (no note, the run succeeds).
+TEST(Mpi, RankShardDataRefusesTargets) {
+  const fs::path kit_data = fs::path(TLKIT_KIT_DIR) / "data" / "cifar10-test" / "airplane";
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(kit_data)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::string csv = "path,y\n";
+  for (std::size_t k = 0; k < 20; ++k) csv += files[k].string() + "," + std::to_string(k) + ".5\n";
+  test::write_bytes(t.file("reg.csv"), csv);
+  const std::string args = "rank --zoo " + std::string(TLKIT_KIT_DIR) +
+                           "/models/zoo.json --models cifar10_resnet20 --data " +
+                           t.file("reg.csv") +
+                           " --task regression --threads 1 --quiet --no-cache --format csv";
+  const CliRun refused = run_mpi(2, args + " --shard-data");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--shard-data: regression targets"), std::string::npos) << refused.err;
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  const CliRun whole = run_mpi(2, args);
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(whole.err.find("samples are split"), std::string::npos) << whole.err;
+  EXPECT_NE(whole.out.find("cifar10_resnet20,logme,"), std::string::npos) << whole.out;
 }
 
 // Bad images in both processes' shares (80 kit images of two classes and one unreadable file
