@@ -434,8 +434,9 @@ TEST(Mpi, RankShardDataRefusesTargets) {
 
 // Bad images in both processes' shares (80 kit images of two classes and one unreadable file
 // at the end of each class folder: rows 40 and 81, batches of 16 put them on rank 0 and rank 1).
-// --on-bad-image skip: one process's JSON, the two "skipped" notes in row order. fail: the model
-// fails on both processes (no hang), and as the only model the run ends with one process's error.
+// --on-bad-image skip: one process's JSON, the two "skipped" notes in row order. fail (the file
+// of rank 0's share removed): the model fails on both processes, no hang, and as the only model
+// the run ends with exit 2 and one process's error line.
 TEST(Mpi, RankShardDataBadImages) {
   const fs::path kit_data = fs::path(TLKIT_KIT_DIR) / "data" / "cifar10-test";
   if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
@@ -466,6 +467,9 @@ TEST(Mpi, RankShardDataBadImages) {
   ASSERT_EQ(skip.code, 0) << skip.err;
   expect_same_rank(nlohmann::json::parse(skip.out), ref, 1e-9, "skip, P = 2");
 
+  // fail, with the unreadable file in rank 1's share only (row 80): rank 0's share extracts,
+  // rank 1's fails, and both agree that the model failed.
+  fs::remove(data / "airplane" / "zz_bad.jpg");
   const CliRun fail_one = test::run_cli(base + "--on-bad-image fail");
   ASSERT_EQ(fail_one.code, 2) << fail_one.err;
   const auto at = fail_one.err.find("error: ");
