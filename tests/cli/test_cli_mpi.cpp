@@ -404,6 +404,38 @@ TEST(Mpi, RankOneModelSplitsItsSamples) {
   expect_same_rank(nlohmann::json::parse(r.out), nlohmann::json::parse(one.out), 1e-9, "P = 2");
 }
 
+// A model that fails (its manifest entry says 11 logits; the model gives 10) fails on every
+// process and the next model goes on, split over 3 processes: one process's JSON (the failed
+// model's error, NaN scores as null) and ranking of the other.
+TEST(Mpi, RankShardDataFailedModelAndTheNext) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const std::string models = fs::absolute(fs::path(TLKIT_KIT_DIR) / "models" / "image").string();
+  auto entry = [&](const std::string& name, const std::string& file, int logits) {
+    return "{\"name\": \"" + name + "\", \"file\": \"" + models + "/" + file +
+           "\", \"kind\": \"image\", \"feature_dim\": 64, \"input_size\": 32, "
+           "\"logits_dim\": " +
+           std::to_string(logits) + "}";
+  };
+  test::write_bytes(t.file("zoo.json"),
+                    "{\"models\": [" + entry("wrong_logits", "cifar10_resnet20.pt", 11) + ", " +
+                        entry("resnet32", "cifar10_resnet32.pt", 10) + "]}");
+  const std::string args = "rank --zoo " + t.file("zoo.json") + " --data " +
+                           std::string(TLKIT_KIT_DIR) +
+                           "/data/cifar10-test --per-class 7 --threads 1 --quiet --no-cache "
+                           "--format json";
+  const CliRun one = test::run_cli(args);
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = nlohmann::json::parse(one.out);
+  ASSERT_TRUE(ref["models"][0].contains("error")) << ref["models"][0];
+  ASSERT_FALSE(ref["models"][1].contains("error")) << ref["models"][1];
+  const CliRun r = run_mpi(3, args + " --shard-data");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_rank(nlohmann::json::parse(r.out), ref, 1e-9, "P = 3");
+  EXPECT_NE(r.err.find("wrong_logits failed"), std::string::npos) << r.err;
+}
+
 // Regression targets are not split (LogME on real-valued targets takes all the rows at once):
 // --shard-data refuses them with exit 2 naming the flag, and one model on 2 processes without
 // the flag is ranked whole by one process (no note, the run succeeds).
