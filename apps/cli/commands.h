@@ -124,6 +124,7 @@ struct RankArgs {
   std::string models;                         // comma-separated subset of the zoo
   std::string cache = "tlkit-cache";
   bool no_cache = false;
+  bool shard_data = false;  // mpirun: each model's samples split over the processes
   std::string format = "table";
   bool wide = false;  // the table with every metric column, however wide
   std::string out;    // scores.csv for tlkit evaluate

@@ -220,8 +220,9 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
       "image data\n(a folder of class sub-folders or a path,label CSV), text models on text data "
       "('<label> <text>'\nlines or a text,label CSV). Ctrl-C keeps the finished models; rerun "
       "to resume.\nUnder mpirun -n P (or srun --mpi=pmix) the models are spread over the P "
-      "processes, largest\nfirst, each with --threads threads; rank 0 prints and writes "
-      "(docs/scaling.md).");
+      "processes, largest\nfirst, each with --threads threads (with --shard-data, or fewer models "
+      "than processes,\neach model's samples are split over them instead); rank 0 prints and "
+      "writes (docs/scaling.md).");
   cmd->add_option("--zoo", a.zoo,
                   "Zoo manifest (the format of the kit's models/zoo.json: {\"models\": [{name, "
                   "file, kind, input_size, feature_dim, logits_dim}]}; docs/rank.md)");
@@ -246,6 +247,13 @@ static CLI::App* add_rank_options(CLI::App& app, RankArgs& a) {
                   "preprocessing are unchanged)")
       ->capture_default_str();
   cmd->add_flag("--no-cache", a.no_cache, "Extract every model afresh and keep nothing");
+  cmd->add_flag("--shard-data", a.shard_data,
+                "Under mpirun -n P: the models one after another, each with its samples split "
+                "over the P processes (whole --batch batches each) and its metrics computed from "
+                "the statistics they reduce, instead of whole models spread over the processes. "
+                "Taken by itself when there are fewer models than processes, the labels are "
+                "classes and there are more samples than every model's feature_dim "
+                "(docs/scaling.md)");
   cmd->add_option("--decode-cache", a.decode_cache_mb,
                   "MiB of decoded images kept in memory for the zoo's next models, so that the "
                   "zoo decodes each image once (each model still resizes to its own size: the "
@@ -311,6 +319,7 @@ int run_rank(const RankArgs& a) {
   o.params = to_metric_params(a.params);
   o.seed = a.run.seed;
   o.cache_dir = a.no_cache ? "" : a.cache;
+  o.shard_data = a.shard_data;
   o.decode_cache_bytes = a.decode_cache_mb << 20;
   if (!a.models.empty()) o.models = split_list(a.models);
   if (!a.out.empty())
@@ -372,6 +381,11 @@ int run_rank(const RankArgs& a) {
   }
   bar.finish();
   if (!root) return 0;
+  if (r.shard_data && !a.shard_data)
+    fmt::print(stderr,
+               "tlkit: note: {} model{} for {} processes: each model's samples are split over "
+               "the processes (--shard-data)\n",
+               r.models.size(), r.models.size() == 1 ? "" : "s", world().size());
   for (const std::string& f : failures) fmt::print(stderr, "tlkit: warning: {}\n", f);
   for (const auto& [note, models] : notes)
     fmt::print(stderr, "tlkit: warning: {} (model{} {})\n", note, models.size() == 1 ? "" : "s",

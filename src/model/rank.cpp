@@ -15,6 +15,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <optional>
 #include <set>
 
 #include "sha256.h"
@@ -128,11 +129,14 @@ struct ModelData {
   std::vector<std::int64_t> labels;
   std::vector<double> targets;  // regression and multi-label: n x num_targets
   std::int64_t n = 0, d = 0, logits_dim = 0, num_targets = 0;
+  std::int64_t first = 0;  // samples split over processes: this process's first row of the files
   const float* features_ptr() const {
-    return features.empty() ? static_cast<const float*>(features_file.data()) : features.data();
+    return features.empty() ? static_cast<const float*>(features_file.data()) + first * d
+                            : features.data();
   }
   const float* logits_ptr() const {
-    return logits.empty() ? static_cast<const float*>(logits_file.data()) : logits.data();
+    return logits.empty() ? static_cast<const float*>(logits_file.data()) + first * logits_dim
+                          : logits.data();
   }
 };
 
@@ -212,8 +216,10 @@ void score_targets(const ModelData& data, const MetricPlan& plan, const RankOpti
   }
 }
 
+// `comm` (samples split over processes): `data` holds this process's rows, from `first_row` of
+// all; every process calls this and gets the scores of all the rows.
 void score_model(const ModelData& data, const MetricPlan& plan, const RankOptions& o,
-                 RankedModel* m) {
+                 RankedModel* m, Communicator* comm = nullptr, std::int64_t first_row = 0) {
   if (data.num_targets > 0) return score_targets(data, plan, o, m);
   std::vector<std::string> metrics;
   for (const std::string& name : plan.per_model) {
@@ -238,6 +244,8 @@ void score_model(const ModelData& data, const MetricPlan& plan, const RankOption
   so.params = o.params;
   so.seed = o.seed;
   so.threads = o.extract.threads;
+  so.comm = comm;
+  so.first_row = first_row;
   const auto t0 = Clock::now();
   std::vector<MetricValue> values;
   try {
@@ -494,11 +502,9 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
   std::shared_ptr<DecodedImageCache> decoded;
   if (kind == DataKind::kImage && o.decode_cache_bytes > 0)
     decoded = std::make_shared<DecodedImageCache>(o.decode_cache_bytes);
-  // Extracts (or reads from the cache) and scores chosen[i]; a model's InputError becomes its
-  // `error` and NaN scores.
-  auto rank_one = [&](std::size_t i) {
+  // The extraction options of chosen[i], and its result's fields from the manifest.
+  auto prepare = [&](std::size_t i, RankedModel& m) {
     const ZooModel& z = *chosen[i];
-    RankedModel m;
     m.name = z.name;
     m.kind = z.kind;
     m.file = z.file;
@@ -522,6 +528,14 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
     eo.progress = events.progress;
     eo.threads = threads;
     eo.decoded_images = decoded;
+    return eo;
+  };
+  // Extracts (or reads from the cache) and scores chosen[i]; a model's InputError becomes its
+  // `error` and NaN scores.
+  auto rank_one = [&](std::size_t i) {
+    const ZooModel& z = *chosen[i];
+    RankedModel m;
+    ExtractOptions eo = prepare(i, m);
     try {
       const auto t0 = Clock::now();
       ModelData data;
@@ -583,7 +597,234 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
     return m;
   };
   Communicator* comm = o.comm != nullptr && o.comm->size() > 1 ? o.comm : nullptr;
-  if (comm == nullptr) {
+  // Without --shard-data, fewer models than processes split their samples when the split loses
+  // nothing: class labels, and more samples than any model's features (the manifest's
+  // feature_dim), since LogME with N <= D needs every row in one process.
+  const bool split_pays = task == Task::kClassification && comm != nullptr &&
+                          static_cast<int>(chosen.size()) < comm->size() &&
+                          std::all_of(chosen.begin(), chosen.end(), [&](const ZooModel* z) {
+                            return z->feature_dim > 0 && z->feature_dim < r.selected;
+                          });
+  r.shard_data = comm != nullptr && (o.shard_data || split_pays);
+  if (r.shard_data) {
+    TLKIT_CHECK_ARG(task == Task::kClassification,
+                    "--shard-data: {} targets are scored by LogME on all the rows at once; rank "
+                    "them without --shard-data (the models spread over the processes)",
+                    to_string(task));
+  }
+  // chosen[i] with its samples split over the processes of `comm` (r.shard_data): every process
+  // calls it for the same model. Each extracts (or reads from the cache) its rows; failures are
+  // agreed on before any other collective, so that a model failing on one share fails on all.
+  auto rank_shard = [&](std::size_t i) {
+    Communicator& c = *comm;
+    const ZooModel& z = *chosen[i];
+    RankedModel m;
+    ExtractOptions eo = prepare(i, m);
+    eo.progress = nullptr;
+    const auto t0 = Clock::now();
+    ModelData data;
+    data.num_targets = 0;
+    fs::path entry;
+    std::string error;  // this process's InputError
+    std::optional<ExtractResult> x;
+    // Whole batches per process: a batch holds the samples a single process would put in it.
+    const auto total = static_cast<std::int64_t>(listing.samples.size());
+    const std::int64_t batch = std::max<std::int64_t>(1, eo.batch);
+    const RowRange batches = row_range((total + batch - 1) / batch, c.rank(), c.size());
+    const std::int64_t b0 = std::min(total, batches.begin * batch);
+    const std::int64_t b1 = std::min(total, batches.end * batch);
+    try {
+      eo.model_sha256 = file_sha256(z.file);
+      m.sha256 = eo.model_sha256;
+      if (!o.cache_dir.empty()) {
+        eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
+        entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
+        m.cache_path = entry.string();
+        const auto tr = Clock::now();
+        m.cached = read_cache(entry, eo.cache_key, &data);
+        if (m.cached) m.seconds["cache_read"] = seconds_since(tr);
+      }
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    // Failed somewhere, read from the cache everywhere.
+    std::int64_t agree[2] = {error.empty() ? 0 : 1, m.cached ? 1 : 0};
+    c.allreduce_sum(agree, 2);
+    const bool all_cached = agree[1] == c.size();
+    std::int64_t first_row = 0;
+    if (agree[0] == 0 && all_cached) {
+      const RowRange rows = row_range(data.n, c.rank(), c.size());
+      data.first = rows.begin;
+      first_row = rows.begin;
+      data.labels = std::vector<std::int64_t>(data.labels.begin() + rows.begin,
+                                              data.labels.begin() + rows.end);
+      data.n = rows.count();
+    } else if (agree[0] == 0) {
+      m.cached = false;
+      m.seconds.clear();
+      data = ModelData{};
+      first_row = b0;  // rows before skipped images: a name for messages only
+      try {
+        if (b1 > b0) {
+          ImageListing share = listing;
+          share.samples.assign(listing.samples.begin() + b0, listing.samples.begin() + b1);
+          TorchScriptModel model(z.file, eo.model_options);
+          x = extract_features(share, model, eo);
+          m.seconds = {
+              {"load_model", x->timings.load_model_s}, {"optimize", x->timings.optimize_s},
+              {"decode", x->timings.decode_s},         {"resize", x->timings.resize_s},
+              {"forward", x->timings.inference_s},     {"wait_for_decode", x->timings.wait_s}};
+          m.items_per_second = x->images_per_second;
+          data.features = std::move(x->features);
+          data.logits = std::move(x->logits);
+          data.labels = x->labels;
+          data.n = x->n;
+          data.d = x->features_dim;
+          data.logits_dim = x->has_logits ? x->logits_dim : 0;
+        }
+      } catch (const InputError& e) {
+        error = e.what();
+      }
+      std::int64_t failed = error.empty() ? 0 : 1;
+      c.allreduce_sum(&failed, 1);
+      agree[0] = failed;
+    }
+    if (agree[0] > 0) {
+      // The first failure in row order, as a single process meets it.
+      const std::vector<std::string> errors = c.gather(error);
+      for (const std::string& e : errors)
+        if (m.error.empty()) m.error = e;
+      for (const std::string& name : plan.per_model) m.scores[name] = kNaN;
+    } else {
+      std::int64_t sizes[3] = {data.d, data.logits_dim, 0};
+      c.allreduce_max(sizes, 3);
+      std::int64_t n = data.n;
+      c.allreduce_sum(&n, 1);
+      const std::int64_t local_n = data.n;
+      data.d = sizes[0];
+      data.logits_dim = sizes[1];
+      // The extraction notes in row order (skipped images of every share), then the model's
+      // own notes (rank 0's, which ran the first batch); rank 0 also gathers the rows to write
+      // the cache entry a single process would write.
+      const bool write = !all_cached && !entry.empty();
+      json mine = {{"skipped", json::array()}, {"nonfinite", 0}, {"kept", json::array()}};
+      if (x) {
+        for (const SkippedImage& sk : x->skipped)
+          mine["skipped"].push_back({{"path", sk.path}, {"reason", sk.reason}});
+        mine["nonfinite"] = x->nonfinite_features;
+        if (write) {
+          std::size_t at = 0;  // x->samples are the share's samples minus the skipped ones
+          for (const ImageSample& sample : x->samples) {
+            while (listing.samples[static_cast<std::size_t>(b0) + at].path != sample.path ||
+                   listing.samples[static_cast<std::size_t>(b0) + at].text != sample.text)
+              ++at;
+            mine["kept"].push_back(b0 + static_cast<std::int64_t>(at++));
+          }
+        }
+      }
+      const std::vector<std::string> parts = c.gather(mine.dump());
+      auto bytes_of = [](const std::vector<float>& v) {
+        return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+      };
+      std::vector<std::string> feature_parts, logit_parts;
+      if (write) {
+        feature_parts = c.gather(bytes_of(data.features));
+        logit_parts = c.gather(bytes_of(data.logits));
+      }
+      std::int64_t nonfinite = 0;
+      if (c.is_root()) {
+        for (const std::string& part : parts) {
+          const json p = json::parse(part);
+          for (const json& sk : p["skipped"])
+            m.notes.push_back("skipped " + sk["reason"].get<std::string>());
+          nonfinite += p["nonfinite"].get<std::int64_t>();
+        }
+        if (x)
+          for (const std::string& note : x->model_notes) m.notes.push_back(note);
+        if (nonfinite > 0)
+          m.notes.push_back(fmt::format("{} non-finite feature values", nonfinite));
+      }
+      m.extract_seconds = seconds_since(t0);
+      m.n = n;
+      m.d = data.d;
+      m.logits_dim = data.logits_dim;
+      try {
+        TLKIT_CHECK_ARG(z.feature_dim == 0 || z.feature_dim == data.d,
+                        "{}: features have {} values per sample but the manifest says "
+                        "feature_dim {}",
+                        z.file, data.d, z.feature_dim);
+        TLKIT_CHECK_ARG(z.logits_dim <= 0 || z.logits_dim == data.logits_dim,
+                        "{}: logits have {} values per sample but the manifest says logits_dim {}",
+                        z.file, data.logits_dim, z.logits_dim);
+        // score() checks each process's rows on its own: a non-finite value is agreed on first,
+        // so that no process goes on into the reductions alone.
+        std::int64_t bad = 0;
+        for (std::int64_t k = 0; k < local_n * data.d; ++k)
+          bad += !std::isfinite(data.features_ptr()[k]);
+        for (std::int64_t k = 0; k < local_n * data.logits_dim; ++k)
+          bad += !std::isfinite(data.logits_ptr()[k]);
+        c.allreduce_sum(&bad, 1);
+        TLKIT_CHECK_ARG(bad == 0,
+                        "{}: {} non-finite values in the features or logits; the metrics need "
+                        "finite ones",
+                        z.file, bad);
+        set_blas_threads(threads);
+        data.n = local_n;
+        score_model(data, plan, o, &m, &c, first_row);
+        // Rank 0 alone writes, after the last collective: a failure here is its model's error,
+        // which the others take from it below.
+        if (write && c.is_root()) {
+          const auto tw = Clock::now();
+          ExtractResult all_rows = std::move(*x);
+          all_rows.listing = listing;
+          all_rows.listed = total;
+          all_rows.samples.clear();
+          all_rows.skipped.clear();
+          all_rows.labels.clear();
+          for (const std::string& part : parts) {
+            const json p = json::parse(part);
+            for (const json& k : p["kept"]) {
+              const ImageSample& sample = listing.samples[k.get<std::size_t>()];
+              all_rows.samples.push_back(sample);
+              all_rows.labels.push_back(sample.label);
+            }
+            for (const json& sk : p["skipped"])
+              all_rows.skipped.push_back(
+                  {sk["path"].get<std::string>(), sk["reason"].get<std::string>()});
+          }
+          all_rows.n = n;
+          all_rows.nonfinite_features = nonfinite;
+          all_rows.features.clear();
+          all_rows.logits.clear();
+          for (const std::string& f : feature_parts)
+            all_rows.features.insert(all_rows.features.end(),
+                                     reinterpret_cast<const float*>(f.data()),
+                                     reinterpret_cast<const float*>(f.data() + f.size()));
+          for (const std::string& l : logit_parts)
+            all_rows.logits.insert(all_rows.logits.end(), reinterpret_cast<const float*>(l.data()),
+                                   reinterpret_cast<const float*>(l.data() + l.size()));
+          write_extract_outputs(all_rows, eo, entry.string());
+          m.seconds["cache_write"] = seconds_since(tw);
+        } else if (!all_cached) {
+          m.seconds["cache_write"] = 0.0;
+        }
+      } catch (const InputError& e) {
+        m.error = e.what();
+        for (const std::string& name : plan.per_model) m.scores[name] = kNaN;
+      }
+    }
+    // Every process returns rank 0's account of the model.
+    std::string mine = c.is_root() ? encode_model(i, m).dump() : std::string();
+    c.broadcast(mine, 0);
+    return decode_model(json::parse(mine));
+  };
+  if (r.shard_data) {
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      RankedModel m = rank_shard(i);
+      if (comm->is_root() && events.model_finished) events.model_finished(m);
+      r.models.push_back(std::move(m));
+    }
+  } else if (comm == nullptr) {
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       if (events.model_started) events.model_started(i, chosen.size(), *chosen[i]);
       RankedModel m = rank_one(i);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -232,13 +233,65 @@ nlohmann::json without_timings(nlohmann::json j) {
   return j;
 }
 
-std::string kit_rank_args(const std::string& extra) {
+std::string kit_rank_args(const std::string& extra, int per_class = 6) {
   const std::string kit = TLKIT_KIT_DIR;
   return "rank --zoo " + kit + "/models/zoo.json --models cifar10_resnet20,cifar10_resnet32 " +
-         "--data " + kit + "/data/cifar10-test --per-class 6 --threads 1 --quiet " + extra;
+         "--data " + kit + "/data/cifar10-test --per-class " + std::to_string(per_class) +
+         " --threads 1 --quiet " + extra;
 }
 
-// Two kit models ranked on 2 and 3 processes (one of them without a model): the same JSON apart
+// The rank JSON with its scores compared to `rel` relative (the split runs reduce the metrics'
+// statistics in another order) and everything else exactly, timings left out.
+void expect_same_rank(const nlohmann::json& got, const nlohmann::json& ref, double rel,
+                      const std::string& what) {
+  auto rest = [](nlohmann::json j) {
+    j = without_timings(j);
+    for (auto& m : j["models"]) m.erase("scores");
+    return j;
+  };
+  EXPECT_EQ(rest(got), rest(ref)) << what;
+  ASSERT_EQ(got["models"].size(), ref["models"].size()) << what;
+  for (std::size_t i = 0; i < ref["models"].size(); ++i) {
+    const auto& a = got["models"][i]["scores"];
+    const auto& b = ref["models"][i]["scores"];
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (const auto& [metric, v] : b.items()) {
+      ASSERT_TRUE(a.contains(metric)) << what << " " << metric;
+      if (v.is_null()) {
+        EXPECT_TRUE(a[metric].is_null()) << what << " " << metric;
+        continue;
+      }
+      const double x = a[metric].get<double>(), y = v.get<double>();
+      EXPECT_NEAR(x, y, rel * std::abs(y))
+          << what << " " << ref["models"][i]["name"] << " " << metric;
+    }
+  }
+}
+
+// The --out CSV (model,metric,score): the same rows in the same order, scores to `rel`.
+void expect_same_scores_csv(const std::string& got, const std::string& ref, double rel,
+                            const std::string& what) {
+  auto rows = [](const std::string& text) {
+    std::vector<std::pair<std::string, double>> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto comma = line.rfind(',');
+      const std::string value = line.substr(comma + 1);
+      out.emplace_back(line.substr(0, comma), value == "score" ? 0.0 : std::stod(value));
+    }
+    return out;
+  };
+  const auto a = rows(got), b = rows(ref);
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first) << what;
+    EXPECT_NEAR(a[i].second, b[i].second, rel * std::abs(b[i].second)) << what << " " << b[i].first;
+  }
+}
+
+// Two kit models ranked on 2 and 3 processes (one of them without a model: 60 samples do not
+// outnumber the 64 features, so the samples are not split by themselves): the same JSON apart
 // from timings and the same --out CSV, byte for byte, as one process; the shared cache is
 // complete afterwards and a second split run reads both models from it.
 TEST(Mpi, RankEqualsOneProcess) {
@@ -257,6 +310,7 @@ TEST(Mpi, RankEqualsOneProcess) {
     // One JSON document (parse refuses trailing text): only rank 0 printed.
     EXPECT_EQ(without_timings(nlohmann::json::parse(r.out)), ref) << "P = " << p;
     EXPECT_EQ(test::read_bytes(csv), ref_csv) << "P = " << p;
+    EXPECT_EQ(r.err.find("samples are split"), std::string::npos) << r.err;
   }
   const std::string cache = t.file("cache");
   const CliRun first = run_mpi(2, kit_rank_args("--cache " + cache + " --format json"));
@@ -278,6 +332,186 @@ TEST(Mpi, RankEqualsOneProcess) {
   for (auto* x : {&j_ref, &j_got})
     for (auto& m : (*x)["models"]) m.erase("cached");
   EXPECT_EQ(j_got, j_ref);
+}
+
+// --shard-data: the two kit models one after another, each with its 70 samples (7 per class:
+// more than the 64 features, which LogME needs with the rows split) split over 2 and 3 processes
+// in whole batches of 8 (5 + 4 and 3 + 3 + 3 batches), give one process's JSON (timings aside;
+// scores to 1e-9 relative, the statistics being reduced in another order) and --out rows. The
+// cache entries a split run writes are read by one process as its own: both models cached, the
+// same scores bit for bit as one process extracting; a split run reads them again.
+TEST(Mpi, RankShardDataEqualsOneProcess) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const CliRun one = test::run_cli(
+      kit_rank_args("--batch 8 --no-cache --format json --out " + t.file("one.csv"), 7));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = nlohmann::json::parse(one.out);
+  const std::string ref_csv = test::read_bytes(t.file("one.csv"));
+  for (int p : {2, 3}) {
+    const std::string csv = t.file("p" + std::to_string(p) + ".csv");
+    const CliRun r = run_mpi(
+        p, kit_rank_args("--shard-data --batch 8 --no-cache --format json --out " + csv, 7));
+    ASSERT_EQ(r.code, 0) << "P = " << p << "\n" << r.err;
+    const auto got = nlohmann::json::parse(r.out);
+    expect_same_rank(got, ref, 1e-9, "P = " + std::to_string(p));
+    // Split samples: each image decoded once in the whole job (on the process whose block holds
+    // it) and answered from memory for the second model; models spread would decode 140.
+    EXPECT_EQ(got["decode_cache"]["files_decoded"], 70) << got["decode_cache"];
+    EXPECT_EQ(got["decode_cache"]["answered_from_memory"], 70) << got["decode_cache"];
+    expect_same_scores_csv(test::read_bytes(csv), ref_csv, 1e-9, "P = " + std::to_string(p));
+  }
+  const std::string cache = t.file("cache");
+  const CliRun split =
+      run_mpi(3, kit_rank_args("--shard-data --batch 8 --cache " + cache + " --format json", 7));
+  ASSERT_EQ(split.code, 0) << split.err;
+  const CliRun reread =
+      test::run_cli(kit_rank_args("--batch 8 --cache " + cache + " --format json", 7));
+  ASSERT_EQ(reread.code, 0) << reread.err;
+  const auto j = nlohmann::json::parse(reread.out);
+  ASSERT_EQ(j["models"].size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(j["models"][i]["cached"].get<bool>()) << j["models"][i]["name"];
+    EXPECT_EQ(j["models"][i]["scores"], ref["models"][i]["scores"]) << j["models"][i]["name"];
+    EXPECT_EQ(j["models"][i]["n"], ref["models"][i]["n"]);
+  }
+  EXPECT_EQ(j["ranking"], ref["ranking"]);
+  const CliRun again =
+      run_mpi(2, kit_rank_args("--shard-data --batch 8 --cache " + cache + " --format json", 7));
+  ASSERT_EQ(again.code, 0) << again.err;
+  const auto k = nlohmann::json::parse(again.out);
+  for (const auto& m : k["models"]) EXPECT_TRUE(m["cached"].get<bool>()) << m["name"];
+  expect_same_rank(k, j, 1e-9, "P = 2 from the cache");
+}
+
+// One model on 2 processes (70 samples, 64 features) splits its samples without --shard-data,
+// with a note, and gives one process's JSON (scores to 1e-9 relative).
+TEST(Mpi, RankOneModelSplitsItsSamples) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  const std::string kit = TLKIT_KIT_DIR;
+  const std::string args = "rank --zoo " + kit + "/models/zoo.json --models cifar10_resnet20 " +
+                           "--data " + kit + "/data/cifar10-test --per-class 7 --threads 1 " +
+                           "--quiet --batch 16 --no-cache --format json";
+  const CliRun one = test::run_cli(args);
+  ASSERT_EQ(one.code, 0) << one.err;
+  const CliRun r = run_mpi(2, args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 model for 2 processes: each model's samples are split"),
+            std::string::npos)
+      << r.err;
+  expect_same_rank(nlohmann::json::parse(r.out), nlohmann::json::parse(one.out), 1e-9, "P = 2");
+}
+
+// A model that fails (its manifest entry says 11 logits; the model gives 10) fails on every
+// process and the next model goes on, split over 3 processes: one process's JSON (the failed
+// model's error, NaN scores as null) and ranking of the other.
+TEST(Mpi, RankShardDataFailedModelAndTheNext) {
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const std::string models = fs::absolute(fs::path(TLKIT_KIT_DIR) / "models" / "image").string();
+  auto entry = [&](const std::string& name, const std::string& file, int logits) {
+    return "{\"name\": \"" + name + "\", \"file\": \"" + models + "/" + file +
+           "\", \"kind\": \"image\", \"feature_dim\": 64, \"input_size\": 32, "
+           "\"logits_dim\": " +
+           std::to_string(logits) + "}";
+  };
+  test::write_bytes(t.file("zoo.json"),
+                    "{\"models\": [" + entry("wrong_logits", "cifar10_resnet20.pt", 11) + ", " +
+                        entry("resnet32", "cifar10_resnet32.pt", 10) + "]}");
+  const std::string args = "rank --zoo " + t.file("zoo.json") + " --data " +
+                           std::string(TLKIT_KIT_DIR) +
+                           "/data/cifar10-test --per-class 7 --threads 1 --quiet --no-cache "
+                           "--format json";
+  const CliRun one = test::run_cli(args);
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = nlohmann::json::parse(one.out);
+  ASSERT_TRUE(ref["models"][0].contains("error")) << ref["models"][0];
+  ASSERT_FALSE(ref["models"][1].contains("error")) << ref["models"][1];
+  const CliRun r = run_mpi(3, args + " --shard-data");
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_same_rank(nlohmann::json::parse(r.out), ref, 1e-9, "P = 3");
+  EXPECT_NE(r.err.find("wrong_logits failed"), std::string::npos) << r.err;
+}
+
+// Regression targets are not split (LogME on real-valued targets takes all the rows at once):
+// --shard-data refuses them with exit 2 naming the flag, and one model on 2 processes without
+// the flag is ranked whole by one process (no note, the run succeeds).
+TEST(Mpi, RankShardDataRefusesTargets) {
+  const fs::path kit_data = fs::path(TLKIT_KIT_DIR) / "data" / "cifar10-test" / "airplane";
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(kit_data)) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::string csv = "path,y\n";
+  for (std::size_t k = 0; k < 20; ++k) csv += files[k].string() + "," + std::to_string(k) + ".5\n";
+  test::write_bytes(t.file("reg.csv"), csv);
+  const std::string args = "rank --zoo " + std::string(TLKIT_KIT_DIR) +
+                           "/models/zoo.json --models cifar10_resnet20 --data " +
+                           t.file("reg.csv") +
+                           " --task regression --threads 1 --quiet --no-cache --format csv";
+  const CliRun refused = run_mpi(2, args + " --shard-data");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("--shard-data: regression targets"), std::string::npos) << refused.err;
+  EXPECT_TRUE(refused.out.empty()) << refused.out;
+  const CliRun whole = run_mpi(2, args);
+  ASSERT_EQ(whole.code, 0) << whole.err;
+  EXPECT_EQ(whole.err.find("samples are split"), std::string::npos) << whole.err;
+  EXPECT_NE(whole.out.find("cifar10_resnet20,logme,"), std::string::npos) << whole.out;
+}
+
+// Bad images in both processes' shares (80 kit images of two classes and one unreadable file
+// at the end of each class folder: rows 40 and 81, batches of 16 put them on rank 0 and rank 1).
+// --on-bad-image skip: one process's JSON, the two "skipped" notes in row order. fail (the file
+// of rank 0's share removed): the model fails on both processes, no hang, and as the only model
+// the run ends with exit 2 and one process's error line.
+TEST(Mpi, RankShardDataBadImages) {
+  const fs::path kit_data = fs::path(TLKIT_KIT_DIR) / "data" / "cifar10-test";
+  if (!fs::exists(std::string(TLKIT_KIT_DIR) + "/models/zoo.json"))
+    GTEST_SKIP() << "no kit at " << TLKIT_KIT_DIR;
+  test::TempDir t;
+  const fs::path data = t.file("data");
+  for (const char* cls : {"airplane", "automobile"}) {
+    fs::create_directories(data / cls);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(kit_data / cls)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    ASSERT_GE(files.size(), 40u);
+    for (std::size_t k = 0; k < 40; ++k) fs::copy_file(files[k], data / cls / files[k].filename());
+    test::write_bytes((data / cls / "zz_bad.jpg").string(), "not an image");
+  }
+  const std::string kit = TLKIT_KIT_DIR;
+  const std::string base = "rank --zoo " + kit + "/models/zoo.json --models cifar10_resnet20 " +
+                           "--data " + data.string() + " --threads 1 --quiet --batch 16 " +
+                           "--no-cache --format json ";
+  const CliRun one = test::run_cli(base + "--on-bad-image skip");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto ref = nlohmann::json::parse(one.out);
+  const auto& notes = ref["models"][0]["notes"];
+  ASSERT_GE(notes.size(), 2u);
+  EXPECT_NE(notes[0].get<std::string>().find("airplane/zz_bad.jpg"), std::string::npos) << notes;
+  EXPECT_NE(notes[1].get<std::string>().find("automobile/zz_bad.jpg"), std::string::npos) << notes;
+  const CliRun skip = run_mpi(2, base + "--shard-data --on-bad-image skip");
+  ASSERT_EQ(skip.code, 0) << skip.err;
+  expect_same_rank(nlohmann::json::parse(skip.out), ref, 1e-9, "skip, P = 2");
+
+  // fail, with the unreadable file in rank 1's share only (row 80): rank 0's share extracts,
+  // rank 1's fails, and both agree that the model failed.
+  fs::remove(data / "airplane" / "zz_bad.jpg");
+  const CliRun fail_one = test::run_cli(base + "--on-bad-image fail");
+  ASSERT_EQ(fail_one.code, 2) << fail_one.err;
+  const auto at = fail_one.err.find("error: ");
+  ASSERT_NE(at, std::string::npos) << fail_one.err;
+  std::string message = fail_one.err.substr(at + 7);
+  message = message.substr(0, message.find('\n'));
+  const CliRun fail = run_mpi(2, base + "--shard-data --on-bad-image fail");
+  EXPECT_EQ(fail.code, 2) << fail.err;
+  EXPECT_NE(fail.err.find(message), std::string::npos) << fail.err << "\nexpected: " << message;
+  EXPECT_TRUE(fail.out.empty()) << fail.out;
 }
 
 // `mpirun -n p tlkit <args>` started in the background, its output discarded.

@@ -53,6 +53,14 @@ struct RankOptions {
   /// every process returns the whole result (events.model_finished is called on rank 0 only,
   /// once all models are done; model_started and progress are not called).
   Communicator* comm = nullptr;
+  /// With comm: the models go one after another, each on every process, its samples split
+  /// over the processes (contiguous row ranges aligned to extract.batch, so that every batch is
+  /// the one a single process would run), and score() reduces the statistics of the split rows
+  /// (ScoreOptions::comm). Also taken when there are fewer models than processes, for class
+  /// labels and more samples than every model's manifest feature_dim. A model that fails on one
+  /// process's share fails on all; rank 0 gathers the features to write the cache entry a single
+  /// process would write, and a cached model is read by every process, each taking its rows.
+  bool shard_data = false;
   /// Decoded images kept in memory for the next models (bytes of pixels; 0: none), so that a zoo
   /// decodes each image once when they fit (decoded_images.h); image data only.
   std::int64_t decode_cache_bytes = std::int64_t{1} << 30;
@@ -98,6 +106,7 @@ struct RankResult {
   std::map<std::string, std::vector<std::string>> ranking;
   std::vector<std::string> notes;  ///< models of the other kind left out, listing warnings, ...
   double seconds = 0.0;
+  bool shard_data = false;  ///< each model's samples were split over the processes
   /// The decoded images shared by the models (image data with decode_cache_bytes > 0; summed
   /// over the processes, each of which has its own): files decoded, answers from memory, images
   /// kept and their bytes, images decoded but not kept (the budget was full).
