@@ -400,6 +400,15 @@ std::string anchor(const std::string& s) {
 
 // ---- sections ----
 
+// An input's "notes" (strings) as a list; "" when it has none.
+std::string notes_list(const json& j) {
+  if (!j.contains("notes") || !j.at("notes").is_array() || j.at("notes").empty()) return "";
+  std::string o = "<ul class=\"note\">\n";
+  for (const auto& n : j.at("notes"))
+    if (n.is_string()) o += "<li>" + html::escape(n.get<std::string>()) + "</li>\n";
+  return o + "</ul>\n";
+}
+
 std::string section_ranking(const Rank& r) {
   std::string o = "<section id=\"ranking\">\n<h2>Ranking</h2>\n";
   const json& ds = r.dataset;
@@ -879,12 +888,7 @@ std::string section_probe(const std::string& dir) {
     ++plots;
   }
   if (plots == 0) o += "<p class=\"note\">The probe folder's results.json has no curves.</p>\n";
-  if (d.j.contains("notes") && d.j.at("notes").is_array() && !d.j.at("notes").empty()) {
-    o += "<ul class=\"note\">\n";
-    for (const auto& n : d.j.at("notes"))
-      if (n.is_string()) o += "<li>" + html::escape(n.get<std::string>()) + "</li>\n";
-    o += "</ul>\n";
-  }
+  o += notes_list(d.j);
   o += "</section>\n";
   return o;
 }
@@ -1052,12 +1056,7 @@ std::string section_select(const std::string& dir, const Rank& rank) {
          html::text(status)});
   }
   o += "<div class=\"table\">\n" + html::render(mt) + "</div>\n";
-  if (d.j.contains("notes") && d.j.at("notes").is_array() && !d.j.at("notes").empty()) {
-    o += "<ul class=\"note\">\n";
-    for (const auto& n : d.j.at("notes"))
-      if (n.is_string()) o += "<li>" + html::escape(n.get<std::string>()) + "</li>\n";
-    o += "</ul>\n";
-  }
+  o += notes_list(d.j);
   o += "</section>\n";
   return o;
 }

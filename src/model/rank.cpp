@@ -180,6 +180,26 @@ bool read_cache(const fs::path& dir, const std::string& key, ModelData* out) {
   }
 }
 
+// Hashes the model file (once: the cache key, meta.json and the output all need it) into
+// eo.model_sha256 and m's sha256; with a cache, sets eo.cache_key and m's cache_path and reads
+// the entry into `data` when it is complete (m.cached). Returns the entry's folder (empty without
+// a cache).
+fs::path look_up_cache(const std::string& cache_dir, const ZooModel& z,
+                       const std::string& listing_sha, const std::string& stat_sha,
+                       const ImageListing& listing, ExtractOptions& eo, RankedModel& m,
+                       ModelData* data) {
+  eo.model_sha256 = file_sha256(z.file);
+  m.sha256 = eo.model_sha256;
+  if (cache_dir.empty()) return {};
+  eo.cache_key = cache_key(eo.model_sha256, listing_sha, stat_sha, eo, listing);
+  const fs::path entry = fs::path(cache_dir) / z.name / eo.cache_key;
+  m.cache_path = entry.string();
+  const auto tr = Clock::now();
+  m.cached = read_cache(entry, eo.cache_key, data);
+  if (m.cached) m.seconds["cache_read"] = seconds_since(tr);
+  return entry;
+}
+
 // Row-wise softmax in double: the source-class probabilities LEEP and NCE take.
 std::vector<double> softmax_rows(const float* logits, std::int64_t n, std::int64_t c) {
   std::vector<double> p(static_cast<std::size_t>(n * c));
@@ -540,18 +560,8 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       const auto t0 = Clock::now();
       ModelData data;
       data.num_targets = static_cast<std::int64_t>(listing.target_names.size());
-      fs::path entry;
-      // Once: the cache key, meta.json and the output (provenance) all need it.
-      eo.model_sha256 = file_sha256(z.file);
-      m.sha256 = eo.model_sha256;
-      if (!o.cache_dir.empty()) {
-        eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
-        entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
-        m.cache_path = entry.string();
-        const auto tr = Clock::now();
-        m.cached = read_cache(entry, eo.cache_key, &data);
-        if (m.cached) m.seconds["cache_read"] = seconds_since(tr);
-      }
+      const fs::path entry =
+          look_up_cache(o.cache_dir, z, r.listing_sha256, stat_sha, listing, eo, m, &data);
       if (!m.cached) {
         TorchScriptModel model(z.file, eo.model_options);
         ExtractResult x = extract_features(listing, model, eo);
@@ -634,16 +644,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
     const std::int64_t b0 = std::min(total, batches.begin * batch);
     const std::int64_t b1 = std::min(total, batches.end * batch);
     try {
-      eo.model_sha256 = file_sha256(z.file);
-      m.sha256 = eo.model_sha256;
-      if (!o.cache_dir.empty()) {
-        eo.cache_key = cache_key(eo.model_sha256, r.listing_sha256, stat_sha, eo, listing);
-        entry = fs::path(o.cache_dir) / z.name / eo.cache_key;
-        m.cache_path = entry.string();
-        const auto tr = Clock::now();
-        m.cached = read_cache(entry, eo.cache_key, &data);
-        if (m.cached) m.seconds["cache_read"] = seconds_since(tr);
-      }
+      entry = look_up_cache(o.cache_dir, z, r.listing_sha256, stat_sha, listing, eo, m, &data);
     } catch (const InputError& e) {
       error = e.what();
     }
