@@ -48,10 +48,10 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
                 "Run image models in channels-last (NHWC) memory format: same features to float32 "
                 "rounding, 1.05-1.6x faster end to end on the kit's CNNs (docs/extract.md)");
   cmd->add_option("--precision", a.precision,
-                  "fp32; bf16: forward under CPU autocast to bfloat16 (1.5-3x faster on processors "
-                  "with AVX-512 BF16/AMX, features about 0.5-6 % off); auto: the first batch runs "
-                  "both, bf16 for the rest when its relative feature error is within "
-                  "--precision-tolerance (docs/extract.md)")
+                  "fp32; bf16: forward under CPU autocast to bfloat16 (1.0-3x faster on the kit's "
+                  "models with AVX-512 BF16/AMX, features 0.8-21 % off; --optimize full runs "
+                  "frozen); auto: the first batch runs both, bf16 for the rest when its relative "
+                  "feature error is within --precision-tolerance (docs/extract.md)")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
       ->capture_default_str();
   cmd->add_option("--precision-tolerance", a.precision_tolerance,

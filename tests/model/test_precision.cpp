@@ -133,6 +133,22 @@ TEST(Precision, AutoPicksFp32AtToleranceZeroAndBf16AtALargeOne) {
   }
 }
 
+// optimize_for_inference's oneDNN operators are outside autocast: bf16 with kFull would be float32
+// in disguise, so the model runs frozen, with a note.
+TEST(Precision, Bf16WithFullOptimizationRunsFrozen) {
+  for (Precision p : {Precision::kBf16, Precision::kAuto}) {
+    ExtractOptions o = options("tuple", p, Optimization::kFull);
+    o.model_options.precision_tolerance = 1.0;
+    const ExtractResult r = extract_features(o);
+    EXPECT_EQ(r.optimization, Optimization::kFreeze);
+    EXPECT_EQ(r.precision, Precision::kBf16);
+    ASSERT_FALSE(r.model_notes.empty());
+    EXPECT_NE(r.model_notes.front().find("with --optimize full"), std::string::npos)
+        << r.model_notes.front();
+    EXPECT_EQ(r.features, extract_features(options("tuple", Precision::kBf16)).features);
+  }
+}
+
 TEST(Precision, AutoAndItsMeasurementAreInMetaJson) {
   TempDir t;
   ExtractOptions o = options("tuple", Precision::kAuto);

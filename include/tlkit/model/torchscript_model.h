@@ -34,7 +34,9 @@ enum class Precision {
   kFp32,  ///< float32 throughout (the default)
   kBf16,  ///< under LibTorch's CPU autocast to bfloat16 (convolutions and matrix products in
           ///< bfloat16, outputs cast back to float32): 1.5-3x faster on processors with AVX-512
-          ///< BF16/AMX, features about 0.5-6 % off in relative Frobenius norm (docs/extract.md)
+          ///< BF16/AMX, features 0.8-21 % off in relative Frobenius norm on the kit's models
+          ///< (docs/extract.md). With Optimization::kFull the model runs frozen instead, with a
+          ///< note: optimize_for_inference's oneDNN operators are outside autocast
   kAuto,  ///< the first batch runs both; bfloat16 for the rest when its features are within
           ///< ModelOptions::precision_tolerance of float32's, else float32
 };
