@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "tlkit/model/torchscript_model.h"
+
 namespace tlkit::cli {
 
 /// An integer option >= 0. (CLI11's NonNegativeNumber prints its range as a 300-digit double.)
@@ -83,6 +85,8 @@ struct ExtractionArgs {
   std::string on_bad_image = "fail";
   std::string optimize = "freeze";
   bool channels_last = false;
+  std::string precision = "fp32";
+  double precision_tolerance = model::kDefaultPrecisionTolerance;
   bool quiet = false;
 };
 

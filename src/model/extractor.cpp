@@ -278,6 +278,8 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
                   listing.samples.size(), r.skipped.empty() ? "" : r.skipped.front().reason);
   for (float v : r.features) r.nonfinite_features += !std::isfinite(v);
   r.optimization = model.optimization();
+  r.precision = model.precision();
+  r.precision_check = model.precision_check();
   r.model_notes = model.notes();
   r.model_notes.insert(r.model_notes.end(), r.size_notes.begin(), r.size_notes.end());
   r.timings.load_model_s = model.load_seconds();
@@ -414,7 +416,16 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
       {"optimize_requested", to_string(o.model_options.optimization)},
       {"optimize", to_string(r.optimization)},
       {"channels_last", o.model_options.channels_last},
+      {"precision_requested", to_string(o.model_options.precision)},
+      {"precision", to_string(r.precision)},
   };
+  if (r.precision_check.measured)
+    meta["model"]["precision_check"] = {
+        {"relative_error", r.precision_check.relative_error},
+        {"min_cosine", r.precision_check.min_cosine},
+        {"tolerance", r.precision_check.tolerance},
+        {"chosen", to_string(r.precision_check.chosen)},
+    };
   meta["model"]["notes"] = r.model_notes;
   json classes = json::array();
   for (const auto& c : r.listing.classes) classes.push_back(c);

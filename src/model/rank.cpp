@@ -115,6 +115,11 @@ std::string cache_key(const std::string& model_sha, const std::string& listing_s
       {"channels_last", o.model_options.channels_last},
       {"on_bad_image", o.on_bad_image == BadImagePolicy::kSkip ? "skip" : "fail"},
   };
+  // float32 keys are unchanged from before --precision existed.
+  if (o.model_options.precision != Precision::kFp32)
+    k["precision"] = to_string(o.model_options.precision);
+  if (o.model_options.precision == Precision::kAuto)
+    k["precision_tolerance"] = o.model_options.precision_tolerance;
   // Regression and multi-label listings can list the same text as a class listing (integer
   // targets); their entries hold targets.npy instead of labels.npy. Classification keys are
   // unchanged.

@@ -2,6 +2,7 @@
 // <torch/script.h> (about 12 s and 0.7 GB to compile).
 #include "tlkit/model/torchscript_model.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -93,6 +94,57 @@ Optimization parse_optimization(const std::string& s) {
   TLKIT_THROW_ARG("--optimize {}: expected none, freeze or full", s);
 }
 
+const char* to_string(Precision p) {
+  switch (p) {
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kAuto:
+      return "auto";
+  }
+  return "?";
+}
+
+Precision parse_precision(const std::string& s) {
+  if (s == "fp32") return Precision::kFp32;
+  if (s == "bf16") return Precision::kBf16;
+  if (s == "auto") return Precision::kAuto;
+  TLKIT_THROW_ARG("--precision {}: expected fp32, bf16 or auto", s);
+}
+
+namespace {
+
+// LibTorch's CPU autocast to bfloat16 for the lifetime of the object, the previous state restored
+// after (as Python's torch.autocast("cpu", torch.bfloat16) does). Autocast acts in the dispatcher,
+// so it applies to the operators the TorchScript interpreter runs, frozen modules included.
+class CpuAutocastBf16 {
+ public:
+  explicit CpuAutocastBf16(bool on) : on_(on) {
+    if (!on_) return;
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~CpuAutocastBf16() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(was_dtype_);
+  }
+  CpuAutocastBf16(const CpuAutocastBf16&) = delete;
+  CpuAutocastBf16& operator=(const CpuAutocastBf16&) = delete;
+
+ private:
+  bool on_ = false;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+}  // namespace
+
 // Collects LibTorch's warnings (TORCH_WARN) while a model runs, instead of LibTorch printing them
 // to stderr through glog; they become notes of the run.
 class WarningCollector : public c10::WarningHandler {
@@ -133,15 +185,20 @@ struct TorchScriptModel::Impl {
   ModelRecord record;
   bool output_checked = false;                       // the single-output check below ran
   detail::OptimizeFunction optimize_step = nullptr;  // set at construction; nullptr: the default
+  Precision precision = Precision::kFp32;  // what forward runs now (kAuto: not decided yet)
+  PrecisionCheck precision_check;
 
   // `input` describes the batch in messages ("an input of shape [8, 3, 32, 32]", "8 texts").
   at::Tensor output(const c10::IValue& out, int index, bool required, std::int64_t n,
                     const char* what, const std::string& input) const;
   Selected select(const c10::IValue& out, std::int64_t n, const std::string& input);
   Selected run(torch::jit::Module& m, const c10::IValue& input, std::int64_t n,
-               const std::string& described);
-  // Runs what forward runs now; for kFull, the first batch of each `key` is checked against the
-  // module as loaded (see forward()).
+               const std::string& described, bool bf16 = false);
+  // Runs what forward runs now in float32; for kFull, the first batch of each `key` is checked
+  // against the module as loaded (see forward_fp32()).
+  Selected forward_fp32(const c10::IValue& input, std::int64_t n,
+                        const std::array<std::int64_t, 3>& key, const std::string& described);
+  // forward_fp32, or bfloat16 per `precision` (kAuto: decided on this batch).
   Selected forward(const c10::IValue& input, std::int64_t n, const std::array<std::int64_t, 3>& key,
                    const std::string& described);
   void optimize(Optimization o);
@@ -173,8 +230,13 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
                   options.logits_output);
   std::error_code ec;
   TLKIT_CHECK_ARG(std::filesystem::is_regular_file(path, ec), "{}: no such model file", path);
+  TLKIT_CHECK_ARG(options.precision_tolerance >= 0 && std::isfinite(options.precision_tolerance),
+                  "--precision-tolerance must be a finite number >= 0, got {}",
+                  options.precision_tolerance);
   impl_->path = path;
   impl_->options = options;
+  impl_->precision = options.precision;
+  impl_->precision_check.tolerance = options.precision_tolerance;
   const auto t0 = std::chrono::steady_clock::now();
   c10::Warning::WarningHandlerGuard guard(&impl_->warnings);
   torch::jit::ExtraFilesMap extra{{"tlkit.json", ""}};
@@ -225,9 +287,18 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
   TLKIT_CHECK_ARG(impl_->loaded.find_method("forward").has_value(),
                   "{}: the TorchScript module has no forward method", path);
   impl_->load_s = seconds_since(t0);
-  impl_->check = options.optimization == Optimization::kFull;
+  Optimization o = options.optimization;
+  if (o == Optimization::kFull && options.precision != Precision::kFp32) {
+    // Measured: bf16 under full gave cifar10_resnet32's float32 features bit for bit.
+    impl_->notes.push_back(fmt::format(
+        "--precision {} with --optimize full: the oneDNN operators of optimize_for_inference run "
+        "outside autocast (in float32), so the model runs frozen (--optimize freeze)",
+        to_string(options.precision)));
+    o = Optimization::kFreeze;
+  }
+  impl_->check = o == Optimization::kFull;
   impl_->optimize_step = detail::optimize_function;
-  if (options.optimization != Optimization::kNone) impl_->optimize(options.optimization);
+  if (o != Optimization::kNone) impl_->optimize(o);
 }
 
 TorchScriptModel::~TorchScriptModel() = default;
@@ -313,9 +384,10 @@ Selected TorchScriptModel::Impl::select(const c10::IValue& out, std::int64_t n,
 }
 
 Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& input,
-                                     std::int64_t n, const std::string& described) {
+                                     std::int64_t n, const std::string& described, bool bf16) {
   c10::IValue out;
   try {
+    CpuAutocastBf16 autocast(bf16);
     out = m.forward({input});
   } catch (const std::exception& e) {
     const std::string msg = one_line(e);
@@ -353,9 +425,9 @@ std::string TorchScriptModel::Impl::mismatch(const Selected& ref, const Selected
   return {};
 }
 
-Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t n,
-                                         const std::array<std::int64_t, 3>& key,
-                                         const std::string& described) {
+Selected TorchScriptModel::Impl::forward_fp32(const c10::IValue& input, std::int64_t n,
+                                              const std::array<std::int64_t, 3>& key,
+                                              const std::string& described) {
   if (applied == Optimization::kNone) return run(loaded, input, n, described);
   if (!check || verified.count(key)) return run(optimized, input, n, described);
   // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
@@ -387,6 +459,46 @@ Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t 
   if (applied == Optimization::kNone) return ref;
   verified.insert(key);
   return s;
+}
+
+Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t n,
+                                         const std::array<std::int64_t, 3>& key,
+                                         const std::string& described) {
+  if (precision == Precision::kFp32) return forward_fp32(input, n, key, described);
+  if (precision == Precision::kBf16) {
+    // The --optimize full check compares float32 runs (bfloat16 rounding would fail it).
+    if (check && applied != Optimization::kNone && !verified.count(key))
+      forward_fp32(input, n, key, described);
+    torch::jit::Module& now = applied == Optimization::kNone ? loaded : optimized;
+    return run(now, input, n, described, true);
+  }
+  // kAuto: the first batch runs both and decides for the rest of the run.
+  Selected ref = forward_fp32(input, n, key, described);
+  torch::jit::Module& now = applied == Optimization::kNone ? loaded : optimized;
+  Selected low = run(now, input, n, described, true);
+  const at::Tensor a = ref.features.to(torch::kFloat64);
+  const at::Tensor b = low.features.to(torch::kFloat64);
+  const double ref_norm = a.norm().item<double>();
+  const double diff_norm = (b - a).norm().item<double>();
+  double rel = ref_norm > 0 ? diff_norm / ref_norm : (diff_norm == 0 ? 0.0 : INFINITY);
+  if (!std::isfinite(rel)) rel = INFINITY;
+  const at::Tensor dots = (a * b).sum(1);
+  const at::Tensor norms = a.norm(2, 1) * b.norm(2, 1);
+  // Rows that are zero in both count as identical.
+  const at::Tensor cos =
+      torch::where(norms > 0, dots / norms.clamp_min(1e-300), torch::ones_like(dots));
+  PrecisionCheck& c = precision_check;
+  c.measured = true;
+  c.relative_error = rel;
+  c.min_cosine = cos.nan_to_num(-1.0).min().item<double>();
+  c.tolerance = options.precision_tolerance;
+  c.chosen = rel <= options.precision_tolerance ? Precision::kBf16 : Precision::kFp32;
+  precision = c.chosen;
+  notes.push_back(fmt::format(
+      "--precision auto: bf16 features differ from fp32 by {:.4g} (relative Frobenius norm, "
+      "first batch of {}; smallest row cosine similarity {:.6f}), tolerance {:.4g}: running {}",
+      rel, n, c.min_cosine, c.tolerance, to_string(precision)));
+  return precision == Precision::kBf16 ? low : ref;
 }
 
 namespace {
@@ -443,6 +555,8 @@ const std::string& TorchScriptModel::path() const { return impl_->path; }
 const ModelOptions& TorchScriptModel::options() const { return impl_->options; }
 const ModelRecord& TorchScriptModel::record() const { return impl_->record; }
 Optimization TorchScriptModel::optimization() const { return impl_->applied; }
+Precision TorchScriptModel::precision() const { return impl_->precision; }
+const PrecisionCheck& TorchScriptModel::precision_check() const { return impl_->precision_check; }
 double TorchScriptModel::load_seconds() const { return impl_->load_s; }
 double TorchScriptModel::optimize_seconds() const { return impl_->optimize_s; }
 

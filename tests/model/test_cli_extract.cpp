@@ -145,6 +145,9 @@ TEST(CliExtract, BadInputIsExitCode2WithOneLineAndNoOutputFolder) {
        "--input-size is required for image models that do not record their input size"},
       {base_args("tuple", out) + " --on-bad-image ignore", "--on-bad-image"},
       {base_args("tuple", out) + " --optimize fast", "--optimize"},
+      {base_args("tuple", out) + " --precision fp16", "--precision"},
+      {base_args("tuple", out) + " --precision auto --precision-tolerance -1",
+       "--precision-tolerance"},
   };
   for (const auto& [args, expect] : cases) {
     const CliRun r = run_cli(args);
@@ -187,6 +190,26 @@ TEST(CliExtract, AWrongOptimizationIsAWarning) {
       << r.err;
   EXPECT_NE(r.out.find("optimize freeze"), std::string::npos) << r.out;
   EXPECT_EQ(test::load_json(t.file("o") + "/meta.json")["model"]["optimize"], "freeze");
+}
+
+TEST(CliExtract, PrecisionAutoSaysWhatItMeasuredAndChose) {
+  test::TempDir t;
+  const CliRun r =
+      run_cli(base_args("tuple", t.file("o")) + " --precision auto --precision-tolerance 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("tlkit: warning: --precision auto: bf16 features differ from fp32 by "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("tolerance 0: running fp32"), std::string::npos) << r.err;
+  const auto meta = test::load_json(t.file("o") + "/meta.json");
+  EXPECT_EQ(meta["model"]["precision_requested"], "auto");
+  EXPECT_EQ(meta["model"]["precision"], "fp32");
+  EXPECT_GT(meta["model"]["precision_check"]["relative_error"].get<double>(), 0.0);
+  // The default run has the same features, bit for bit.
+  ASSERT_EQ(run_cli(base_args("tuple", t.file("d"))).code, 0);
+  EXPECT_EQ(test::read_bytes(t.file("o") + "/features.npy"),
+            test::read_bytes(t.file("d") + "/features.npy"));
+  EXPECT_EQ(test::load_json(t.file("d") + "/meta.json")["model"]["precision"], "fp32");
 }
 
 // A regression listing of the same images: the same features, targets.npy (N x T float64) with
@@ -246,7 +269,7 @@ TEST(CliExtract, HelpListsTheOptions) {
   for (const char* opt :
        {"--model", "--data", "--split", "--input-size", "--out", "--batch", "--threads",
         "--per-class", "--limit", "--seed", "--on-bad-image", "--quiet", "--features-output",
-        "--logits-output", "--optimize", "--task"})
+        "--logits-output", "--optimize", "--precision", "--precision-tolerance", "--task"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 

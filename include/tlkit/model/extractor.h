@@ -93,6 +93,8 @@ struct ExtractResult {
   std::int64_t nonfinite_features = 0;              ///< NaN/inf values in the features (a warning)
   Optimization optimization = Optimization::kNone;  ///< what the model ran with at the end
   std::vector<std::string> model_notes;             ///< TorchScriptModel::notes()
+  Precision precision = Precision::kFp32;  ///< what the model ran with at the end
+  PrecisionCheck precision_check;          ///< TorchScriptModel::precision_check()
   int input_size = 0;  ///< S used (images): ExtractOptions::input_size or the model's record
   std::vector<std::string> size_notes;  ///< part of model_notes: output widths vs input size
   int threads = 0;
