@@ -14,14 +14,15 @@ Python: tools/extract_features_py.py (PIL decoding and the same preprocessing pe
 tlkit's LogME is the exact maximum of the evidence; the reference's fixed-point iteration stops
 elsewhere when N <= D (the kit's doodlenet_quickdraw on 341 images, D = 512: +1.67 against
 -0.111), so the rankings are compared on the Python pipeline's features scored by the exact
-definition too (logme_numpy.logme_exact, not timed: it searches a grid and is slow), which must
-give tlkit's ranking; the reference's own ranking is printed beside it.
+definition too (not timed: by tlkit's Python module, or logme_numpy.logme_exact without it), which
+must give tlkit's ranking; the reference's own ranking is printed beside it.
 
 The two run back to back, R times each (best of R). The rankings by LogME must be identical
 (the script exits 1 otherwise). Prints Markdown tables for docs/benchmarks.md.
 
   tools/bench_rank_zoo.py [--models a,b,...] [--split validation] [--per-class K] [--repeats R]
                           [--threads T] [--tlkit build/apps/cli/tlkit] [--kit ../shared/kit]
+                          [--tlkit-args '--channels-last --precision auto']
 """
 import argparse
 import json
@@ -58,12 +59,12 @@ def python_pipeline(kit, models, data, split, per_class, threads, out):
     return time.time() - t0, t_extract, t_score, json.loads(r.stdout)
 
 
-def tlkit_rank(tlkit, kit, models, data, split, per_class, threads):
+def tlkit_rank(tlkit, kit, models, data, split, per_class, threads, extra):
     t0 = time.time()
     r = subprocess.run([tlkit, "rank", "--zoo", os.path.join(kit, "models", "zoo.json"), "--models",
                         ",".join(models), "--data", data, "--split", split, "--per-class",
                         str(per_class), "--metric", "logme", "--no-cache", "--threads",
-                        str(threads), "--format", "json", "--quiet"], check=True,
+                        str(threads), "--format", "json", "--quiet"] + extra, check=True,
                        capture_output=True, text=True)
     return time.time() - t0, json.loads(r.stdout)
 
@@ -82,6 +83,8 @@ def main():
     ap.add_argument("--per-class", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--tlkit-args", default="",
+                    help="more tlkit rank options, e.g. '--channels-last --precision auto'")
     a = ap.parse_args()
     zoo = json.load(open(os.path.join(a.kit, "models", "zoo.json")))["models"]
     models = [m.strip() for m in a.models.split(",") if m.strip()] or \
@@ -91,7 +94,8 @@ def main():
     best_t, best_p, rank_json, py_scores = 1e18, None, None, None
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(a.repeats):
-            t, j = tlkit_rank(a.tlkit, a.kit, models, data, a.split, a.per_class, a.threads)
+            t, j = tlkit_rank(a.tlkit, a.kit, models, data, a.split, a.per_class, a.threads,
+                              a.tlkit_args.split())
             if t < best_t:
                 best_t, rank_json = t, j
             p = python_pipeline(a.kit, models, data, a.split, a.per_class, a.threads,
@@ -99,18 +103,25 @@ def main():
             if best_p is None or p[0] < best_p[0]:
                 best_p = p
             py_scores = p[3]
-        # The Python pipeline's features under tlkit's definition (exact maximum), untimed.
-        sys.path.insert(0, HERE)
+        # The Python pipeline's features under tlkit's definition (exact maximum), untimed: by
+        # tlkit's Python module when it is built (fast), else by logme_numpy.logme_exact (slow).
+        sys.path[:0] = [HERE, os.path.join(ROOT, "build", "python")]
         import numpy as np
-        from logme_numpy import logme_exact
+        try:
+            import tlkit
+            exact_logme = lambda f, y: tlkit.logme(f, y).score
+        except ImportError:
+            from logme_numpy import logme_exact
+            exact_logme = lambda f, y: logme_exact(f, y)["score"]
         y = np.load(os.path.join(tmp, "py", "labels.npy"))
-        exact = {m: logme_exact(np.load(os.path.join(tmp, "py", m, "features.npy")), y)["score"]
+        exact = {m: exact_logme(np.load(os.path.join(tmp, "py", m, "features.npy")), y)
                  for m in models}
     t_scores = {m["name"]: m["scores"]["logme"] for m in rank_json["models"]}
     n = rank_json["dataset"]["selected"]
     load = os.getloadavg()[0]
-    print("%d images of %s/%s, %d models, %d threads each, best of %d; load average %.1f at the "
-          "end\n" % (n, os.path.basename(data), a.split, len(models), a.threads, a.repeats, load))
+    print("%d images of %s/%s, %d models, %d threads each, best of %d%s; load average %.1f at the "
+          "end\n" % (n, os.path.basename(data), a.split, len(models), a.threads, a.repeats,
+                      ", tlkit with " + a.tlkit_args if a.tlkit_args else "", load))
 
     print("Where tlkit rank's time goes, per model (seconds; decode and resize are summed over "
           "the decode threads, which run while the model does):\n")
