@@ -205,6 +205,16 @@ fs::path look_up_cache(const std::string& cache_dir, const ZooModel& z,
   return entry;
 }
 
+// The widths the manifest states against what the model gave (fresh or cached).
+void check_manifest_widths(const ZooModel& z, const ModelData& data) {
+  TLKIT_CHECK_ARG(z.feature_dim == 0 || z.feature_dim == data.d,
+                  "{}: features have {} values per sample but the manifest says feature_dim {}",
+                  z.file, data.d, z.feature_dim);
+  TLKIT_CHECK_ARG(z.logits_dim <= 0 || z.logits_dim == data.logits_dim,
+                  "{}: logits have {} values per sample but the manifest says logits_dim {}",
+                  z.file, data.logits_dim, z.logits_dim);
+}
+
 // Row-wise softmax in double: the source-class probabilities LEEP and NCE take.
 std::vector<double> softmax_rows(const float* logits, std::int64_t n, std::int64_t c) {
   std::vector<double> p(static_cast<std::size_t>(n * c));
@@ -596,13 +606,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       m.n = data.n;
       m.d = data.d;
       m.logits_dim = data.logits_dim;
-      TLKIT_CHECK_ARG(z.feature_dim == 0 || z.feature_dim == data.d,
-                      "{}: features have {} values per sample but the manifest says feature_dim "
-                      "{}",
-                      z.file, data.d, z.feature_dim);
-      TLKIT_CHECK_ARG(z.logits_dim <= 0 || z.logits_dim == data.logits_dim,
-                      "{}: logits have {} values per sample but the manifest says logits_dim {}",
-                      z.file, data.logits_dim, z.logits_dim);
+      check_manifest_widths(z, data);
       set_blas_threads(threads);  // fresh or cached, the features score on the same threads
       score_model(data, plan, o, &m);
     } catch (const InputError& e) {
@@ -755,13 +759,7 @@ RankResult rank_zoo(const ZooManifest& zoo, const RankOptions& o, const RankEven
       m.d = data.d;
       m.logits_dim = data.logits_dim;
       try {
-        TLKIT_CHECK_ARG(z.feature_dim == 0 || z.feature_dim == data.d,
-                        "{}: features have {} values per sample but the manifest says "
-                        "feature_dim {}",
-                        z.file, data.d, z.feature_dim);
-        TLKIT_CHECK_ARG(z.logits_dim <= 0 || z.logits_dim == data.logits_dim,
-                        "{}: logits have {} values per sample but the manifest says logits_dim {}",
-                        z.file, data.logits_dim, z.logits_dim);
+        check_manifest_widths(z, data);
         // score() checks each process's rows on its own: a non-finite value is agreed on first,
         // so that no process goes on into the reductions alone.
         std::int64_t bad = 0;
