@@ -163,17 +163,21 @@ class MetricContext {
       if (r == comm_->rank()) {
         const std::int64_t head[2] = {first, rows()};
         block.append(reinterpret_cast<const char*>(head), sizeof head);
-        block.append(reinterpret_cast<const char*>(y_.data()), y_.size() * sizeof(int));
-        block.append(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double));
+        // An empty shard (more processes than rows) has no rows: no pointer to copy from.
+        if (!y_.empty())
+          block.append(reinterpret_cast<const char*>(y_.data()), y_.size() * sizeof(int));
+        if (!mine.empty())
+          block.append(reinterpret_cast<const char*>(mine.data()), mine.size() * sizeof(double));
       }
       communicate([&] { comm_->broadcast(block, r); });
       std::int64_t head[2];
       std::memcpy(head, block.data(), sizeof head);
       const std::size_t off = sizeof head + static_cast<std::size_t>(head[1]) * sizeof(int);
       std::vector<int> y(static_cast<std::size_t>(head[1]));
-      std::memcpy(y.data(), block.data() + sizeof head, y.size() * sizeof(int));
+      if (!y.empty()) std::memcpy(y.data(), block.data() + sizeof head, y.size() * sizeof(int));
       std::vector<double> rows_of(static_cast<std::size_t>(head[1] * d()));
-      std::memcpy(rows_of.data(), block.data() + off, rows_of.size() * sizeof(double));
+      if (!rows_of.empty())
+        std::memcpy(rows_of.data(), block.data() + off, rows_of.size() * sizeof(double));
       fn(rows_of.data(), head[0], head[1], y.data());
     }
   }
