@@ -159,6 +159,14 @@ struct Rank {
       if (m.name == name) return &m;
     return nullptr;
   }
+  // The models' names for a message: the first 8, then how many more.
+  std::string names_shown() const {
+    std::string names;
+    for (std::size_t i = 0; i < models.size() && i < 8; ++i)
+      names += (i ? ", " : "") + printable(models[i].name);
+    if (models.size() > 8) names += fmt::format(" and {} more", models.size() - 8);
+    return names;
+  }
 };
 
 Rank read_rank(const ReportInputs& in) {
@@ -274,12 +282,8 @@ Evaluate read_evaluate(const std::string& path, const Rank& rank) {
   const json& metrics = get_object(d, d.j, "", "metrics");
   auto check_model = [&](const std::string& field, const std::string& name) {
     if (rank.find(name)) return;
-    std::string names;
-    for (std::size_t i = 0; i < rank.models.size() && i < 8; ++i)
-      names += (i ? ", " : "") + printable(rank.models[i].name);
-    if (rank.models.size() > 8) names += fmt::format(" and {} more", rank.models.size() - 8);
     TLKIT_THROW_ARG("{}: field '{}' is '{}', not a model of {} (its models: {})", where, field,
-                    printable(name), rank.where, names);
+                    printable(name), rank.where, rank.names_shown());
   };
   for (const auto& [name, v] : metrics.items()) {
     const std::string p = "metrics." + name;
@@ -957,16 +961,10 @@ std::string section_select(const std::string& dir, const Rank& rank) {
       m.stage_acc.push_back(accs[k].is_number() ? accs[k].get<double>() : NAN);
     }
     // A selection of other models: a model select fine-tuned that the ranking does not have.
-    if (m.stage_reached >= 1 && !rank.find(m.name)) {
-      std::string names;
-      for (std::size_t k = 0; k < rank.models.size() && k < 8; ++k)
-        names += (k ? ", " : "") + printable(rank.models[k].name);
-      if (rank.models.size() > 8) names += fmt::format(" and {} more", rank.models.size() - 8);
-      TLKIT_THROW_ARG(
-          "{}: field '{}.name' is '{}', a fine-tuned model that is not a model of {} "
-          "(its models: {})",
-          where, p, printable(m.name), rank.where, names);
-    }
+    TLKIT_CHECK_ARG(m.stage_reached < 1 || rank.find(m.name),
+                    "{}: field '{}.name' is '{}', a fine-tuned model that is not a model of {} "
+                    "(its models: {})",
+                    where, p, printable(m.name), rank.where, rank.names_shown());
     ms.push_back(std::move(m));
   }
 
