@@ -546,8 +546,13 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
                   label_file.rows());
   Outcome out;
   const bool logme_alone = metrics.size() == 1 && metrics.front() == "logme";
-  // Streamed logme alone goes through score() with a backend, which takes the chunks.
-  if (a.regression || (a.chunk_rows > 0 && logme_alone && !options.backend)) {
+  // Streamed logme alone goes through score() with a backend, which takes the chunks (N > D;
+  // N <= D is computed from all the rows on the CPU, as without one).
+  const bool backend_streams = options.backend && a.chunk_rows > 0 && logme_alone && [&] {
+    const NpyRowReader peek(a.features);
+    return peek.rows() > peek.cols();
+  }();
+  if (a.regression || (a.chunk_rows > 0 && logme_alone && !backend_streams)) {
     LogmeOptions opt;
     opt.mode = parse_logme_mode(options.params.text("logme", "mode"));
     opt.threads = a.threads;
