@@ -90,20 +90,24 @@ export LD_LIBRARY_PATH="$lib:$blas${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export PKG_CONFIG_LIBDIR="$lib/pkgconfig:$prefix/usr/share/pkgconfig"
 cuda_root=""
 [ -n "$nvcc_bin" ] && cuda_root=$(dirname "$(dirname "$(readlink -f "$nvcc_bin")")")
+# /usr is ignored by the find_* calls (the carried packages win over installed ones), unless the
+# CUDA toolkit itself lives there.
+ignore=(-DCMAKE_IGNORE_PREFIX_PATH=/usr)
+[ "$cuda_root" = /usr ] && ignore=()
 launcher=()
 [ -n "${TLKIT_DEVICE_CHECK_LAUNCHER:-}" ] &&
   launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER="$TLKIT_DEVICE_CHECK_LAUNCHER"
     -DCMAKE_C_COMPILER_LAUNCHER="$TLKIT_DEVICE_CHECK_LAUNCHER")
 
-# Every dependency from the prefix, named explicitly; /usr is ignored by find_package and
-# find_library, so a rehearsal on a machine that has the packages installed uses the carried
-# ones too. Warnings are not errors here: the GPU machine's compiler may be newer.
+# Every dependency from the prefix, named explicitly, so that a rehearsal on a machine that has the
+# packages installed uses the carried ones too. Warnings are not errors here: the GPU machine's
+# compiler may be newer.
 configure() {
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DTLKIT_CUDA=ON -DTLKIT_WITH_TORCH=OFF -DTLKIT_BUILD_PYTHON=OFF \
     -DTLKIT_BUILD_BENCHMARKS=OFF -DTLKIT_MPI=OFF -DTLKIT_BUILD_TESTS=ON -DTLKIT_BUILD_CLI=ON \
     -DTLKIT_WERROR=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
-    -DCMAKE_IGNORE_PREFIX_PATH=/usr -DCMAKE_PREFIX_PATH="$prefix/usr" \
+    "${ignore[@]}" -DCMAKE_PREFIX_PATH="$prefix/usr" \
     -DEigen3_DIR="$prefix/usr/share/eigen3/cmake" \
     -Dfmt_DIR="$lib/cmake/fmt" -Dnlohmann_json_DIR="$prefix/usr/share/cmake/nlohmann_json" \
     -DCLI11_DIR="$prefix/usr/share/cmake/CLI11" -DGTest_DIR="$lib/cmake/GTest" \
