@@ -180,7 +180,7 @@ EOF
 import json, sys
 d = sys.argv[1]
 def scores(p):
-    return {m["name"]: m["score"] for m in json.load(open(p))["metrics"]}
+    return {k: v["score"] for k, v in json.load(open(p))["metrics"].items()}
 a, b = scores(f"{d}/cpu.json"), scores(f"{d}/cuda.json")
 worst = 0.0
 for k in a:
