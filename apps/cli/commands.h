@@ -43,6 +43,7 @@ struct ScoreArgs {
   int threads = 0;
   std::uint64_t seed = 0;
   std::string max_memory;  // empty: default_memory_limit()
+  std::string device = "cpu";  // cpu, or cuda: the shared statistics on the GPU (docs/gpu.md)
 };
 
 Command add_score_command(CLI::App& app);

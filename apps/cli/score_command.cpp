@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <system_error>
 
 #include "commands.h"
 #include "metric_options.h"
@@ -16,7 +19,11 @@
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
+#include "tlkit/core/statistics_backend.h"
 #include "world.h"
+#ifdef TLKIT_HAVE_CUDA
+#include "tlkit/cuda/backend.h"
+#endif
 
 namespace tlkit::cli {
 namespace {
@@ -426,6 +433,13 @@ static CLI::App* add_score_options(CLI::App& app, ScoreArgs& a) {
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--seed", a.seed, "Seed for metrics with random steps")->capture_default_str();
+  cmd->add_option("--device", a.device,
+                  "Where F^T F, the class sums and the eigendecomposition of F^T F are computed: "
+                  "cpu, or cuda (cuBLAS/cuSOLVER in float64 on GPU 0, for logme, hscore, "
+                  "hscore_shrink, transrate and sfda; needs a build with -DTLKIT_CUDA=ON; "
+                  "--regression runs on the CPU; docs/gpu.md)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_option("--max-memory", a.max_memory,
                   "Refuse inputs whose arrays need more memory than this (e.g. 8G, 512M; default "
                   "80% of physical memory); checked from the .npy headers before loading");
@@ -469,6 +483,23 @@ static std::vector<std::string> split_metrics(const ScoreArgs& a, const ScoreOpt
   return kept;
 }
 
+// The statistics backend for --device: none for cpu, the CUDA one for cuda. No device (or no
+// driver) is a failing environment (exit 1); a build without CUDA cannot do what was asked (2).
+static std::unique_ptr<StatisticsBackend> statistics_backend(const std::string& device) {
+  if (device != "cuda") return nullptr;
+#ifdef TLKIT_HAVE_CUDA
+  try {
+    return cuda::make_statistics_backend();
+  } catch (const std::runtime_error& e) {
+    throw std::system_error(ENODEV, std::generic_category(), e.what());
+  }
+#else
+  TLKIT_THROW_ARG(
+      "--device cuda: this tlkit was built without CUDA (configure with -DTLKIT_CUDA=ON; "
+      "docs/gpu.md)");
+#endif
+}
+
 int run_score(const ScoreArgs& a) {
   set_blas_threads(a.threads);
   ScoreOptions options;
@@ -498,6 +529,8 @@ int run_score(const ScoreArgs& a) {
                     a.metric_flag, name);
   }
   const std::vector<std::string> run = split_metrics(a, options, metrics);
+  const std::unique_ptr<StatisticsBackend> backend = statistics_backend(a.device);
+  options.backend = backend.get();
   check_memory(a);
   try {
     return score_and_print(a, options, run);
@@ -513,7 +546,13 @@ static int score_and_print(const ScoreArgs& a, const ScoreOptions& options,
                   label_file.rows());
   Outcome out;
   const bool logme_alone = metrics.size() == 1 && metrics.front() == "logme";
-  if (a.regression || (a.chunk_rows > 0 && logme_alone)) {
+  // Streamed logme alone goes through score() with a backend, which takes the chunks (N > D;
+  // N <= D is computed from all the rows on the CPU, as without one).
+  const bool backend_streams = options.backend && a.chunk_rows > 0 && logme_alone && [&] {
+    const NpyRowReader peek(a.features);
+    return peek.rows() > peek.cols();
+  }();
+  if (a.regression || (a.chunk_rows > 0 && logme_alone && !backend_streams)) {
     LogmeOptions opt;
     opt.mode = parse_logme_mode(options.params.text("logme", "mode"));
     opt.threads = a.threads;

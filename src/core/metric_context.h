@@ -77,6 +77,9 @@ class MetricContext {
   };
   const Stats& stats();
 
+  /// With ScoreOptions::backend set, stats() and gram_eigen() come from the backend (a GPU);
+  /// moments() and scatter() always run here.
+  ///
   /// N > D only: F^T F decomposed once (LogME's decomposition) with the projections of the
   /// per-class sums, V^T S (D x C). Covariance-based metrics use it through rank-one updates
   /// (T = F^T F - N mu mu^T) when it is well conditioned, saving a second decomposition.
@@ -202,6 +205,7 @@ class MetricContext {
   std::vector<std::int64_t> counts_;
   void add_class_sums(const double* rows, std::int64_t begin, std::int64_t count,
                       Eigen::MatrixXd& class_sums) const;
+  void stats_from_backend(Stats& s);  // stats() through ScoreOptions::backend
 
   std::optional<Moments> moments_;
   std::optional<Stats> stats_;

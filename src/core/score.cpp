@@ -9,6 +9,7 @@
 
 #include "logme_internal.h"
 #include "metric_context.h"
+#include "tlkit/core/statistics_backend.h"
 
 namespace tlkit {
 
@@ -147,6 +148,10 @@ const MetricContext::Stats& MetricContext::stats() {
   SharedTimer timer(*this);
   const std::int64_t d = this->d();
   Stats s;
+  if (options_.backend) {
+    stats_from_backend(s);
+    return *stats_;
+  }
   if (comm_ && !inputs_.feature_rows) {
     // This process's rows, then the sums over every process.
     ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
@@ -188,15 +193,52 @@ const MetricContext::Stats& MetricContext::stats() {
   return *stats_;
 }
 
+void MetricContext::stats_from_backend(Stats& s) {
+  // The backend's sums of this process's rows (held or streamed chunk by chunk), then those of
+  // all the processes. Class sums from an earlier moments() pass stay: both are the same sums
+  // to rounding, and one run keeps one set.
+  const std::int64_t d = this->d(), c = num_classes();
+  StatisticsBackend& backend = *options_.backend;
+  s.gram = Eigen::MatrixXd::Zero(d, d);
+  Eigen::MatrixXd class_sums = Eigen::MatrixXd::Zero(d, c);
+  if (inputs_.feature_rows) {
+    inputs_.feature_rows->for_chunks([&](const FeatureView& chunk, std::int64_t begin) {
+      detail::check_finite(chunk, options_.first_row + begin, "features");
+      backend.accumulate(chunk, y_.data() + begin, c, s.gram.data(), class_sums.data());
+    });
+  } else if (rows() > 0) {
+    backend.accumulate(inputs_.features, y_.data(), c, s.gram.data(), class_sums.data());
+  }
+  reduce_sum(s.gram);
+  if (!moments_) {
+    reduce_sum(class_sums);
+    Moments m;
+    m.sum = class_sums.rowwise().sum();
+    m.class_sums = std::move(class_sums);
+    moments_ = std::move(m);
+  }
+  s.sum = moments_->sum;
+  s.class_sums = moments_->class_sums;
+  stats_ = std::move(s);
+}
+
 const MetricContext::GramEigen* MetricContext::gram_eigen() {
   if (n_ <= d()) return nullptr;
   if (gram_eigen_) return &*gram_eigen_;
   SharedTimer timer(*this);
   const Stats& s = stats();
   GramEigen g;
-  const detail::SymmetricEigen eig(s.gram);
-  g.values = eig.values();
-  g.proj = eig.project(s.class_sums);
+  if (options_.backend) {
+    const std::int64_t d = this->d();
+    g.values.resize(d);
+    g.proj.resize(d, num_classes());
+    options_.backend->eigen_project(s.gram.data(), d, s.class_sums.data(), num_classes(),
+                                    g.values.data(), g.proj.data());
+  } else {
+    const detail::SymmetricEigen eig(s.gram);
+    g.values = eig.values();
+    g.proj = eig.project(s.class_sums);
+  }
   g.mean = g.proj.rowwise().sum() / static_cast<double>(n_);
   g.well_conditioned = g.values.size() > 0 && g.values[0] > 1e-10 * g.values.maxCoeff();
   gram_eigen_ = std::move(g);

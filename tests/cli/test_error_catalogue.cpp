@@ -86,6 +86,12 @@ std::string int64_labels(std::vector<std::int64_t> y, const std::string& shape) 
                  std::string(reinterpret_cast<const char*>(y.data()), y.size() * 8));
 }
 
+#ifdef TLKIT_TEST_CUDA_BUILD
+constexpr bool kCudaBuild = true;  // tlkit was built with TLKIT_CUDA=ON
+#else
+constexpr bool kCudaBuild = false;
+#endif
+
 struct Case;
 // Checks what an accepted input (exit code 0) produced: the file written, a value, a line printed.
 using Verify = std::function<void(const Case& c, Inputs& in, const test::CliRun& r)>;
@@ -369,6 +375,18 @@ std::vector<Case> score_cases() {
        [](Inputs& in) { return score(in) + " --metric knn --chunk-rows 5"; }},
       {"flag-chunk-rows-gbc-pca", 2, "--metric gbc", "--gbc-pca-dims > 0",
        [](Inputs& in) { return score(in) + " --metric gbc --gbc-pca-dims 2 --chunk-rows 5"; }},
+      // --device cuda: a build without CUDA refuses it (usage); a CUDA build on a machine where
+      // the CUDA runtime finds no device says so (environment). Each row runs in its build.
+      {"flag-device-cuda-not-built", 2, "--device cuda", "built without CUDA",
+       [](Inputs& in) { return kCudaBuild ? std::string("!skip") : score(in) + " --device cuda"; }},
+      {"flag-device-cuda-no-device", 1, "--device cuda", "no CUDA device",
+       [](Inputs& in) {
+         if (!kCudaBuild) return std::string("!skip");
+         const std::string args = score(in) + " --device cuda";
+         return test::run_cli(args).code == 0 ? std::string("!skip") : args;  // a GPU is there
+       }},
+      {"flag-bad-device", 2, "--device", "tpu",
+       [](Inputs& in) { return score(in) + " --device tpu"; }},
       {"flag-bad-format", 2, "--format", "xml",
        [](Inputs& in) { return score(in) + " --format xml"; }},
       {"flag-negative-chunk-rows", 2, "--chunk-rows", "expected an integer >= 0, got '-1'",

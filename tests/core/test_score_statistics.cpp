@@ -13,6 +13,8 @@
 #include <mutex>
 #include <thread>
 
+#include "device_pipeline.h"
+#include "host_device_ops.h"
 #include "test_support.h"
 #include "tlkit/core/communicator.h"
 #include "tlkit/core/logme.h"
@@ -597,6 +599,48 @@ TEST(ScoreStreamed, RefusesRowMetricsAndNamesBadRows) {
               score(streamed_inputs(bad, 0, bad.n, bad_source), {"hscore"});
             }).find("non-finite value nan at row 45, column 2"),
             std::string::npos);
+}
+
+// A device backend (the host implementation of the device operations) with the rows split over
+// processes, one of them without rows: each process's backend sums its own rows, the sums are
+// reduced as on the CPU, and the scores are one process's on the CPU.
+TEST(ScoreSplit, DeviceBackendEqualsOneProcessOnTheCpu) {
+  const std::vector<std::string> metrics = {"logme", "hscore", "hscore_shrink", "transrate",
+                                            "sfda"};
+  Data sorted(13, 3, 3, 71);
+  std::sort(sorted.y.begin(), sorted.y.end());  // shards see different classes
+  const Data plain(300, 10, 4, 81);
+  for (const Data* x : {&plain, static_cast<const Data*>(&sorted)}) {
+    ScoreInputs all;
+    all.features = x->rows(0, x->n);
+    all.labels = x->labels(0, x->n);
+    const ScoreReport ref = score(all, metrics);
+    ThreadGroup group(3);
+    std::vector<ScoreReport> got(3);
+    group.run([&](Communicator& comm) {
+      // The 13 rows: rank 1 gets none.
+      const RowRange r = row_range(x->n, comm.rank(), comm.size());
+      const std::int64_t b = x->n == 13 ? (comm.rank() == 0 ? 0 : 6) : r.begin;
+      const std::int64_t e = x->n == 13 ? (comm.rank() == 2 ? 13 : 6) : r.end;
+      detail::PipelineOptions chunks;
+      chunks.chunk_rows = 7;
+      detail::PipelineBackend backend(
+          "host", std::make_unique<test::HostDeviceOps>(static_cast<unsigned>(comm.rank()) + 1, 2),
+          chunks);
+      ScoreInputs in;
+      in.features = x->rows(b, e);
+      in.labels = x->labels(b, e);
+      ScoreOptions opt;
+      opt.comm = &comm;
+      opt.first_row = b;
+      opt.backend = &backend;
+      got[comm.rank()] = score(in, metrics, opt);
+    });
+    for (const ScoreReport& rep : got)
+      for (std::size_t m = 0; m < metrics.size(); ++m)
+        EXPECT_TRUE(near_rel(rep.metrics[m].score, ref.metrics[m].score, 1e-9))
+            << "N = " << x->n << ", " << metrics[m];
+  }
 }
 
 TEST(RowRange, BalancedConsecutiveBlocks) {

@@ -47,6 +47,7 @@ struct ScoreInputs {
 };
 
 class Communicator;
+class StatisticsBackend;
 
 struct ScoreOptions {
   MetricParams params;     ///< per-metric parameters (registry defaults otherwise)
@@ -58,6 +59,10 @@ struct ScoreOptions {
   /// metrics for which distributed_limitation() is empty run this way (InputError otherwise).
   Communicator* comm = nullptr;
   std::int64_t first_row = 0;  ///< this process's first row, for messages that name a row
+  /// Where F^T F, the per-class sums and the decomposition of F^T F are computed (nullptr: the
+  /// CPU). A GPU backend (tlkit::cuda, docs/gpu.md) gives the same statistics to rounding; the
+  /// metrics use them unchanged.
+  StatisticsBackend* backend = nullptr;
 };
 
 /// One metric's result. `details` holds named components (e.g. NCTI's parts, GBC's pair count).
