@@ -8,7 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <stdexcept>
+#include <system_error>
 #if TLKIT_HAVE_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -211,11 +211,13 @@ RgbImage decode_image(const std::string& path) {
     TLKIT_CHECK_ARG(problem.empty(), "{}: {}", path, problem);
   }
 #if !TLKIT_HAVE_OPENCV
-  // An environment limit, not a bad image: the run stops (exit code 1) instead of skipping it.
-  throw std::runtime_error(fmt::format(
-      "{}: cannot decode images: this tlkit was built without OpenCV (TLKIT_WITH_OPENCV=OFF; "
-      "docs/gpu-models.md)",
-      path));
+  // An environment limit, not a bad image: the run stops (exit code 1, "tlkit: error: ...")
+  // instead of skipping the image.
+  throw std::system_error(
+      std::make_error_code(std::errc::not_supported),
+      fmt::format("{}: cannot decode images: this tlkit was built without OpenCV "
+                  "(TLKIT_WITH_OPENCV=OFF; docs/gpu-models.md)",
+                  path));
 #else
   cv::Mat bgr;
   try {
