@@ -114,10 +114,18 @@ Precision parse_precision(const std::string& s) {
 }
 
 // Collects LibTorch's warnings (TORCH_WARN) while a model runs, instead of LibTorch printing them
-// to stderr through glog; they become notes of the run.
+// to stderr through glog; they become notes of the run. LibTorch 2.0 made the warning one
+// c10::Warning object and moved the guard to c10::WarningUtils.
 class WarningCollector : public c10::WarningHandler {
  public:
+#if TLKIT_TORCH_AT_LEAST(2, 0)
+  void process(const c10::Warning& w) override { add(w.msg()); }
+#else
   void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    add(msg);
+  }
+#endif
+  void add(const std::string& msg) {
     std::lock_guard<std::mutex> lk(mu_);
     const std::string line = msg.substr(0, msg.find('\n'));
     if (seen_.insert(line).second && seen_.size() <= 5) lines_.push_back(line);
@@ -132,6 +140,12 @@ class WarningCollector : public c10::WarningHandler {
   std::set<std::string> seen_;
   std::vector<std::string> lines_;
 };
+
+#if TLKIT_TORCH_AT_LEAST(2, 0)
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
 
 struct Selected {
   at::Tensor features;
@@ -209,7 +223,7 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
   impl_->precision = options.precision;
   impl_->precision_check.tolerance = options.precision_tolerance;
   const auto t0 = std::chrono::steady_clock::now();
-  c10::Warning::WarningHandlerGuard guard(&impl_->warnings);
+  WarningGuard guard(&impl_->warnings);
   torch::jit::ExtraFilesMap extra{{"tlkit.json", ""}};
   try {
     impl_->loaded = torch::jit::load(path, impl_->device, extra);
@@ -499,7 +513,7 @@ ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int he
                   height, width);
   Impl& m = *impl_;
   c10::InferenceMode inference;
-  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  WarningGuard warnings(&m.warnings);
   const at::Tensor host =
       torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
   const at::Tensor input = to_device(host, m.device, m.options.channels_last);
@@ -517,7 +531,7 @@ ModelOutputs TorchScriptModel::forward_texts(const std::vector<std::string>& tex
                   "CPU; use --device cpu",
                   m.path, to_string(m.options.device));
   c10::InferenceMode inference;
-  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  WarningGuard warnings(&m.warnings);
   c10::List<std::string> input;
   input.reserve(texts.size());
   for (const std::string& t : texts) input.push_back(t);
