@@ -22,7 +22,8 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads,
-                  "Image decoding threads, running ahead of the model (0: half the cores)")
+                  "Image decoding threads, running ahead of the model (0: half the cores; with "
+                  "--device cuda all cores but one)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--per-class", a.per_class,
