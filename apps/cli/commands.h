@@ -88,6 +88,7 @@ struct ExtractionArgs {
   bool channels_last = false;
   std::string precision = "fp32";
   double precision_tolerance = model::kDefaultPrecisionTolerance;
+  std::string device = "cpu";  // cpu, cuda or cuda:N (model::parse_device)
   bool quiet = false;
 };
 

@@ -104,9 +104,11 @@ int run_extract(const ExtractArgs& a) {
     fmt::print("tlkit extract: {} {} ({} skipped), features {} x {}{}\n", r.n, what,
                r.skipped.size(), r.n, r.features_dim,
                r.has_logits ? fmt::format(", logits {} x {}", r.n, r.logits_dim) : "");
-    fmt::print("  {:.1f} {}/s ({:.2f} s; optimize {}, {} threads, {} decode threads)\n",
-               r.images_per_second, what, r.timings.extract_s, model::to_string(r.optimization),
-               r.threads, r.decode_threads);
+    fmt::print(
+        "  {:.1f} {}/s ({:.2f} s; optimize {}, {} threads, {} decode threads{})\n",
+        r.images_per_second, what, r.timings.extract_s, model::to_string(r.optimization), r.threads,
+        r.decode_threads,
+        o.model_options.device.is_cuda() ? ", on " + model::to_string(o.model_options.device) : "");
     const bool targets = o.task != model::Task::kClassification;
     fmt::print("  wrote {}/ (features.npy, {}{}, files.txt, meta.json)\n", out,
                r.has_logits ? "logits.npy, " : "", targets ? "targets.npy" : "labels.npy");

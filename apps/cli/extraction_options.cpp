@@ -22,7 +22,8 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--decode-threads", a.decode_threads,
-                  "Image decoding threads, running ahead of the model (0: half the cores)")
+                  "Image decoding threads, running ahead of the model (0: half the cores; with "
+                  "--device cuda all cores but one)")
       ->check(kNonNegativeInteger)
       ->capture_default_str();
   cmd->add_option("--per-class", a.per_class,
@@ -48,16 +49,22 @@ void add_extraction_options(CLI::App* cmd, ExtractionArgs& a) {
                 "Run image models in channels-last (NHWC) memory format: same features to float32 "
                 "rounding, 1.05-1.6x faster end to end on the kit's CNNs (docs/extract.md)");
   cmd->add_option("--precision", a.precision,
-                  "fp32; bf16: forward under CPU autocast to bfloat16 (1.0-3x faster on the kit's "
-                  "models with AVX-512 BF16/AMX, features 0.8-21 % off; --optimize full runs "
-                  "frozen); auto: the first batch runs both, bf16 for the rest when its relative "
-                  "feature error is within --precision-tolerance (docs/extract.md)")
+                  "fp32; bf16: forward under autocast to bfloat16 on the --device (on the CPU "
+                  "1.0-3x faster on the kit's models with AVX-512 BF16/AMX, features 0.8-21 % "
+                  "off; --optimize full runs frozen); auto: the first batch runs both, bf16 for "
+                  "the rest when its relative feature error is within --precision-tolerance "
+                  "(docs/extract.md)")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}))
       ->capture_default_str();
   cmd->add_option("--precision-tolerance", a.precision_tolerance,
                   "With --precision auto: the largest relative feature error "
                   "||f_bf16 - f_fp32|| / ||f_fp32|| (Frobenius, first batch) that selects bf16")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--device", a.device,
+                  "Where the model runs: cpu, cuda (device 0) or cuda:N; CUDA needs tlkit built "
+                  "against a CUDA LibTorch (docs/gpu-models.md). Image batches are decoded into "
+                  "pinned memory and copied to the GPU; text models run on the CPU only")
       ->capture_default_str();
   cmd->add_flag("--quiet", a.quiet, "No progress bar and no summary (warnings still go to stderr)");
 }
@@ -76,6 +83,7 @@ model::ExtractOptions to_extract_options(const ExtractionArgs& a) {
   o.model_options.channels_last = a.channels_last;
   o.model_options.precision = model::parse_precision(a.precision);
   o.model_options.precision_tolerance = a.precision_tolerance;
+  o.model_options.device = model::device_from_flag(a.device, "--device");
   return o;
 }
 

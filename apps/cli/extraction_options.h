@@ -10,11 +10,13 @@
 namespace tlkit::cli {
 
 /// Registers --split, --batch, --threads, --decode-threads, --per-class, --limit, --seed,
-/// --on-bad-image, --optimize and --quiet on `cmd`.
+/// --on-bad-image, --optimize, --channels-last, --precision, --precision-tolerance, --device and
+/// --quiet on `cmd`.
 void add_extraction_options(CLI::App* cmd, ExtractionArgs& a);
 
 /// The shared part of model::ExtractOptions (model, data, input size and outputs are the
-/// caller's). Throws tlkit::InputError for a bad value.
+/// caller's). Throws tlkit::InputError for a bad value, and for a --device this LibTorch cannot
+/// run on.
 model::ExtractOptions to_extract_options(const ExtractionArgs& a);
 
 /// Registers --task (classification, regression or multilabel: what the data's labels are).

@@ -8,7 +8,7 @@
 namespace tlkit::model {
 
 BatchLoader::BatchLoader(std::int64_t count, std::int64_t batch, std::int64_t item_floats,
-                         int threads, int prefetch, DecodeFn decode)
+                         int threads, int prefetch, DecodeFn decode, const Device& device)
     : count_(count),
       batch_(batch),
       item_floats_(item_floats),
@@ -19,6 +19,9 @@ BatchLoader::BatchLoader(std::int64_t count, std::int64_t batch, std::int64_t it
   TLKIT_CHECK_ARG(threads > 0, "decode threads must be positive, got {}", threads);
   TLKIT_ASSERT(count >= 0 && item_floats > 0);
   slots_.resize(static_cast<std::size_t>(prefetch_));
+  if (device.is_cuda())
+    for (Slot& s : slots_)
+      s.batch.pinned = HostBuffer(static_cast<std::size_t>(batch_ * item_floats_), device);
   {
     std::lock_guard<std::mutex> lk(mu_);
     for (std::int64_t b = 0; b < std::min<std::int64_t>(prefetch_, num_batches_); ++b) assign(b);
@@ -51,7 +54,8 @@ void BatchLoader::assign(std::int64_t b) {
   Slot& s = slots_[static_cast<std::size_t>(b % prefetch_)];
   s.batch.begin = b * batch_;
   s.batch.size = std::min(batch_, count_ - s.batch.begin);
-  s.batch.data.resize(static_cast<std::size_t>(s.batch.size * item_floats_));
+  if (!s.batch.pinned.size())
+    s.batch.data.resize(static_cast<std::size_t>(s.batch.size * item_floats_));
   s.batch.errors.assign(static_cast<std::size_t>(s.batch.size), std::string());
   s.remaining = s.batch.size;
 }
@@ -66,7 +70,7 @@ void BatchLoader::work() {
     const std::int64_t i = next_item_++;
     const std::int64_t b = i / batch_;
     Slot& s = slots_[static_cast<std::size_t>(b % prefetch_)];
-    float* out = s.batch.data.data() + (i - s.batch.begin) * item_floats_;
+    float* out = s.batch.floats() + (i - s.batch.begin) * item_floats_;
     lk.unlock();
     std::string error;
     const auto t0 = std::chrono::steady_clock::now();

@@ -4,6 +4,9 @@
 // The decode function writes one item's floats. A tlkit::InputError from it marks that item bad
 // (its message is kept, the batch goes on); any other exception is fatal: the workers stop and
 // wait() rethrows it on the consumer's thread. No exception escapes a worker thread.
+//
+// For a CUDA device the batches are decoded into pinned host memory (HostBuffer), allocated once
+// per slot, from which TorchScriptModel::forward copies them to the device asynchronously.
 #pragma once
 
 #include <condition_variable>
@@ -15,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "tlkit/model/device.h"
+
 namespace tlkit::model {
 
 class BatchLoader {
@@ -24,12 +29,16 @@ class BatchLoader {
   struct Batch {
     std::int64_t begin = 0;  ///< index of the first item
     std::int64_t size = 0;
-    std::vector<float> data;          ///< size x item_floats
+    std::vector<float> data;          ///< size x item_floats (empty when pinned)
+    HostBuffer pinned;                ///< batch x item_floats, for a CUDA device (else empty)
     std::vector<std::string> errors;  ///< per item: empty when decoded, else the InputError text
+    /// The batch's values: `pinned` for a CUDA device, else `data`.
+    float* floats() { return pinned.size() ? pinned.data() : data.data(); }
   };
 
+  /// `device`: where the batches go (CUDA: decoded into pinned memory, Batch::pinned).
   BatchLoader(std::int64_t count, std::int64_t batch, std::int64_t item_floats, int threads,
-              int prefetch, DecodeFn decode);
+              int prefetch, DecodeFn decode, const Device& device = Device());
   ~BatchLoader();  ///< stops and joins the workers
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;

@@ -33,8 +33,10 @@ double seconds_since(Clock::time_point t0) {
 // Decoded batches in flight: the one the model runs and two being decoded.
 constexpr int kPrefetchBatches = 3;
 
-int default_decode_threads() {
-  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
+// Half the cores when the model runs on the CPU too; all but one when it runs on a GPU.
+int default_decode_threads(bool cuda) {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::max(1u, cuda ? cores - (cores > 1) : cores / 2));
 }
 
 void append(std::vector<float>& to, const std::vector<float>& from) {
@@ -195,7 +197,8 @@ void extract_images(const ImageListing& listing, TorchScriptModel& model, const 
         }
         resize_ns +=
             std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
-      });
+      },
+      model.options().device);
   for (std::int64_t b = 0; b < loader.num_batches(); ++b) {
     check_cancelled(o);
     auto tw = Clock::now();
@@ -213,7 +216,7 @@ void extract_images(const ImageListing& listing, TorchScriptModel& model, const 
         continue;
       }
       if (good != j)
-        std::memcpy(batch.data.data() + good * item, batch.data.data() + j * item,
+        std::memcpy(batch.floats() + good * item, batch.floats() + j * item,
                     static_cast<std::size_t>(item) * sizeof(float));
       r->samples.push_back(sample);
       r->labels.push_back(sample.label);
@@ -221,7 +224,7 @@ void extract_images(const ImageListing& listing, TorchScriptModel& model, const 
     }
     if (good > 0) {
       const auto ti = Clock::now();
-      const ModelOutputs out = model.forward(batch.data.data(), good, s, s);
+      const ModelOutputs out = model.forward(batch.floats(), good, s, s);
       r->timings.inference_s += seconds_since(ti);
       if (r->n == 0) {
         check_widths(out, model, known, s);
@@ -256,7 +259,10 @@ ExtractResult extract_features(const ImageListing& listing, TorchScriptModel& mo
   set_torch_threads(o.threads);
   r.threads = torch_threads();
   const bool text = is_text_listing(listing);
-  r.decode_threads = text ? 0 : o.decode_threads > 0 ? o.decode_threads : default_decode_threads();
+  r.decode_threads = text ? 0
+                     : o.decode_threads > 0
+                         ? o.decode_threads
+                         : default_decode_threads(model.options().device.is_cuda());
   const Known known = known_of(model, o);
   ExtractOptions eo = o;
   if (!text) {
@@ -416,6 +422,7 @@ void write_outputs(const ExtractResult& r, const ExtractOptions& o, const std::s
       {"optimize_requested", to_string(o.model_options.optimization)},
       {"optimize", to_string(r.optimization)},
       {"channels_last", o.model_options.channels_last},
+      {"device", to_string(o.model_options.device)},
       {"precision_requested", to_string(o.model_options.precision)},
       {"precision", to_string(r.precision)},
   };

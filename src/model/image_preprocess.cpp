@@ -8,8 +8,11 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <system_error>
+#if TLKIT_HAVE_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#endif
 
 #include "tlkit/core/error.h"
 #include "tlkit/model/image_dataset.h"
@@ -207,6 +210,15 @@ RgbImage decode_image(const std::string& path) {
     const std::string problem = png_problem(d, bytes.size());
     TLKIT_CHECK_ARG(problem.empty(), "{}: {}", path, problem);
   }
+#if !TLKIT_HAVE_OPENCV
+  // An environment limit, not a bad image: the run stops (exit code 1, "tlkit: error: ...")
+  // instead of skipping the image.
+  throw std::system_error(
+      std::make_error_code(std::errc::not_supported),
+      fmt::format("{}: cannot decode images: this tlkit was built without OpenCV "
+                  "(TLKIT_WITH_OPENCV=OFF; docs/gpu-models.md)",
+                  path));
+#else
   cv::Mat bgr;
   try {
     const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
@@ -231,6 +243,7 @@ RgbImage decode_image(const std::string& path) {
     }
   }
   return out;
+#endif
 }
 
 RgbImage resize_bilinear_pil(const RgbImage& image, int width, int height) {

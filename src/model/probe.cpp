@@ -24,6 +24,7 @@
 #include "tlkit/core/svg_plot.h"
 #include "tlkit/model/image_dataset.h"
 #include "tlkit/model/runtime.h"
+#include "torch_device.h"
 
 namespace tlkit::model {
 namespace fs = std::filesystem;
@@ -58,7 +59,7 @@ at::Tensor pool(const at::Tensor& t) {
 }
 
 std::vector<float> to_vector(const at::Tensor& t) {
-  at::Tensor c = t.detach().to(torch::kFloat32).contiguous();
+  at::Tensor c = to_host(t.detach());
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }
 
@@ -122,6 +123,7 @@ std::vector<std::int64_t> parse_sizes(const std::string& s) {
 struct LayerRunner::Impl {
   std::string path;
   int features_output = 0;
+  c10::Device device = c10::kCPU;
   torch::jit::Module module;
   std::string kind;
   // graph: the forward graph cut before the Sequential, returning (stem layer values...,
@@ -134,15 +136,18 @@ struct LayerRunner::Impl {
   int list_output = -1;
 };
 
-LayerRunner::LayerRunner(const std::string& path, int features_output) : impl_(new Impl) {
+LayerRunner::LayerRunner(const std::string& path, int features_output, const Device& device)
+    : impl_(new Impl) {
   Impl& m = *impl_;
   m.path = path;
   m.features_output = features_output;
+  m.device = to_torch(device);
   std::error_code ec;
   try {
     TLKIT_CHECK_ARG(fs::is_regular_file(path, ec), "{}: no such model file", path);
+    check_device(device);
     try {
-      m.module = torch::jit::load(path, torch::kCPU);
+      m.module = torch::jit::load(path, m.device);
     } catch (const std::exception& e) {
       TLKIT_THROW_ARG("{}: not a loadable TorchScript model: {}", path, one_line(e));
     }
@@ -221,7 +226,8 @@ std::string LayerRunner::kind() const { return impl_->kind; }
 LayerFeatures LayerRunner::run(const float* x, std::int64_t n, int s) {
   Impl& m = *impl_;
   torch::NoGradGuard ng;
-  at::Tensor in = torch::from_blob(const_cast<float*>(x), {n, 3, s, s}, torch::kFloat32).clone();
+  at::Tensor in = torch::from_blob(const_cast<float*>(x), {n, 3, s, s}, torch::kFloat32)
+                      .to(m.device, torch::kFloat32, false, /*copy=*/true);
   LayerFeatures f;
   f.n = n;
   auto push = [&](const std::string& name, const at::Tensor& t) {
@@ -267,7 +273,8 @@ LayerFeatures LayerRunner::run(const float* x, std::int64_t n, int s) {
 std::vector<float> LayerRunner::model_features(const float* x, std::int64_t n, int s) {
   Impl& m = *impl_;
   torch::NoGradGuard ng;
-  at::Tensor in = torch::from_blob(const_cast<float*>(x), {n, 3, s, s}, torch::kFloat32).clone();
+  at::Tensor in = torch::from_blob(const_cast<float*>(x), {n, 3, s, s}, torch::kFloat32)
+                      .to(m.device, torch::kFloat32, false, /*copy=*/true);
   c10::IValue out = m.module.forward({in});
   if (out.isTuple()) {
     const auto& el = out.toTupleRef().elements();
@@ -467,6 +474,7 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
   TLKIT_CHECK_ARG(!o.sizes.empty(), "--sizes: no training-set size");
   TLKIT_CHECK_ARG(o.seeds >= 1, "--seeds {}: must be >= 1", o.seeds);
   TLKIT_CHECK_ARG(o.block >= 1, "--block {}: must be >= 1", o.block);
+  const Device device = device_from_flag(o.finetune.device, "--device");
   TLKIT_CHECK_ARG(o.init == "default" || o.init == "trunc-normal",
                   "--init {}: expected default or trunc-normal", o.init);
   TLKIT_CHECK_ARG(o.eval_per_class >= 0, "--eval-per-class {}: must be >= 0", o.eval_per_class);
@@ -593,7 +601,7 @@ ProbeResult run_probe_in(const ProbeOptions& o) {
 
   // --- layers (rank 0 alone, while the others start their share of the fine-tuning runs)
   if (has("layers") && comm.is_root()) {
-    LayerRunner runner(o.model, o.features_output);
+    LayerRunner runner(o.model, o.features_output, device);
     const int s = o.input_size;
     const std::vector<float> val_img = decode(val, s), test_img = decode(test, s);
     const LayerFeatures fval =

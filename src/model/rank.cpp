@@ -120,6 +120,9 @@ std::string cache_key(const std::string& model_sha, const std::string& listing_s
     k["precision"] = to_string(o.model_options.precision);
   if (o.model_options.precision == Precision::kAuto)
     k["precision_tolerance"] = o.model_options.precision_tolerance;
+  // GPU kernels (cuDNN's choice of algorithm, TF32 convolutions) round differently from the CPU's:
+  // features from a GPU are cached apart. CPU keys are unchanged from before --device existed.
+  if (o.model_options.device.is_cuda()) k["device"] = "cuda";
   // Regression and multi-label listings can list the same text as a class listing (integer
   // targets); their entries hold targets.npy instead of labels.npy. Classification keys are
   // unchanged.

@@ -2,7 +2,6 @@
 // <torch/script.h> (about 12 s and 0.7 GB to compile).
 #include "tlkit/model/torchscript_model.h"
 
-#include <ATen/autocast_mode.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <set>
 
 #include "tlkit/core/error.h"
+#include "torch_device.h"
 #include "torchscript_optimize.h"
 
 namespace tlkit::model {
@@ -113,43 +113,19 @@ Precision parse_precision(const std::string& s) {
   TLKIT_THROW_ARG("--precision {}: expected fp32, bf16 or auto", s);
 }
 
-namespace {
-
-// LibTorch's CPU autocast to bfloat16 for the lifetime of the object, the previous state restored
-// after (as Python's torch.autocast("cpu", torch.bfloat16) does). Autocast acts in the dispatcher,
-// so it applies to the operators the TorchScript interpreter runs, frozen modules included.
-class CpuAutocastBf16 {
- public:
-  explicit CpuAutocastBf16(bool on) : on_(on) {
-    if (!on_) return;
-    was_enabled_ = at::autocast::is_cpu_enabled();
-    was_dtype_ = at::autocast::get_autocast_cpu_dtype();
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~CpuAutocastBf16() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(was_enabled_);
-    at::autocast::set_autocast_cpu_dtype(was_dtype_);
-  }
-  CpuAutocastBf16(const CpuAutocastBf16&) = delete;
-  CpuAutocastBf16& operator=(const CpuAutocastBf16&) = delete;
-
- private:
-  bool on_ = false;
-  bool was_enabled_ = false;
-  at::ScalarType was_dtype_ = at::kBFloat16;
-};
-
-}  // namespace
-
 // Collects LibTorch's warnings (TORCH_WARN) while a model runs, instead of LibTorch printing them
-// to stderr through glog; they become notes of the run.
+// to stderr through glog; they become notes of the run. LibTorch 2.0 made the warning one
+// c10::Warning object and moved the guard to c10::WarningUtils.
 class WarningCollector : public c10::WarningHandler {
  public:
+#if TLKIT_TORCH_AT_LEAST(2, 0)
+  void process(const c10::Warning& w) override { add(w.msg()); }
+#else
   void process(const c10::SourceLocation&, const std::string& msg, const bool) override {
+    add(msg);
+  }
+#endif
+  void add(const std::string& msg) {
     std::lock_guard<std::mutex> lk(mu_);
     const std::string line = msg.substr(0, msg.find('\n'));
     if (seen_.insert(line).second && seen_.size() <= 5) lines_.push_back(line);
@@ -165,6 +141,12 @@ class WarningCollector : public c10::WarningHandler {
   std::vector<std::string> lines_;
 };
 
+#if TLKIT_TORCH_AT_LEAST(2, 0)
+using WarningGuard = c10::WarningUtils::WarningHandlerGuard;
+#else
+using WarningGuard = c10::Warning::WarningHandlerGuard;
+#endif
+
 struct Selected {
   at::Tensor features;
   at::Tensor logits;  // undefined when there are none
@@ -173,8 +155,9 @@ struct Selected {
 struct TorchScriptModel::Impl {
   std::string path;
   ModelOptions options;
-  torch::jit::Module loaded;     // as loaded, in eval mode
-  torch::jit::Module optimized;  // what forward runs while `applied` is not kNone
+  c10::Device device = c10::kCPU;  // options.device
+  torch::jit::Module loaded;       // as loaded, in eval mode
+  torch::jit::Module optimized;    // what forward runs while `applied` is not kNone
   Optimization applied = Optimization::kNone;
   bool check = false;  // compare with `loaded` on the first batch of each shape (for kFull)
   std::set<std::array<std::int64_t, 3>> verified;  // input shapes checked against `loaded`
@@ -233,15 +216,17 @@ TorchScriptModel::TorchScriptModel(const std::string& path, const ModelOptions& 
   TLKIT_CHECK_ARG(options.precision_tolerance >= 0 && std::isfinite(options.precision_tolerance),
                   "--precision-tolerance must be a finite number >= 0, got {}",
                   options.precision_tolerance);
+  check_device(options.device);
   impl_->path = path;
   impl_->options = options;
+  impl_->device = to_torch(options.device);
   impl_->precision = options.precision;
   impl_->precision_check.tolerance = options.precision_tolerance;
   const auto t0 = std::chrono::steady_clock::now();
-  c10::Warning::WarningHandlerGuard guard(&impl_->warnings);
+  WarningGuard guard(&impl_->warnings);
   torch::jit::ExtraFilesMap extra{{"tlkit.json", ""}};
   try {
-    impl_->loaded = torch::jit::load(path, torch::kCPU, extra);
+    impl_->loaded = torch::jit::load(path, impl_->device, extra);
   } catch (const std::exception& e) {
     const std::string msg = one_line(e);
     // torch.save writes a zip with data.pkl but none of TorchScript's constants.pkl and code.
@@ -387,11 +372,12 @@ Selected TorchScriptModel::Impl::run(torch::jit::Module& m, const c10::IValue& i
                                      std::int64_t n, const std::string& described, bool bf16) {
   c10::IValue out;
   try {
-    CpuAutocastBf16 autocast(bf16);
+    AutocastBf16 autocast(device.type(), bf16);
     out = m.forward({input});
   } catch (const std::exception& e) {
     const std::string msg = one_line(e);
-    if (msg.find("allocate memory") != std::string::npos)
+    if (msg.find("allocate memory") != std::string::npos ||
+        msg.find("out of memory") != std::string::npos)
       throw std::runtime_error(fmt::format("{}: forward: {}", path, msg));
     // A size or shape complaint on an image batch: most likely the wrong --input-size.
     std::string lower = msg;
@@ -503,16 +489,19 @@ Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t 
 
 namespace {
 
+// The outputs as float32 on the CPU (from a device: a blocking copy, after which the input batch
+// has been read).
 ModelOutputs to_outputs(const Selected& s, std::int64_t n) {
   ModelOutputs r;
   r.n = n;
-  r.features_dim = s.features.size(1);
-  r.features.assign(s.features.data_ptr<float>(),
-                    s.features.data_ptr<float>() + s.features.numel());
+  const at::Tensor f = to_host(s.features);
+  r.features_dim = f.size(1);
+  r.features.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
   if (s.logits.defined()) {
+    const at::Tensor l = to_host(s.logits);
     r.has_logits = true;
-    r.logits_dim = s.logits.size(1);
-    r.logits.assign(s.logits.data_ptr<float>(), s.logits.data_ptr<float>() + s.logits.numel());
+    r.logits_dim = l.size(1);
+    r.logits.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
   }
   return r;
 }
@@ -524,10 +513,10 @@ ModelOutputs TorchScriptModel::forward(const float* nchw, std::int64_t n, int he
                   height, width);
   Impl& m = *impl_;
   c10::InferenceMode inference;
-  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
-  at::Tensor input =
+  WarningGuard warnings(&m.warnings);
+  const at::Tensor host =
       torch::from_blob(const_cast<float*>(nchw), {n, 3, height, width}, torch::kFloat32);
-  if (m.options.channels_last) input = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const at::Tensor input = to_device(host, m.device, m.options.channels_last);
   return to_outputs(m.forward(input, n, {n, height, width},
                               fmt::format("an input of shape [{}, 3, {}, {}]", n, height, width)),
                     n);
@@ -537,8 +526,12 @@ ModelOutputs TorchScriptModel::forward_texts(const std::vector<std::string>& tex
   const auto n = static_cast<std::int64_t>(texts.size());
   TLKIT_CHECK_ARG(n > 0, "forward on an empty batch of texts");
   Impl& m = *impl_;
+  TLKIT_CHECK_ARG(m.device.is_cpu(),
+                  "{}: --device {}: text models build their input tensors inside forward, on the "
+                  "CPU; use --device cpu",
+                  m.path, to_string(m.options.device));
   c10::InferenceMode inference;
-  c10::Warning::WarningHandlerGuard warnings(&m.warnings);
+  WarningGuard warnings(&m.warnings);
   c10::List<std::string> input;
   input.reserve(texts.size());
   for (const std::string& t : texts) input.push_back(t);

@@ -795,6 +795,24 @@ std::vector<Case> extract_cases() {
          return "!sh trap '' XFSZ; ulimit -f 1;;" + extract(in, image_folder(in, {}));
        },
        "feats"},
+      // CUDA_VISIBLE_DEVICES= hides any GPU, so the row holds with a CUDA LibTorch too.
+      {"extract-device-cuda-unavailable", 2, "--device cuda",
+       "has no CUDA support or sees no CUDA device",
+       [](Inputs& in) {
+         return "!sh export CUDA_VISIBLE_DEVICES=;;" + extract(in, image_folder(in, {})) +
+                " --device cuda";
+       },
+       "feats"},
+      {"extract-device-unknown", 2, "--device gpu", "expected cpu, cuda or cuda:N",
+       [](Inputs& in) { return extract(in, image_folder(in, {})) + " --device gpu"; }, "feats"},
+      {"predict-device-cuda-unavailable", 2, "--device cuda:1",
+       "has no CUDA support or sees no CUDA device",
+       [](Inputs& in) {
+         return "!sh export CUDA_VISIBLE_DEVICES=;;predict --model " + model("tuple") + " --data " +
+                image_folder(in, {}) + " --input-size 16 --device cuda:1 --out " +
+                in.p("preds.csv");
+       },
+       "preds.csv"},
   };
 }
 
@@ -832,6 +850,14 @@ std::vector<Case> rank_cases() {
          std::string args = rank(in, {zoo_entry("a", model("tuple"), "image")}, in.p("list.csv"));
          args.replace(args.find("--metrics logme"), 15, "--metric logme,hscore");
          return args + " --task regression";
+       },
+       "ranked.csv"},
+      {"rank-device-cuda-unavailable", 2, "--device cuda",
+       "has no CUDA support or sees no CUDA device",
+       [](Inputs& in) {
+         return "!sh export CUDA_VISIBLE_DEVICES=;;" +
+                rank(in, {zoo_entry("a", model("tuple"), "image")}, image_folder(in, {})) +
+                " --device cuda";
        },
        "ranked.csv"},
       {"rank-zoo-missing-file", 2, "nope.json", "cannot open the manifest",

@@ -2,6 +2,7 @@
 // (complete or absent), and agreement with the Python tool's reference outputs.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -212,6 +213,34 @@ TEST(CliExtract, PrecisionAutoSaysWhatItMeasuredAndChose) {
   EXPECT_EQ(test::load_json(t.file("d") + "/meta.json")["model"]["precision"], "fp32");
 }
 
+// --device cpu is the default: the same arrays, byte for byte, and meta.json records the device.
+// --device cuda on a LibTorch without CUDA (or with the GPUs hidden) is one line and no folder.
+TEST(CliExtract, DeviceCpuIsTheDefaultAndCudaIsRefusedWithoutAGpu) {
+  test::TempDir t;
+  ASSERT_EQ(run_cli(base_args("tuple", t.file("d"))).code, 0);
+  const CliRun r = run_cli(base_args("tuple", t.file("c")) + " --device cpu --channels-last");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(run_cli(base_args("tuple", t.file("dc")) + " --channels-last").code, 0);
+  for (const char* f : {"/features.npy", "/logits.npy", "/labels.npy", "/files.txt"})
+    EXPECT_EQ(test::read_bytes(t.file("c") + f), test::read_bytes(t.file("dc") + f)) << f;
+  EXPECT_EQ(test::load_json(t.file("d") + "/meta.json")["model"]["device"], "cpu");
+  EXPECT_EQ(test::load_json(t.file("c") + "/meta.json")["model"]["device"], "cpu");
+  EXPECT_EQ(r.out.find(", on cuda"), std::string::npos) << r.out;
+  // Hides any GPU from the child (it inherits the environment), so this holds on a CUDA build.
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string saved = visible ? visible : "";
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  const CliRun g = run_cli(base_args("tuple", t.file("g")) + " --device cuda:0");
+  if (visible)
+    ::setenv("CUDA_VISIBLE_DEVICES", saved.c_str(), 1);
+  else
+    ::unsetenv("CUDA_VISIBLE_DEVICES");
+  EXPECT_EQ(g.code, 2);
+  EXPECT_EQ(lines(g.err), 1) << g.err;
+  EXPECT_EQ(g.err.rfind("tlkit: error: --device cuda:0: this LibTorch (", 0), 0u) << g.err;
+  EXPECT_FALSE(fs::exists(t.file("g")));
+}
+
 // A regression listing of the same images: the same features, targets.npy (N x T float64) with
 // the CSV's values instead of labels.npy, and meta.json saying so; the hint's score command runs.
 TEST(CliExtract, RegressionTargetsAreWrittenAsTargetsNpy) {
@@ -266,10 +295,26 @@ TEST(CliExtract, RegressionTargetsAreWrittenAsTargetsNpy) {
 TEST(CliExtract, HelpListsTheOptions) {
   const CliRun r = run_cli("extract --help");
   EXPECT_EQ(r.code, 0);
-  for (const char* opt :
-       {"--model", "--data", "--split", "--input-size", "--out", "--batch", "--threads",
-        "--per-class", "--limit", "--seed", "--on-bad-image", "--quiet", "--features-output",
-        "--logits-output", "--optimize", "--precision", "--precision-tolerance", "--task"})
+  for (const char* opt : {"--model",
+                          "--data",
+                          "--split",
+                          "--input-size",
+                          "--out",
+                          "--batch",
+                          "--threads",
+                          "--per-class",
+                          "--limit",
+                          "--seed",
+                          "--on-bad-image",
+                          "--quiet",
+                          "--features-output",
+                          "--logits-output",
+                          "--optimize",
+                          "--precision",
+                          "--precision-tolerance",
+                          "--task",
+                          "--device",
+                          "--channels-last"})
     EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
 }
 

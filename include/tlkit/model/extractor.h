@@ -39,7 +39,8 @@ struct ExtractOptions {
   std::string expected_source;
   int batch = 32;
   int threads = 0;         ///< LibTorch intra-op and BLAS threads (0: idle_cores())
-  int decode_threads = 0;  ///< image decoding threads (0: half the cores, at least 1)
+  int decode_threads = 0;  ///< image decoding threads (0: half the cores, at least 1; for a
+                           ///< CUDA model_options.device all cores but one)
   SubsampleOptions sample;
   BadImagePolicy on_bad_image = BadImagePolicy::kFail;
   ModelOptions model_options;
@@ -93,8 +94,8 @@ struct ExtractResult {
   std::int64_t nonfinite_features = 0;              ///< NaN/inf values in the features (a warning)
   Optimization optimization = Optimization::kNone;  ///< what the model ran with at the end
   std::vector<std::string> model_notes;             ///< TorchScriptModel::notes()
-  Precision precision = Precision::kFp32;  ///< what the model ran with at the end
-  PrecisionCheck precision_check;          ///< TorchScriptModel::precision_check()
+  Precision precision = Precision::kFp32;           ///< what the model ran with at the end
+  PrecisionCheck precision_check;                   ///< TorchScriptModel::precision_check()
   int input_size = 0;  ///< S used (images): ExtractOptions::input_size or the model's record
   std::vector<std::string> size_notes;  ///< part of model_notes: output widths vs input size
   int threads = 0;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tlkit/model/device.h"
 #include "tlkit/model/finetune.h"
 
 namespace tlkit::model {
@@ -49,9 +50,11 @@ struct LayerFeatures {
 ///     receives), then the Sequential's children one by one;
 ///   * models whose forward returns, among its outputs, a list of per-layer feature tensors.
 /// Anything else (the traced kit models) is refused with a tlkit::InputError.
+/// The model runs on `device` (loaded there; the layers' pooled features come back as float32).
 class LayerRunner {
  public:
-  LayerRunner(const std::string& model_path, int features_output = 0);
+  LayerRunner(const std::string& model_path, int features_output = 0,
+              const Device& device = Device());
   ~LayerRunner();
   LayerRunner(const LayerRunner&) = delete;
   LayerRunner& operator=(const LayerRunner&) = delete;
@@ -95,7 +98,9 @@ struct ProbeOptions {
   std::string metrics = "logme,hscore,nleep";  ///< per-layer scores (core metric registry)
   std::vector<double> cs;                      ///< C grid of the linear probe (empty: default)
   std::string out;
-  FinetuneOptions finetune;  ///< epochs, lr, batch, ... of every fine-tuning run (mode: full)
+  /// epochs, lr, batch, ... of every fine-tuning run (mode: full); its `device` (cpu, cuda or
+  /// cuda:N, parse_device) is also where the layers analysis runs.
+  FinetuneOptions finetune;
   /// (phase, done, total, detail) for people.
   std::function<void(const std::string&, std::int64_t, std::int64_t, const std::string&)> progress;
 };

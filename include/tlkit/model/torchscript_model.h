@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "tlkit/model/device.h"
+
 namespace tlkit::model {
 
 /// ModelOptions::logits_output: index 1 when forward returns a tuple of 2 or more, else none.
@@ -32,11 +34,12 @@ Optimization parse_optimization(const std::string& s);
 /// The arithmetic of forward.
 enum class Precision {
   kFp32,  ///< float32 throughout (the default)
-  kBf16,  ///< under LibTorch's CPU autocast to bfloat16 (convolutions and matrix products in
-          ///< bfloat16, outputs cast back to float32): 1.5-3x faster on processors with AVX-512
-          ///< BF16/AMX, features 0.8-21 % off in relative Frobenius norm on the kit's models
-          ///< (docs/extract.md). With Optimization::kFull the model runs frozen instead, with a
-          ///< note: optimize_for_inference's oneDNN operators are outside autocast
+  kBf16,  ///< under LibTorch's autocast to bfloat16 for the model's device (CPU or CUDA:
+          ///< convolutions and matrix products in bfloat16, outputs cast back to float32): on the
+          ///< CPU 1.5-3x faster on processors with AVX-512 BF16/AMX, features 0.8-21 % off in
+          ///< relative Frobenius norm on the kit's models (docs/extract.md). With
+          ///< Optimization::kFull the model runs frozen instead, with a note:
+          ///< optimize_for_inference's oneDNN operators are outside autocast
   kAuto,  ///< the first batch runs both; bfloat16 for the rest when its features are within
           ///< ModelOptions::precision_tolerance of float32's, else float32
 };
@@ -73,6 +76,11 @@ struct ModelOptions {
   Precision precision = Precision::kFp32;
   /// For Precision::kAuto: the largest relative feature error accepted for bfloat16 (>= 0).
   double precision_tolerance = kDefaultPrecisionTolerance;
+  /// Where forward runs. The model is loaded onto it (map_location), each batch is copied there
+  /// (asynchronously from a pinned HostBuffer) and the outputs are copied back as float32.
+  /// Checked at construction (check_device): a CUDA device this LibTorch cannot use is an
+  /// InputError. On CUDA, channels_last and precision apply there (CUDA autocast).
+  Device device = {};
 };
 
 /// What a model file says about itself in the extra file `tlkit.json` stored inside the
@@ -97,22 +105,25 @@ struct ModelOutputs {
 
 class TorchScriptModel {
  public:
-  /// Loads `path` on the CPU in eval mode. Throws tlkit::InputError naming the file when it does
-  /// not exist or is not a TorchScript archive (saying how to export one when it is a torch.save
-  /// file: a state_dict or a pickled module), when its tlkit.json is malformed, or when an output
-  /// index is negative.
+  /// Loads `path` onto options.device in eval mode. Throws tlkit::InputError naming the file when
+  /// it does not exist or is not a TorchScript archive (saying how to export one when it is a
+  /// torch.save file: a state_dict or a pickled module), when its tlkit.json is malformed, or when
+  /// an output index is negative.
   TorchScriptModel(const std::string& path, const ModelOptions& options = {});
   ~TorchScriptModel();
   TorchScriptModel(TorchScriptModel&&) noexcept;
   TorchScriptModel& operator=(TorchScriptModel&&) noexcept;
 
-  /// Runs forward without autograd on `n` contiguous [3, height, width] float32 images. Throws
-  /// tlkit::InputError naming the model when forward fails or breaks the contract (an output index
-  /// out of range, a non-tensor or non-float output, a first dimension other than n).
+  /// Runs forward without autograd on `n` contiguous [3, height, width] float32 images (on a CUDA
+  /// device: copied there, asynchronously when `nchw` is in a pinned HostBuffer; the memory may be
+  /// reused once forward returns). Throws tlkit::InputError naming the model when forward fails or
+  /// breaks the contract (an output index out of range, a non-tensor or non-float output, a first
+  /// dimension other than n); std::runtime_error when memory runs out.
   ModelOutputs forward(const float* nchw, std::int64_t n, int height, int width);
 
   /// Runs forward(List[str]) without autograd on a batch of texts (text models: the tokenizer is
-  /// inside the module). Same contract checks as forward().
+  /// inside the module). Same contract checks as forward(). CPU only: on a CUDA device it throws
+  /// tlkit::InputError (the module builds its input tensors on the CPU).
   ModelOutputs forward_texts(const std::vector<std::string>& texts);
 
   const std::string& path() const;
