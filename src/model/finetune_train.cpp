@@ -187,7 +187,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   auto evaluate = [&](const Split& split) {
     backbone.eval_mode();
     head->eval();
-    torch::NoGradGuard ng;
+    c10::InferenceMode inference;  // no autograd records or version counts
     std::int64_t correct = 0;
     // Data-parallel: each process evaluates its block of rows.
     const RowRange rows =
@@ -204,9 +204,10 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
                                                {cnt, 3, s, s}, torch::kFloat32)
                                   .to(ctx.device));
       }
-      at::Tensor pred = head->forward(f).argmax(1).cpu();
-      for (std::int64_t i = 0; i < cnt; ++i)
-        correct += pred[i].item<std::int64_t>() == split.samples[b + i].label;
+      const at::Tensor pred =
+          head->forward(f).argmax(1).to(torch::kCPU, torch::kInt64).contiguous();
+      const std::int64_t* p = pred.data_ptr<std::int64_t>();
+      for (std::int64_t i = 0; i < cnt; ++i) correct += p[i] == split.samples[b + i].label;
     }
     if (ctx.dp) ctx.dp->allreduce_sum(&correct, 1);
     return 100.0 * static_cast<double>(correct) /
