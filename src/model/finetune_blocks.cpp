@@ -162,8 +162,8 @@ Backbone::Backbone(const std::string& path, int features_output, int input_size)
   // Keep the blocks whose parameters reach the features.
   at::Tensor f;
   try {
-    f = text_ ? features(std::vector<std::string>{"a short text", "and another one?"})
-              : features(torch::zeros({2, 3, input_size, input_size}));
+    f = text_ ? run({text_list({"a short text", "and another one?"})}, true)
+              : run({torch::zeros({2, 3, input_size, input_size})}, true);
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {

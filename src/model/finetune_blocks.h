@@ -3,6 +3,7 @@
 // (--block-order) and re-initialisation (--reinit-blocks) of tlkit probe.
 #pragma once
 
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
 #include <cstdint>
@@ -40,14 +41,14 @@ class Backbone {
   // (aten::size, aten::dim, prim::dtype, prim::device) do not count as uses.
   std::vector<Block> split_flat(const torch::jit::Module& holder, const std::string& prefix);
 
-  at::Tensor features(const at::Tensor& x) {
-    return select_features(module_.forward({x}), features_output_, path_);
-  }
+  // The features of a batch of images or texts, in training and evaluation, by TorchScript's
+  // graph executor without graph optimisation: the optimising executor turns a graph that first
+  // ran with gradients into autodiff subgraphs, whose forward and backward took 1.2x and 1.4x the
+  // time of LibTorch's autograd of the same operators on the kit's scripted ResNet-20 (as in
+  // PyTorch-Python when a module's first call runs without gradients, tools/bench_finetune_py.py).
+  at::Tensor features(const at::Tensor& x) { return run({x}, false); }
   at::Tensor features(const std::vector<std::string>& texts) {
-    c10::List<std::string> input;
-    input.reserve(texts.size());
-    for (const auto& t : texts) input.push_back(t);
-    return select_features(module_.forward({input}), features_output_, path_);
+    return run({text_list(texts)}, false);
   }
 
   bool text() const { return text_; }  // forward(List[str])
@@ -99,6 +100,19 @@ class Backbone {
   }
 
  private:
+  static c10::List<std::string> text_list(const std::vector<std::string>& texts) {
+    c10::List<std::string> input;
+    input.reserve(texts.size());
+    for (const auto& t : texts) input.push_back(t);
+    return input;
+  }
+  // forward's features; `optimized`: by the optimising executor, as the constructor's probe of
+  // which blocks reach the features runs (its gradients decide the blocks).
+  at::Tensor run(std::vector<c10::IValue> input, bool optimized) {
+    torch::jit::GraphOptimizerEnabledGuard executor(optimized);
+    return select_features(module_.forward(std::move(input)), features_output_, path_);
+  }
+
   std::string path_;
   int features_output_;
   torch::jit::Module module_;
