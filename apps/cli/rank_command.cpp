@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -13,6 +14,7 @@
 #include "interrupt.h"
 #include "metric_options.h"
 #include "progress.h"
+#include "statistics_backend.h"
 #include "tlkit/core/csv.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/npy.h"
@@ -321,6 +323,10 @@ int run_rank(const RankArgs& a) {
   o.cache_dir = a.no_cache ? "" : a.cache;
   o.shard_data = a.shard_data;
   o.decode_cache_bytes = a.decode_cache_mb << 20;
+  const model::Device device = o.extract.model_options.device;
+  const std::unique_ptr<StatisticsBackend> backend =
+      optional_statistics_backend(device.is_cuda(), device.index);
+  o.statistics_backend = backend.get();
   if (!a.models.empty()) o.models = split_list(a.models);
   if (!a.out.empty())
     TLKIT_CHECK_ARG(!fs::is_directory(a.out), "--out {}: is a folder (expected a CSV file name)",

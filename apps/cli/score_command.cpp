@@ -2,16 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <system_error>
 
 #include "commands.h"
 #include "metric_options.h"
+#include "statistics_backend.h"
 #include "tlkit/core/bootstrap.h"
 #include "tlkit/core/communicator.h"
 #include "tlkit/core/logme.h"
@@ -19,11 +18,7 @@
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
 #include "tlkit/core/score.h"
-#include "tlkit/core/statistics_backend.h"
 #include "world.h"
-#ifdef TLKIT_HAVE_CUDA
-#include "tlkit/cuda/backend.h"
-#endif
 
 namespace tlkit::cli {
 namespace {
@@ -483,23 +478,6 @@ static std::vector<std::string> split_metrics(const ScoreArgs& a, const ScoreOpt
   return kept;
 }
 
-// The statistics backend for --device: none for cpu, the CUDA one for cuda. No device (or no
-// driver) is a failing environment (exit 1); a build without CUDA cannot do what was asked (2).
-static std::unique_ptr<StatisticsBackend> statistics_backend(const std::string& device) {
-  if (device != "cuda") return nullptr;
-#ifdef TLKIT_HAVE_CUDA
-  try {
-    return cuda::make_statistics_backend();
-  } catch (const std::runtime_error& e) {
-    throw std::system_error(ENODEV, std::generic_category(), e.what());
-  }
-#else
-  TLKIT_THROW_ARG(
-      "--device cuda: this tlkit was built without CUDA (configure with -DTLKIT_CUDA=ON; "
-      "docs/gpu.md)");
-#endif
-}
-
 int run_score(const ScoreArgs& a) {
   set_blas_threads(a.threads);
   ScoreOptions options;
@@ -529,7 +507,7 @@ int run_score(const ScoreArgs& a) {
                     a.metric_flag, name);
   }
   const std::vector<std::string> run = split_metrics(a, options, metrics);
-  const std::unique_ptr<StatisticsBackend> backend = statistics_backend(a.device);
+  const std::unique_ptr<StatisticsBackend> backend = required_statistics_backend(a.device == "cuda", 0);
   options.backend = backend.get();
   check_memory(a);
   try {

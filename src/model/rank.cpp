@@ -284,6 +284,7 @@ void score_model(const ModelData& data, const MetricPlan& plan, const RankOption
   so.threads = o.extract.threads;
   so.comm = comm;
   so.first_row = first_row;
+  so.backend = o.statistics_backend;
   const auto t0 = Clock::now();
   std::vector<MetricValue> values;
   try {

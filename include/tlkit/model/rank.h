@@ -24,6 +24,7 @@
 
 namespace tlkit {
 class Communicator;
+class StatisticsBackend;
 }
 
 namespace tlkit::model {
@@ -64,6 +65,10 @@ struct RankOptions {
   /// Decoded images kept in memory for the next models (bytes of pixels; 0: none), so that a zoo
   /// decodes each image once when they fit (decoded_images.h); image data only.
   std::int64_t decode_cache_bytes = std::int64_t{1} << 30;
+  /// Where score()'s statistics are computed (ScoreOptions::backend; nullptr: the CPU). The
+  /// command line sets the CUDA backend when the models run on a CUDA device and tlkit was built
+  /// with it (docs/gpu.md).
+  StatisticsBackend* statistics_backend = nullptr;
 };
 
 struct RankedModel {
