@@ -85,7 +85,7 @@ struct ExtractionArgs {
   std::uint64_t seed = 0;
   std::string on_bad_image = "fail";
   std::string optimize = "freeze";
-  bool channels_last = false;
+  bool channels_last = true;  // --no-channels-last: NCHW
   std::string precision = "fp32";
   double precision_tolerance = model::kDefaultPrecisionTolerance;
   std::string device = "cpu";  // cpu, cuda or cuda:N (model::parse_device)

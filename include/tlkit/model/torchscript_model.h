@@ -71,7 +71,9 @@ struct ModelOptions {
   Optimization optimization = Optimization::kFreeze;
   /// Run convolutions in channels-last (NHWC) memory format: the module's 4-d parameters and
   /// buffers and every input batch are converted. Same results to float32 rounding; 1.05-1.6x
-  /// faster end to end on the kit's CNNs measured on 2 cores (docs/extract.md).
+  /// faster end to end on the kit's CNNs measured on 2 cores (docs/extract.md). Off here (the
+  /// model as stored, as fine-tuning runs it); tlkit extract, rank and predict turn it on unless
+  /// given --no-channels-last.
   bool channels_last = false;
   Precision precision = Precision::kFp32;
   /// For Precision::kAuto: the largest relative feature error accepted for bfloat16 (>= 0).
