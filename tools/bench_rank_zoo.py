@@ -22,7 +22,7 @@ The two run back to back, R times each (best of R). The rankings by LogME must b
 
   tools/bench_rank_zoo.py [--models a,b,...] [--split validation] [--per-class K] [--repeats R]
                           [--threads T] [--tlkit build/apps/cli/tlkit] [--kit ../shared/kit]
-                          [--tlkit-args '--channels-last --precision auto']
+                          [--tlkit-args '--precision auto']
 """
 import argparse
 import json
@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--tlkit-args", default="",
-                    help="more tlkit rank options, e.g. '--channels-last --precision auto'")
+                    help="more tlkit rank options, e.g. '--precision auto' or '--no-channels-last'")
     a = ap.parse_args()
     zoo = json.load(open(os.path.join(a.kit, "models", "zoo.json")))["models"]
     models = [m.strip() for m in a.models.split(",") if m.strip()] or \

@@ -8,17 +8,22 @@
 #
 # Once, where apt works, in the repository root:
 #   tools/device_deps.sh                   # .devdeps/*.deb, ~15 MB (ignored: .git/info/exclude)
-# Then through the device tool (one call; the build takes 1-3 minutes on 16 cores):
-#   run(command="bash tools/device_check.sh", carry=[".devdeps"], timeout_s=420)
-# (the summary is printed last and written with the whole log to $OUT; a timeout_s of 420 leaves
-# device time for one rerun within the 15 minutes a session has).
+# Then through the device tool (one call; each build takes 1-3 minutes on 16 cores):
+#   run(command="bash tools/device_check.sh", carry=[".devdeps"], timeout_s=590)
+# (the summary is printed last and written with the whole log to $OUT). The models part
+# (tools/device_models_check.sh: tlkit against the machine's CUDA LibTorch, extraction timed
+# against PyTorch) runs last, within TLKIT_DEVICE_CHECK_BUDGET seconds of the start (560). For the
+# scoring part alone, with device time left for one rerun within a session's 15 minutes:
+#   run(command="TLKIT_DEVICE_CHECK_MODELS=0 bash tools/device_check.sh", carry=[".devdeps"],
+#       timeout_s=420)
 # Here, without a GPU (a rehearsal: every step but the GPU's):
 #   TLKIT_DEVICE_CHECK_JOBS=2 nice -n 19 bash tools/device_check.sh
 #
 # Environment: OUT (where the log and summary are copied; the device tool sets it),
 # TLKIT_DEVICE_CHECK_JOBS (build jobs, default nproc), TLKIT_DEVICE_CHECK_BENCH (the benchmark's
 # cases, default "20000x2048x100:cpu 1000000x4096x100"), TLKIT_DEVICE_CHECK_LAUNCHER (a compiler
-# launcher such as ccache, for rehearsals).
+# launcher such as ccache, for rehearsals), TLKIT_DEVICE_CHECK_MODELS (0: skip the models part),
+# TLKIT_DEVICE_CHECK_BUDGET (seconds from the start within which the models part must end, 560).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-cuda"
@@ -201,4 +206,24 @@ sed -n '/^== bench:/,$p' "$log" |
   grep -E '(device_(gram|syevd|total)_s|h2d_copy_s|host_(gram|total)_s|host_total_over_h2d|agree_worst_rel|logme_device_vs_host|no CUDA device|^device |^error)' |
   sed 's/^/           /' | tee -a "$summary" >/dev/null
 [ -n "$gpu_reason" ] && note "gpu        $gpu_reason: GPU tests skipped, no GPU measurements"
+
+# ---- the models on the GPU: tools/device_models_check.sh (docs/gpu-models.md) builds tlkit
+# against the LibTorch of the machine's PyTorch with the same carried packages, runs the device
+# tests and times extraction against PyTorch, within what is left of the budget.
+budget="${TLKIT_DEVICE_CHECK_BUDGET:-560}"
+if [ "${TLKIT_DEVICE_CHECK_MODELS:-1}" = 0 ]; then
+  note "models     not run (TLKIT_DEVICE_CHECK_MODELS=0)"
+elif ! python3 -c 'import torch' >/dev/null 2>&1; then
+  note "models     not run: python3 has no torch (a CUDA PyTorch's LibTorch is what they build on)"
+else
+  left=$((budget - ($(date +%s) - t_start)))
+  if [ "$left" -lt 120 ]; then
+    note "models     not run: ${left}s left of the ${budget}s budget"
+  else
+    step models timeout "$left" env TLKIT_DEPS="$prefix" \
+      bash "$root/tools/device_models_check.sh" "$root/build-gpu-models"
+    sed -n '/^== models:/,$p' "$log" | sed -n '/^== summary/,$p' | sed 's/^/           /' |
+      tee -a "$summary" >/dev/null
+  fi
+fi
 finish

@@ -54,10 +54,24 @@ LINK_FLAGS=""
 for d in $LINKDIRS; do LINK_FLAGS+=" -Wl,-rpath-link,$d"; done
 
 PREFIXES="$TORCH_PREFIX"
+DEP_ARGS=()
 if [ -n "${TLKIT_DEPS:-}" ]; then
   PREFIXES+=";$TLKIT_DEPS/usr"
   export LD_LIBRARY_PATH="$TLKIT_DEPS/usr/lib/x86_64-linux-gnu:$TLKIT_DEPS/usr/lib:${LD_LIBRARY_PATH:-}"
   export PKG_CONFIG_PATH="$TLKIT_DEPS/usr/lib/x86_64-linux-gnu/pkgconfig:$TLKIT_DEPS/usr/share/pkgconfig:${PKG_CONFIG_PATH:-}"
+  # As tools/device_check.sh: each carried dependency named where CMake would not look (Debian's
+  # OpenBLAS lives in a sub-folder that only its alternatives link names).
+  dl="$TLKIT_DEPS/usr/lib/x86_64-linux-gnu"
+  export LD_LIBRARY_PATH="$dl/openblas-pthread:$LD_LIBRARY_PATH"
+  DEP_ARGS+=(-DEigen3_DIR="$TLKIT_DEPS/usr/share/eigen3/cmake" -Dfmt_DIR="$dl/cmake/fmt"
+    -Dnlohmann_json_DIR="$TLKIT_DEPS/usr/share/cmake/nlohmann_json"
+    -DCLI11_DIR="$TLKIT_DEPS/usr/share/cmake/CLI11" -DGTest_DIR="$dl/cmake/GTest"
+    -DTLKIT_OPENBLAS_LIB="$dl/openblas-pthread/libopenblas.so"
+    -DTLKIT_CBLAS_INCLUDE="$TLKIT_DEPS/usr/include/x86_64-linux-gnu/openblas-pthread"
+    -DTLKIT_LAPACKE_LIB="$dl/liblapacke.so" -DTLKIT_LAPACKE_INCLUDE="$TLKIT_DEPS/usr/include"
+    -DTLKIT_LBFGS_LIB="$dl/liblbfgs.so" -DTLKIT_LBFGS_INCLUDE="$TLKIT_DEPS/usr/include"
+    -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
+  [ -x "$TLKIT_DEPS/usr/bin/pkgconf" ] && DEP_ARGS+=(-DPKG_CONFIG_EXECUTABLE="$TLKIT_DEPS/usr/bin/pkgconf")
 fi
 # OpenCV (image decoding) only where its headers are: Debian's runtime closure is too large to carry.
 OPENCV=OFF
@@ -80,7 +94,7 @@ if step build; then
     -DCMAKE_PREFIX_PATH="$PREFIXES" -DTLKIT_BUILD_PYTHON=OFF -DTLKIT_BUILD_BENCHMARKS=OFF \
     -DTLKIT_MPI=OFF -DTLKIT_WITH_OPENCV=$OPENCV -DTLKIT_WERROR="${TLKIT_WERROR:-OFF}" \
     -DCMAKE_EXE_LINKER_FLAGS="$LINK_FLAGS" -DCMAKE_SHARED_LINKER_FLAGS="$LINK_FLAGS" \
-    "${CUDA_ARGS[@]}" >"$OUT/configure.log" 2>&1 || { tail -n 40 "$OUT/configure.log"; exit 1; }
+    "${DEP_ARGS[@]}" "${CUDA_ARGS[@]}" >"$OUT/configure.log" 2>&1 || { tail -n 40 "$OUT/configure.log"; exit 1; }
   grep -E "tlkit: LibTorch|Caffe2: CUDA|CUDA detected|Found CUDAToolkit" "$OUT/configure.log" || true
   say "build ($(nproc) jobs)"
   cmake --build "$BUILD" -j"$(nproc)" --target tlkit tlkit_model_tests tlkit_forward_bench \
