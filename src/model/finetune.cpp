@@ -212,8 +212,9 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     } else {
       Splits sp = make_splits(o);
       res.class_names = sp.classes;
-      TorchScriptModel m(o.model,
-                         ModelOptions{o.features_output, kNoOutput, Optimization::kFreeze});
+      ModelOptions mo{o.features_output, kNoOutput, Optimization::kFreeze};
+      mo.device = device;  // the features are extracted there (as tlkit extract --device)
+      TorchScriptModel m(o.model, mo);
       fsx.train = extract_rows(m, sp.train.samples, o, text, fsx.d, "features train");
       fsx.val = extract_rows(m, sp.val.samples, o, text, fsx.d, "features val");
       fsx.test = extract_rows(m, sp.test.samples, o, text, fsx.d, "features test");
