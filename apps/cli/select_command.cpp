@@ -14,6 +14,7 @@
 #include "tlkit/core/error.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/zoo.h"
+#include "tlkit/model/device.h"
 #include "tlkit/model/select.h"
 #include "tlkit/model/text_dataset.h"
 
@@ -34,6 +35,7 @@ struct SelectArgs {
   int keep = 0;
   CLI::Option* keep_flag = nullptr;
   int threads = 0;
+  std::string device = "cpu";
   int batch = 32;
   std::uint64_t seed = 0;
   std::string format = "table";
@@ -121,6 +123,11 @@ CLI::App* add_select_options(CLI::App& app, SelectArgs& a) {
       ->capture_default_str();
   cmd->add_option("--threads", a.threads, "LibTorch and BLAS threads (0: the idle cores)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--device", a.device,
+                  "Where the models run (stage 0's features) and are trained: cpu, cuda "
+                  "(device 0) or cuda:N; CUDA needs tlkit built against a CUDA LibTorch "
+                  "(docs/gpu-models.md)")
+      ->capture_default_str();
   cmd->add_option("--cache", o.rank.cache_dir, "Feature cache of stage 0 (shared with tlkit rank)")
       ->capture_default_str();
   cmd->add_option("--out", o.out, "Output folder (also the resume state)")->capture_default_str();
@@ -218,6 +225,8 @@ void print_table(const model::SelectResult& r, bool md) {
 
 int run_select_command(SelectArgs& a) {
   model::SelectOptions& o = a.o;
+  o.rank.extract.model_options.device = model::device_from_flag(a.device, "--device");
+  o.finetune.device = a.device;
   if (a.keep_flag->count() > 0) TLKIT_CHECK_ARG(a.keep >= 1, "--keep {}: must be >= 1", a.keep);
   o.keep = a.keep_flag->count() > 0 ? a.keep : 0;
   TLKIT_CHECK_ARG(o.eta > 1.0, "--eta {}: must be > 1", o.eta);

@@ -39,7 +39,11 @@ void add_training_options(CLI::App* cmd, model::FinetuneOptions& o) {
 }
 
 void add_device_options(CLI::App* cmd, model::FinetuneOptions& o) {
-  cmd->add_option("--device", o.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--device", o.device,
+                  "Where the model runs and is trained: cpu, cuda (device 0) or cuda:N (under "
+                  "mpirun, every process uses this device); CUDA needs tlkit built against a CUDA "
+                  "LibTorch (docs/gpu-models.md)")
+      ->capture_default_str();
   cmd->add_option(
          "--threads", o.threads,
          "LibTorch and BLAS threads (0: the cores not busy with other processes, at least 1; "

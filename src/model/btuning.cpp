@@ -115,9 +115,10 @@ std::vector<double> read_weights(const std::string& path, std::int64_t c, std::i
   return std::vector<double>(p, p + c * d);
 }
 
-torch::jit::Module load_teacher(const ZooModel& z) {
+// A teacher, loaded onto the training device (the map location: its weights land there).
+torch::jit::Module load_teacher(const ZooModel& z, torch::Device device) {
   try {
-    torch::jit::Module m = torch::jit::load(z.file, torch::kCPU);
+    torch::jit::Module m = torch::jit::load(z.file, device);
     m.eval();
     return m;
   } catch (const c10::Error& e) {
@@ -349,8 +350,7 @@ BTuningSetup prepare_btuning(const FinetuneOptions& o, const std::vector<ZooMode
     for (std::size_t i = 0; i < candidates.size(); ++i) {
       if (o.cancelled && o.cancelled()) throw Interrupted("interrupted");
       const ZooModel& z = candidates[i];
-      torch::jit::Module m = load_teacher(z);
-      m.to(device);
+      torch::jit::Module m = load_teacher(z, device);
       const auto forward = [&](const at::Tensor& x) {
         const at::Tensor in = model_input(x, o.mean, o.std, z.input_size, z.mean, z.std);
         return select_features(m.forward({in}), z.features_output, z.file).reshape({x.size(0), -1});
@@ -409,8 +409,7 @@ BTuningSetup prepare_btuning(const FinetuneOptions& o, const std::vector<ZooMode
     const ZooModel& z = candidates[i];
     Teacher t;
     t.name = z.name;
-    t.module = load_teacher(z);
-    t.module.to(device);
+    t.module = load_teacher(z, device);
     t.input_size = z.input_size;
     t.features_output = z.features_output;
     t.mean = z.mean;

@@ -16,6 +16,7 @@
 #include "finetune_train.h"
 #include "tlkit/core/error.h"
 #include "tlkit/core/linear_probe.h"
+#include "tlkit/model/device.h"
 #include "tlkit/model/runtime.h"
 #include "tlkit/model/torchscript_model.h"
 
@@ -82,13 +83,9 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
   FinetuneResult res;
   res.mode = o.mode;
   // Options.
-  TLKIT_CHECK_ARG(o.device == "cpu" || o.device == "cuda", "--device {}: expected cpu or cuda",
-                  o.device);
-  if (o.device == "cuda")
-    TLKIT_CHECK_ARG(cuda_available(),
-                    "--device cuda: this LibTorch ({}) has no CUDA support or sees no CUDA "
-                    "device; use --device cpu",
-                    torch_version());
+  // cpu, cuda or cuda:N, and a CUDA device this LibTorch can use: checked before anything is read
+  // or written (the same messages as extract's --device).
+  const Device device = device_from_flag(o.device, "--device");
   TLKIT_CHECK_ARG(!o.out.empty(), "--out: an output folder is required");
   std::error_code ec;
   TLKIT_CHECK_ARG(!fs::exists(o.out, ec) || fs::is_directory(o.out, ec),
@@ -139,7 +136,7 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
                     o.split_train, o.data);
     TLKIT_CHECK_ARG(o.mean.empty() && o.std.empty(),
                     "--mean/--std: {} is text data; they normalise images", o.data);
-    TLKIT_CHECK_ARG(o.device == "cpu",
+    TLKIT_CHECK_ARG(!device.is_cuda(),
                     "--device {}: text models build their input tensors inside forward, on the "
                     "CPU; use --device cpu",
                     o.device);
@@ -215,8 +212,9 @@ FinetuneResult run_finetune(const FinetuneOptions& o) {
     } else {
       Splits sp = make_splits(o);
       res.class_names = sp.classes;
-      TorchScriptModel m(o.model,
-                         ModelOptions{o.features_output, kNoOutput, Optimization::kFreeze});
+      ModelOptions mo{o.features_output, kNoOutput, Optimization::kFreeze};
+      mo.device = device;  // the features are extracted there (as tlkit extract --device)
+      TorchScriptModel m(o.model, mo);
       fsx.train = extract_rows(m, sp.train.samples, o, text, fsx.d, "features train");
       fsx.val = extract_rows(m, sp.val.samples, o, text, fsx.d, "features val");
       fsx.test = extract_rows(m, sp.test.samples, o, text, fsx.d, "features test");

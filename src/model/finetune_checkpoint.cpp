@@ -15,7 +15,9 @@ namespace {
 void write_tensors(torch::serialize::OutputArchive& a, const std::string& key,
                    const std::vector<at::Tensor>& v) {
   torch::serialize::OutputArchive sub;
-  for (std::size_t i = 0; i < v.size(); ++i) sub.write("t" + std::to_string(i), v[i].detach());
+  // CPU tensors: the checkpoint loads on either device.
+  for (std::size_t i = 0; i < v.size(); ++i)
+    sub.write("t" + std::to_string(i), v[i].detach().to(torch::kCPU));
   a.write(key, sub);
 }
 
@@ -62,21 +64,22 @@ void write_json(const std::string& path, const json& j) {
 
 int load_checkpoint(const std::string& ckpt, const std::string& hash, const json& hashed,
                     CheckpointTensors t, torch::optim::Optimizer& opt, int& bad_epochs,
-                    FinetuneRun& run) {
+                    FinetuneRun& run, const torch::Device& device) {
   torch::serialize::InputArchive a;
   try {
-    a.load_from(ckpt);
+    a.load_from(ckpt, device);
   } catch (const std::exception& e) {
     TLKIT_THROW_ARG("{}: not a readable checkpoint ({}); remove it to start afresh", ckpt,
                     one_line(e));
   }
   c10::IValue v;
   a.read("config_hash", v);
-  if (v.toStringRef() != hash) {
-    c10::IValue cfg;
-    a.read("config", cfg);
+  c10::IValue cfg;
+  a.read("config", cfg);
+  json old = json::parse(cfg.toStringRef());
+  old.erase("device");  // hashed before the device was left out of the hash
+  if (v.toStringRef() != hash && old != hashed) {
     std::string diff;
-    const json old = json::parse(cfg.toStringRef());
     for (auto it = hashed.begin(); it != hashed.end(); ++it)
       if (!old.contains(it.key()) || old[it.key()] != it.value())
         diff += (diff.empty() ? "" : ", ") + it.key();
@@ -161,7 +164,7 @@ std::map<std::string, std::vector<float>> model_parameters(const std::string& mo
 std::map<std::string, std::vector<float>> checkpoint_parameters(const std::string& checkpoint,
                                                                 bool buffers) {
   torch::serialize::InputArchive a;
-  a.load_from(checkpoint);
+  a.load_from(checkpoint, torch::kCPU);  // written on either device
   c10::IValue names_v;
   a.read("model_names", names_v);
   std::vector<std::string> names;

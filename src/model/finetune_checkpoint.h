@@ -28,10 +28,12 @@ struct CheckpointTensors {
 // Reads `ckpt` into the tensors (copied in place), the optimizer, `bad_epochs` and the run's
 // record (best epoch, history, ...; resumed). Returns the number of epochs done. Throws
 // tlkit::InputError when the file is unreadable or holds a configuration whose hash is not
-// `hash` (naming the keys of `hashed` that differ).
+// `hash` (naming the keys of `hashed` that differ). The file's tensors are mapped to `device`
+// as they are read, so a checkpoint written on one device resumes on the other. A checkpoint
+// whose configuration records a device (earlier versions hashed it) matches when the rest does.
 int load_checkpoint(const std::string& ckpt, const std::string& hash, const json& hashed,
                     CheckpointTensors t, torch::optim::Optimizer& opt, int& bad_epochs,
-                    FinetuneRun& run);
+                    FinetuneRun& run, const torch::Device& device);
 
 // Writes the state after `epochs_done` epochs to `ckpt` atomically (write_file_atomic).
 void save_checkpoint(const std::string& ckpt, const std::string& hash, const json& hashed,

@@ -24,6 +24,7 @@
 #include "sampling.h"
 #include "sha256.h"
 #include "tlkit/core/error.h"
+#include "torch_device.h"
 
 namespace tlkit::model::finetune_detail {
 namespace fs = std::filesystem;
@@ -123,6 +124,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   config["label_smoothing"] = h.label_smoothing;
   json hashed = config;
   hashed.erase("epochs");  // a run may be resumed to more epochs
+  hashed.erase("device");  // and on another device
   const std::string hash = sha256_hex(hashed.dump());
   config["epochs"] = o.epochs;
 
@@ -172,7 +174,7 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     fs::remove(dir + "/model.pt", ec);  // written again when this run finishes
   }
   if (fs::exists(ckpt, ec)) {
-    start = load_checkpoint(ckpt, hash, hashed, tensors, *opt, bad_epochs, run);
+    start = load_checkpoint(ckpt, hash, hashed, tensors, *opt, bad_epochs, run, ctx.device);
   } else {
     TLKIT_CHECK_ARG(!o.resume, "--resume: {} has no checkpoint.pt to resume from", dir);
   }
@@ -182,6 +184,8 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
   const bool crop = !text && o.augment.find("crop") != std::string::npos;
   const int s = o.input_size;
   const std::int64_t item = 3LL * s * s;
+  // The training batch, assembled on the host: pinned when the model trains on CUDA.
+  HostBuffer xb(text ? 0 : static_cast<std::size_t>(o.batch * item), parse_device(o.device));
   const Split& train = ctx.splits.train;
 
   auto evaluate = [&](const Split& split) {
@@ -231,14 +235,13 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
     head->train();
     double loss_sum = 0.0;
     std::int64_t correct = 0, seen = 0;
-    std::vector<float> xb, tmp;
+    std::vector<float> tmp;
     std::vector<std::string> tb;
     std::vector<std::int64_t> yb;
     const std::int64_t batches = (train.n() + o.batch - 1) / o.batch;
     for (std::int64_t bi = 0; bi < batches; ++bi) {
       if (o.cancelled && o.cancelled()) throw Interrupted("interrupted");  // the last checkpoint
       const std::int64_t b = bi * o.batch, cnt = std::min<std::int64_t>(o.batch, train.n() - b);
-      xb.resize(text ? 0 : static_cast<std::size_t>(cnt * item));
       tb.resize(text ? static_cast<std::size_t>(cnt) : 0);
       yb.resize(static_cast<std::size_t>(cnt));
       for (std::int64_t i = 0; i < cnt; ++i) {
@@ -260,10 +263,12 @@ FinetuneRun train_run(Context& ctx, Backbone& backbone, const std::vector<at::Te
       opt->zero_grad();
       if (n > 0) {
         at::Tensor y = torch::from_blob(yb.data() + part.begin, {n}, torch::kInt64).to(ctx.device);
-        const at::Tensor x = text ? at::Tensor()
-                                  : torch::from_blob(xb.data() + part.begin * item, {n, 3, s, s},
-                                                     torch::kFloat32)
-                                        .to(ctx.device);
+        // From the pinned buffer the copy is asynchronous; loss.item() below synchronises
+        // before the next batch overwrites the buffer. On the CPU: the buffer itself.
+        const at::Tensor x =
+            text ? at::Tensor()
+                 : to_device(host_view(xb, {cnt, 3, s, s}).narrow(0, part.begin, n), ctx.device,
+                             /*channels_last=*/false);
         const at::Tensor feats = text ? backbone.features(tb) : backbone.features(x);
         at::Tensor logits = head->forward(feats);
         at::Tensor loss = batch_loss(logits, y, h.label_smoothing);
@@ -369,7 +374,9 @@ double training_loss(const std::vector<float>& logits, const std::vector<std::in
 void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& axes, bool text,
                         json base, std::chrono::steady_clock::time_point t_start,
                         FinetuneResult& res) {
-  const torch::Device device = o.device == "cuda" ? torch::Device(torch::kCUDA) : torch::kCPU;
+  // Validated by run_finetune; "cuda" is cuda:0, recorded as such in metrics.json.
+  const Device where = parse_device(o.device);
+  const torch::Device device = to_torch(where);
   const std::vector<ZooModel> teachers = btuning_candidates(o, text);  // checked before the data
   Splits sp = make_splits(o);
   res.class_names = sp.classes;
@@ -433,8 +440,8 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   base["warmup_epochs"] = o.warmup_epochs;
   base["augment"] = text ? std::string("none") : o.augment;
   base["patience"] = o.patience;
-  base["device"] = o.device;
-  if (!o.reinit_blocks.empty()) {  // (absent otherwise: earlier checkpoints stay valid)
+  base["device"] = to_string(where);  // not in the configuration hash: resumes on either device
+  if (!o.reinit_blocks.empty()) {     // (absent otherwise: earlier checkpoints stay valid)
     base["reinit_blocks"] = o.reinit_blocks;
     base["reinit_init"] = o.reinit_init;
   }
@@ -453,10 +460,15 @@ void run_gradient_modes(const FinetuneOptions& o, const std::vector<GridAxis>& a
   info["trainable_parameters"] = res.trainable_parameters;
   keep_freed_memory();
   Communicator& comm = o.comm ? *o.comm : single_process();
-  Context ctx{o,    sp,   res.classes,
-              device, base, info,
+  Context ctx{o,
+              sp,
+              res.classes,
+              device,
+              base,
+              info,
               o.data_parallel && comm.size() > 1 ? &comm : nullptr,
-              bts.bt.get(), bts.info};
+              bts.bt.get(),
+              bts.info};
 
   const Hyper h0{o.lr, o.weight_decay, o.momentum, o.head_lr_mult, o.label_smoothing};
   if (axes.empty()) {

@@ -18,6 +18,7 @@
 #include "tlkit/core/error.h"
 #include "tlkit/core/metrics.h"
 #include "tlkit/core/npy.h"
+#include "tlkit/model/device.h"
 #include "tlkit/model/zoo_handoff.h"
 
 namespace tlkit::model {
@@ -325,6 +326,7 @@ SelectResult run_select(const ZooManifest& zoo, const SelectOptions& options,
                         const SelectEvents& events) {
   SelectOptions o = options;
   TLKIT_CHECK_ARG(!o.out.empty(), "select needs an output folder (--out)");
+  device_from_flag(o.finetune.device, "--device");  // before any folder is made
   TLKIT_CHECK_ARG(o.eta > 1.0 && std::isfinite(o.eta), "--eta {}: must be a number > 1", o.eta);
   TLKIT_CHECK_ARG(o.keep >= 0, "--keep {}: must be >= 1", o.keep);
   TLKIT_CHECK_ARG(o.first_epochs >= 1, "--first-epochs {}: must be >= 1", o.first_epochs);

@@ -1006,6 +1006,15 @@ std::vector<Case> finetune_cases() {
        [](Inputs& in) { return finetune(in) + " --grid depth=1,2"; }, "ft"},
       {"finetune-bad-grid-value", 2, "--grid", "not a number",
        [](Inputs& in) { return finetune(in) + " --grid lr=0.1,abc"; }, "ft"},
+      // CUDA_VISIBLE_DEVICES= hides any GPU, so the row holds with a CUDA LibTorch too.
+      {"finetune-device-cuda-unavailable", 2, "--device cuda:1",
+       "has no CUDA support or sees no CUDA device",
+       [](Inputs& in) {
+         return "!sh export CUDA_VISIBLE_DEVICES=;;" + finetune(in) + " --device cuda:1";
+       },
+       "ft"},
+      {"finetune-device-unknown", 2, "--device cuda:x", "expected cpu, cuda or cuda:N",
+       [](Inputs& in) { return finetune(in) + " --device cuda:x"; }, "ft"},
       {"finetune-data-parallel-one-process", 2, "--data-parallel", "mpirun -n P",
        [](Inputs& in) { return finetune(in) + " --data-parallel"; }, "ft"},
       {"finetune-out-is-a-file", 2, "--out", "exists and is not a folder",

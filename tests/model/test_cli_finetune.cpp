@@ -10,12 +10,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "cli_support.h"
 #include "test_support.h"
 #include "tlkit/model/finetune.h"
+#include "tlkit/model/runtime.h"
 
 extern char** environ;
 
@@ -113,13 +115,33 @@ TEST(CliFinetune, ListsBlocksLastFirst) {
   EXPECT_EQ(r.out.find("linear"), std::string::npos) << "the old classifier is not a block";
 }
 
-TEST(CliFinetune, CudaWithoutCudaIsAUsageError) {
+// --device takes extract's values (cpu, cuda, cuda:N) with its one-line errors, checked before
+// any folder is made. CUDA_VISIBLE_DEVICES= hides any GPU, so the refusal holds with a CUDA
+// LibTorch too.
+TEST(CliFinetune, DeviceValuesAreCheckedBeforeAnythingIsWritten) {
   test::TempDir t;
-  const CliRun r = run_cli(toy_args(t.file("out")) + " --device cuda");
-  if (r.code == 0) GTEST_SKIP() << "this LibTorch has CUDA";
-  EXPECT_EQ(r.code, 2) << r.err;
-  EXPECT_NE(r.err.find("--device cuda: this LibTorch"), std::string::npos) << r.err;
-  expect_usage_error(toy_args(t.file("out")) + " --device tpu", "--device tpu");
+  const std::string out = t.file("out");
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  for (const std::string d : {"cuda", "cuda:0", "cuda:3"}) {
+    expect_usage_error(toy_args(out) + " --device " + d,
+                       "--device " + d + ": this LibTorch (" + model::torch_version() +
+                           ") has no CUDA support or sees no CUDA device; use --device cpu");
+    EXPECT_FALSE(fs::exists(out)) << d;
+  }
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
+  for (const std::string d : {"tpu", "cuda:x", "cuda:", "cuda:-1", "CPU", "gpu"}) {
+    expect_usage_error(toy_args(out) + " --device " + d,
+                       "--device " + d + ": expected cpu, cuda or cuda:N (N >= 0)");
+    EXPECT_FALSE(fs::exists(out)) << d;
+  }
+  // probe shares the option and its check.
+  expect_usage_error("probe --model " + test::data_path("model/models/trainable.pt") + " --data " +
+                         test::data_path("model/toy") +
+                         " --split-train train --split-test test --input-size 8 --device cuda:x "
+                         "--out " +
+                         out,
+                     "--device cuda:x: expected cpu, cuda or cuda:N (N >= 0)");
+  EXPECT_FALSE(fs::exists(out));
 }
 
 TEST(CliFinetune, TextModelRunsWithoutInputSize) {
@@ -185,6 +207,22 @@ nlohmann::json without_seconds(nlohmann::json m) {
   for (auto& e : m["history"]) e.erase("seconds");
   m.erase("totals");
   return m;
+}
+
+// --device cpu is the default: the same model.pt, byte for byte, and the same metrics.json
+// (timings aside), which records the device.
+TEST(CliFinetune, DeviceCpuEqualsTheDefault) {
+  test::TempDir t;
+  const CliRun a = run_cli(toy_args(t.file("default")) + " --mode full --quiet");
+  ASSERT_EQ(a.code, 0) << a.err;
+  const CliRun b = run_cli(toy_args(t.file("cpu")) + " --mode full --quiet --device cpu");
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(test::read_bytes(t.file("default") + "/model.pt"),
+            test::read_bytes(t.file("cpu") + "/model.pt"));
+  const auto ma = without_seconds(test::load_json(t.file("default") + "/metrics.json"));
+  const auto mb = without_seconds(test::load_json(t.file("cpu") + "/metrics.json"));
+  EXPECT_EQ(ma, mb);
+  EXPECT_EQ(ma["config"]["device"], "cpu");
 }
 
 TEST(CliFinetune, CtrlCKeepsTheLastCheckpointAndTheRerunEqualsAStraightRun) {

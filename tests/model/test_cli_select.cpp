@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -273,6 +274,12 @@ TEST(CliSelect, BadOptionsAreOneLineErrors) {
   std::string no_test = args(t);
   no_test.replace(no_test.find(" --split-test test"), 18, "");
   test::expect_usage_error(no_test, "give --split-test, or --test-fraction F");
+  // --device as tlkit finetune's (CUDA_VISIBLE_DEVICES= hides any GPU from a CUDA LibTorch).
+  test::expect_usage_error(args(t) + " --device cuda:x",
+                           "--device cuda:x: expected cpu, cuda or cuda:N (N >= 0)");
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  test::expect_usage_error(args(t) + " --device cuda", "--device cuda: this LibTorch (");
+  ::unsetenv("CUDA_VISIBLE_DEVICES");
   EXPECT_FALSE(fs::exists(t.file("out")));
 }
 

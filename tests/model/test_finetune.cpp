@@ -5,10 +5,12 @@
 // (skipped without the kit).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "model/finetune_grid.h"
 #include "model_test_support.h"
@@ -336,6 +338,104 @@ TEST(Finetune, BadOptionsThrow) {
   if (!cuda_available()) {
     EXPECT_THROW(run_finetune(o), InputError);
   }
+}
+
+// --- --device
+// -------------------------------------------------------------------------------------
+
+// Values extract's --device refuses are refused here too, before the output folder is made.
+TEST(FinetuneDevice, BadDevicesThrowBeforeAnythingIsWritten) {
+  test::TempDir t;
+  for (const std::string d : {"gpu", "cuda:x", "cuda:", "cuda:-1", "cuda:1024"}) {
+    FinetuneOptions o = toy(t.path() + "/out");
+    o.device = d;
+    try {
+      run_finetune(o);
+      ADD_FAILURE() << d << " was accepted";
+    } catch (const InputError& e) {
+      EXPECT_EQ(std::string(e.what()), "--device " + d + ": expected cpu, cuda or cuda:N (N >= 0)");
+    }
+    EXPECT_FALSE(fs::exists(t.path() + "/out")) << d;
+  }
+  if (cuda_available()) return;
+  for (const std::string d : {"cuda", "cuda:0", "cuda:2"}) {
+    FinetuneOptions o = toy(t.path() + "/out");
+    o.device = d;
+    EXPECT_THROW(run_finetune(o), InputError) << d;
+    EXPECT_FALSE(fs::exists(t.path() + "/out")) << d;
+  }
+}
+
+// The largest difference between two parameter maps, relative to the larger magnitude (at least 1).
+double max_relative_difference(const std::map<std::string, std::vector<float>>& a,
+                               const std::map<std::string, std::vector<float>>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (const auto& [name, va] : a) {
+    const auto it = b.find(name);
+    if (it == b.end() || it->second.size() != va.size()) {
+      ADD_FAILURE() << name << " differs in shape";
+      return std::numeric_limits<double>::infinity();
+    }
+    for (std::size_t i = 0; i < va.size(); ++i) {
+      const double x = va[i], y = it->second[i];
+      worst = std::max(worst, std::abs(x - y) / std::max({1.0, std::abs(x), std::abs(y)}));
+    }
+  }
+  return worst;
+}
+
+// A few SGD steps (3 epochs of the 18 toy images, batch 4: 15 steps, all blocks) on the GPU
+// against the CPU. cuDNN may run float32 convolutions in TF32 (10 mantissa bits), so the runs
+// agree to a tolerance, not bit for bit: losses within 1e-2, weights within 1e-2 relative.
+TEST(FinetuneDevice, GpuTrainsAsTheCpuDoes) {
+  if (!cuda_available()) GTEST_SKIP() << "this LibTorch has no CUDA support or sees no GPU";
+  test::TempDir cpu, gpu;
+  FinetuneOptions o = toy(cpu.path(), "full");
+  const FinetuneRun rc = run_finetune(o).runs[0];
+  o.out = gpu.path();
+  o.device = "cuda";
+  const FinetuneRun rg = run_finetune(o).runs[0];
+  ASSERT_EQ(rc.history.size(), rg.history.size());
+  for (std::size_t i = 0; i < rc.history.size(); ++i)
+    EXPECT_NEAR(rc.history[i].train_loss, rg.history[i].train_loss, 1e-2) << "epoch " << i + 1;
+  EXPECT_LT(max_relative_difference(checkpoint_parameters(cpu.path() + "/checkpoint.pt", true),
+                                    checkpoint_parameters(gpu.path() + "/checkpoint.pt", true)),
+            1e-2);
+  EXPECT_LT(max_relative_difference(model_parameters(cpu.path() + "/model.pt"),
+                                    model_parameters(gpu.path() + "/model.pt")),
+            1e-2);
+  EXPECT_EQ(test::load_json(gpu.path() + "/metrics.json")["config"]["device"], "cuda:0");
+}
+
+// A run interrupted on the CPU resumes on the GPU, and one interrupted there resumes on the CPU
+// (checkpoints hold CPU tensors; the device is outside the configuration hash); the result is
+// the straight CPU run's, to the tolerance above.
+TEST(FinetuneDevice, GpuResumesAcrossDevices) {
+  if (!cuda_available()) GTEST_SKIP() << "this LibTorch has no CUDA support or sees no GPU";
+  test::TempDir straight, split;
+  FinetuneOptions o = toy(straight.path(), "top:2");
+  o.epochs = 3;
+  const FinetuneRun s = run_finetune(o).runs[0];
+  o.out = split.path();
+  o.stop_after = 1;
+  run_finetune(o);  // epoch 1 on the CPU
+  o.resume = true;
+  o.device = "cuda:0";
+  const FinetuneRun on_gpu = run_finetune(o).runs[0];  // epoch 2 on the GPU
+  EXPECT_TRUE(on_gpu.resumed);
+  EXPECT_EQ(on_gpu.resumed_from_epoch, 1);
+  o.device = "cpu";
+  o.stop_after = 0;
+  const FinetuneRun back = run_finetune(o).runs[0];  // epoch 3 on the CPU
+  EXPECT_EQ(back.resumed_from_epoch, 2);
+  ASSERT_TRUE(back.finished);
+  ASSERT_EQ(back.history.size(), s.history.size());
+  for (std::size_t i = 0; i < s.history.size(); ++i)
+    EXPECT_NEAR(s.history[i].train_loss, back.history[i].train_loss, 1e-2) << "epoch " << i + 1;
+  EXPECT_LT(max_relative_difference(checkpoint_parameters(straight.path() + "/checkpoint.pt", true),
+                                    checkpoint_parameters(split.path() + "/checkpoint.pt", true)),
+            1e-2);
 }
 
 // --- Text models -------------------------------------------------------------------------------
