@@ -99,11 +99,10 @@ Outcome compute_logme_accumulated(const ScoreArgs& a, const LogmeOptions& opt,
   // more memory than the D x D statistics a stream would hold, and LogME's N <= D path (F F^T;
   // the reference modes' own formulas there) needs them; streamed, --logme-mode thuml gave 4.44
   // whole and 0.193 in chunks on tests/data/logme/wide.
-  const bool whole =
-      comm.size() == 1 && (a.chunk_rows == 0 || [&] {
-        const NpyRowReader peek(a.features);
-        return peek.rows() <= peek.cols();
-      }());
+  const bool whole = comm.size() == 1 && (a.chunk_rows == 0 || [&] {
+                       const NpyRowReader peek(a.features);
+                       return peek.rows() <= peek.cols();
+                     }());
   if (whole) {
     const NpyArray features = load_npy(a.features);
     const FeatureView f = features.features();
@@ -507,7 +506,8 @@ int run_score(const ScoreArgs& a) {
                     a.metric_flag, name);
   }
   const std::vector<std::string> run = split_metrics(a, options, metrics);
-  const std::unique_ptr<StatisticsBackend> backend = required_statistics_backend(a.device == "cuda", 0);
+  const std::unique_ptr<StatisticsBackend> backend =
+      required_statistics_backend(a.device == "cuda", 0);
   options.backend = backend.get();
   check_memory(a);
   try {

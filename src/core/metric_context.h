@@ -206,6 +206,9 @@ class MetricContext {
   void add_class_sums(const double* rows, std::int64_t begin, std::int64_t count,
                       Eigen::MatrixXd& class_sums) const;
   void stats_from_backend(Stats& s);  // stats() through ScoreOptions::backend
+  // stats()'s end: the first moments from `class_sums` (this pass's, summed over the processes)
+  // unless an earlier moments() call has them, then stats_ = s.
+  const Stats& keep_stats(Stats& s, Eigen::MatrixXd&& class_sums);
 
   std::optional<Moments> moments_;
   std::optional<Stats> stats_;

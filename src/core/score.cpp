@@ -157,16 +157,10 @@ const MetricContext::Stats& MetricContext::stats() {
     ScoreStatistics part = ScoreStatistics::accumulate(inputs_.features, inputs_.labels, labels_);
     communicate([&] { part.allreduce(*comm_); });
     s.gram = Eigen::Map<const Eigen::MatrixXd>(part.gram.data(), d, d);
-    if (!moments_) {
-      Moments m;
-      m.class_sums = Eigen::Map<const Eigen::MatrixXd>(part.class_sums.data(), d, num_classes());
-      m.sum = m.class_sums.rowwise().sum();
-      moments_ = std::move(m);
-    }
-    s.sum = moments_->sum;
-    s.class_sums = moments_->class_sums;
-    stats_ = std::move(s);
-    return *stats_;
+    Eigen::MatrixXd class_sums;
+    if (!moments_)
+      class_sums = Eigen::Map<const Eigen::MatrixXd>(part.class_sums.data(), d, num_classes());
+    return keep_stats(s, std::move(class_sums));
   }
   s.gram = Eigen::MatrixXd::Zero(d, d);
   // The moments come from this pass unless an earlier moments() call has them: the same
@@ -181,7 +175,11 @@ const MetricContext::Stats& MetricContext::stats() {
   // Streamed rows split over processes: this process's sums, then those of all of them.
   reduce_sum(s.gram);
   if (!have_moments) reduce_sum(class_sums);
-  if (!have_moments) {
+  return keep_stats(s, std::move(class_sums));
+}
+
+const MetricContext::Stats& MetricContext::keep_stats(Stats& s, Eigen::MatrixXd&& class_sums) {
+  if (!moments_) {
     Moments m;
     m.sum = class_sums.rowwise().sum();
     m.class_sums = std::move(class_sums);
@@ -210,16 +208,8 @@ void MetricContext::stats_from_backend(Stats& s) {
     backend.accumulate(inputs_.features, y_.data(), c, s.gram.data(), class_sums.data());
   }
   reduce_sum(s.gram);
-  if (!moments_) {
-    reduce_sum(class_sums);
-    Moments m;
-    m.sum = class_sums.rowwise().sum();
-    m.class_sums = std::move(class_sums);
-    moments_ = std::move(m);
-  }
-  s.sum = moments_->sum;
-  s.class_sums = moments_->class_sums;
-  stats_ = std::move(s);
+  if (!moments_) reduce_sum(class_sums);
+  keep_stats(s, std::move(class_sums));
 }
 
 const MetricContext::GramEigen* MetricContext::gram_eigen() {

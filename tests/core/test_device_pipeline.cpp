@@ -165,20 +165,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PipelineBackendScores,
                                            ScoreCase{500, 1, 2, 0}));  // D = 1
 
 // Streamed rows (--chunk-rows) reach the backend chunk by chunk: the same sums.
-class VectorRows : public RowSource {
- public:
-  VectorRows(const std::vector<double>& f, std::int64_t n, std::int64_t d, std::int64_t chunk)
-      : f_(f), n_(n), d_(d), chunk_(chunk) {}
-  void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) override {
-    for (std::int64_t b = 0; b < n_; b += chunk_)
-      fn(FeatureView::row_major(f_.data() + b * d_, std::min(chunk_, n_ - b), d_), b);
-  }
-
- private:
-  const std::vector<double>& f_;
-  std::int64_t n_, d_, chunk_;
-};
-
 TEST(PipelineBackend, StreamedRowsGiveTheSameLogme) {
   const std::int64_t n = 250, d = 12;
   const std::vector<std::int64_t> labels = test::make_labels(n, 5, 31);
@@ -186,7 +172,7 @@ TEST(PipelineBackend, StreamedRowsGiveTheSameLogme) {
   ScoreInputs held;
   held.features = FeatureView::row_major(f.data(), n, d);
   held.labels = {labels.data(), n};
-  VectorRows rows(f, n, d, 33);
+  test::VectorRows rows(f, n, d, 33);
   ScoreInputs streamed = held;
   streamed.features.data = nullptr;
   streamed.feature_rows = &rows;

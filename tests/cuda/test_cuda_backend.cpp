@@ -79,20 +79,6 @@ TEST(CudaBackend, Float32FortranAndPinnedRowsGiveTheCpuStatistics) {
   cudaHostUnregister(f.data());
 }
 
-class VectorRows : public RowSource {
- public:
-  VectorRows(const std::vector<double>& f, std::int64_t n, std::int64_t d, std::int64_t chunk)
-      : f_(f), n_(n), d_(d), chunk_(chunk) {}
-  void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) override {
-    for (std::int64_t b = 0; b < n_; b += chunk_)
-      fn(FeatureView::row_major(f_.data() + b * d_, std::min(chunk_, n_ - b), d_), b);
-  }
-
- private:
-  const std::vector<double>& f_;
-  std::int64_t n_, d_, chunk_;
-};
-
 TEST(CudaBackend, StreamedRowsGiveTheCpuScores) {
   TLKIT_NEEDS_GPU();
   const std::int64_t n = 5000, d = 96;
@@ -101,7 +87,7 @@ TEST(CudaBackend, StreamedRowsGiveTheCpuScores) {
   ScoreInputs held;
   held.features = FeatureView::row_major(f.data(), n, d);
   held.labels = {labels.data(), n};
-  VectorRows rows(f, n, d, 777);
+  test::VectorRows rows(f, n, d, 777);
   ScoreInputs streamed = held;
   streamed.features.data = nullptr;
   streamed.feature_rows = &rows;

@@ -27,6 +27,7 @@
 namespace tlkit::model {
 namespace {
 
+using tlkit::test::close_to;
 using tlkit::test::data_path;
 
 template <typename Fn>
@@ -153,21 +154,6 @@ std::vector<float> npy_floats(const std::string& path) {
   for (std::int64_t i = 0; i < f.rows; ++i)
     for (std::int64_t j = 0; j < f.cols; ++j) v[i * f.cols + j] = static_cast<float>(f.at(i, j));
   return v;
-}
-
-// max |a - b| <= rtol * max |b|.
-::testing::AssertionResult close_to(const std::vector<float>& a, const std::vector<float>& b,
-                                    double rtol) {
-  if (a.size() != b.size())
-    return ::testing::AssertionFailure() << "sizes " << a.size() << " vs " << b.size();
-  double scale = 0, diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-  }
-  if (diff <= rtol * scale) return ::testing::AssertionSuccess() << "max difference " << diff;
-  return ::testing::AssertionFailure()
-         << "max difference " << diff << " > " << rtol << " x " << scale;
 }
 
 double relative_error(const std::vector<float>& a, const std::vector<float>& b) {

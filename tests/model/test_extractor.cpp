@@ -23,6 +23,7 @@ namespace tlkit::model {
 namespace {
 
 namespace fs = std::filesystem;
+using tlkit::test::close_to;
 using tlkit::test::data_path;
 using tlkit::test::read_bytes;
 using tlkit::test::TempDir;
@@ -55,21 +56,6 @@ std::vector<float> npy_floats(const std::string& path, std::int64_t* rows = null
   for (std::int64_t i = 0; i < f.rows; ++i)
     for (std::int64_t j = 0; j < f.cols; ++j) v[i * f.cols + j] = static_cast<float>(f.at(i, j));
   return v;
-}
-
-// max |a - b| <= rtol * max |b|.
-::testing::AssertionResult close_to(const std::vector<float>& a, const std::vector<float>& b,
-                                    double rtol = 1e-4) {
-  if (a.size() != b.size())
-    return ::testing::AssertionFailure() << "sizes " << a.size() << " vs " << b.size();
-  double scale = 0, diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-  }
-  if (diff <= rtol * scale) return ::testing::AssertionSuccess() << "max difference " << diff;
-  return ::testing::AssertionFailure()
-         << "max difference " << diff << " > " << rtol << " x " << scale;
 }
 
 template <typename Fn>

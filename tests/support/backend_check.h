@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,21 @@
 #include "tlkit/core/statistics_backend.h"
 
 namespace tlkit::test {
+
+/// Rows of a row-major N x D vector handed out `chunk` rows at a time (--chunk-rows' RowSource).
+class VectorRows : public RowSource {
+ public:
+  VectorRows(const std::vector<double>& f, std::int64_t n, std::int64_t d, std::int64_t chunk)
+      : f_(f), n_(n), d_(d), chunk_(chunk) {}
+  void for_chunks(const std::function<void(const FeatureView&, std::int64_t)>& fn) override {
+    for (std::int64_t b = 0; b < n_; b += chunk_)
+      fn(FeatureView::row_major(f_.data() + b * d_, std::min(chunk_, n_ - b), d_), b);
+  }
+
+ private:
+  const std::vector<double>& f_;
+  std::int64_t n_, d_, chunk_;
+};
 
 /// The metrics that read the backend's statistics (stats() or gram_eigen()).
 inline const std::vector<std::string>& backend_metrics() {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -16,7 +17,9 @@
 
 namespace tlkit::test {
 
-inline std::string data_path(const std::string& rel) { return std::string(TLKIT_TEST_DATA) + "/" + rel; }
+inline std::string data_path(const std::string& rel) {
+  return std::string(TLKIT_TEST_DATA) + "/" + rel;
+}
 
 /// A fresh directory under the system temp dir, removed with its contents at scope exit.
 class TempDir {
@@ -61,14 +64,14 @@ inline nlohmann::json load_json(const std::string& path) {
 inline ::testing::AssertionResult near_rel(double a, double b, double rtol, double floor = 1e-12) {
   const double scale = std::max({std::abs(a), std::abs(b), floor});
   if (std::abs(a - b) <= rtol * scale) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << a << " vs " << b << ": relative error "
-                                       << std::abs(a - b) / scale << " > " << rtol;
+  return ::testing::AssertionFailure()
+         << a << " vs " << b << ": relative error " << std::abs(a - b) / scale << " > " << rtol;
 }
 
 /// Deterministic Gaussian features with class-dependent means (so LogME has signal).
 inline std::vector<double> make_features(std::int64_t n, std::int64_t d,
-                                         const std::vector<std::int64_t>& labels,
-                                         unsigned seed, double shift = 1.0) {
+                                         const std::vector<std::int64_t>& labels, unsigned seed,
+                                         double shift = 1.0) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> g(0.0, 1.0);
   std::vector<double> f(static_cast<std::size_t>(n * d));
@@ -95,6 +98,21 @@ std::string input_error_of(Fn&& fn) {
     return e.what();
   }
   return "<no InputError>";
+}
+
+// max |a - b| <= rtol * max |b|.
+inline ::testing::AssertionResult close_to(const std::vector<float>& a, const std::vector<float>& b,
+                                           double rtol = 1e-4) {
+  if (a.size() != b.size())
+    return ::testing::AssertionFailure() << "sizes " << a.size() << " vs " << b.size();
+  double scale = 0, diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+    diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+  }
+  if (diff <= rtol * scale) return ::testing::AssertionSuccess() << "max difference " << diff;
+  return ::testing::AssertionFailure()
+         << "max difference " << diff << " > " << rtol << " x " << scale;
 }
 
 }  // namespace tlkit::test
