@@ -181,6 +181,8 @@ struct TorchScriptModel::Impl {
   // against the module as loaded (see forward_fp32()).
   Selected forward_fp32(const c10::IValue& input, std::int64_t n,
                         const std::array<std::int64_t, 3>& key, const std::string& described);
+  // The module forward runs now: the optimised one unless `applied` fell back to kNone.
+  torch::jit::Module& current() { return applied == Optimization::kNone ? loaded : optimized; }
   // forward_fp32, or bfloat16 per `precision` (kAuto: decided on this batch).
   Selected forward(const c10::IValue& input, std::int64_t n, const std::array<std::int64_t, 3>& key,
                    const std::string& described);
@@ -414,8 +416,8 @@ std::string TorchScriptModel::Impl::mismatch(const Selected& ref, const Selected
 Selected TorchScriptModel::Impl::forward_fp32(const c10::IValue& input, std::int64_t n,
                                               const std::array<std::int64_t, 3>& key,
                                               const std::string& described) {
-  if (applied == Optimization::kNone) return run(loaded, input, n, described);
-  if (!check || verified.count(key)) return run(optimized, input, n, described);
+  if (applied == Optimization::kNone || !check || verified.count(key))
+    return run(current(), input, n, described);
   // The first batch of each shape runs both modules and compares them: LibTorch 1.13's
   // optimize_for_inference computes wrong features for some models on some processors
   // (docs/extract.md). After a fallback to kFreeze, the frozen module is compared the same way.
@@ -455,13 +457,11 @@ Selected TorchScriptModel::Impl::forward(const c10::IValue& input, std::int64_t 
     // The --optimize full check compares float32 runs (bfloat16 rounding would fail it).
     if (check && applied != Optimization::kNone && !verified.count(key))
       forward_fp32(input, n, key, described);
-    torch::jit::Module& now = applied == Optimization::kNone ? loaded : optimized;
-    return run(now, input, n, described, true);
+    return run(current(), input, n, described, true);
   }
   // kAuto: the first batch runs both and decides for the rest of the run.
   Selected ref = forward_fp32(input, n, key, described);
-  torch::jit::Module& now = applied == Optimization::kNone ? loaded : optimized;
-  Selected low = run(now, input, n, described, true);
+  Selected low = run(current(), input, n, described, true);
   const at::Tensor a = ref.features.to(torch::kFloat64);
   const at::Tensor b = low.features.to(torch::kFloat64);
   const double ref_norm = a.norm().item<double>();
